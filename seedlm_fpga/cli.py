@@ -1,0 +1,81 @@
+"""The `seedlm-fpga` command line: one subcommand per module, imported on demand.
+
+Each command module provides ``add_arguments(parser)`` and ``run(args) -> int``; its
+docstring's first line is the command's one-line help. Modules are imported only for
+the command that runs, so `seedlm-fpga project` does not pay for torch or Amaranth.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from . import __version__
+from .errors import UserError
+
+#: command -> (module, one-line help). Order is the order of `seedlm-fpga --help`.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "compress": ("seedlm_fpga.compressor.cli_compress", "compress a checkpoint to a .seedlm file (data-free)"),
+    "decompress": ("seedlm_fpga.compressor.cli_decompress", "rebuild a safetensors state dict from a .seedlm file"),
+    "inspect": ("seedlm_fpga.compressor.cli_inspect", "show what a .seedlm file holds"),
+    "image": ("seedlm_fpga.compressor.cli_image", "write the memory image a GEMV engine streams (SPEC 5.3)"),
+    "evaluate": ("seedlm_fpga.compressor.cli_evaluate", "compression error and perplexity against data-free baselines"),
+    "generate": ("seedlm_fpga.hdl.cli_generate", "write Verilog of the SeedLM and 16-bit baseline GEMV engines"),
+    "cosim": ("seedlm_fpga.sim.cli_cosim", "run the generated Verilog under cocotb + Verilator, bit-exact, with cycle counts"),
+    "boards": ("seedlm_fpga.boards.cli_boards", "list the shipped FPGA boards"),
+    "synth": ("seedlm_fpga.boards.cli_synth", "synthesize / place-and-route an engine for a board with open tools"),
+    "project": ("seedlm_fpga.sim.cli_project", "project decode speedups for Llama-scale models on a board"),
+}
+
+
+def _top_help() -> str:
+    width = max(map(len, COMMANDS))
+    lines = [
+        "usage: seedlm-fpga [--version] COMMAND [ARGS]",
+        "",
+        "FPGA design generator and bit-exact simulator for SeedLM (arXiv 2410.10714).",
+        "",
+        "commands:",
+    ]
+    lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += ["", "Run 'seedlm-fpga COMMAND --help' for a command's options."]
+    return "\n".join(lines)
+
+
+def build_parser(command: str) -> tuple[argparse.ArgumentParser, object]:
+    module_name, help_ = COMMANDS[command]
+    module = importlib.import_module(module_name)
+    doc = (module.__doc__ or help_).strip()
+    parser = argparse.ArgumentParser(prog=f"seedlm-fpga {command}", description=doc,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    module.add_arguments(parser)
+    return parser, module
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_top_help())
+        return 0
+    if argv[0] == "--version":
+        print(f"seedlm-fpga {__version__}")
+        return 0
+    command = argv[0]
+    if command not in COMMANDS:
+        print(f"seedlm-fpga: error: unknown command {command!r} (choose from {', '.join(COMMANDS)})",
+              file=sys.stderr)
+        return 2
+    parser, module = build_parser(command)
+    args = parser.parse_args(argv[1:])
+    try:
+        return int(module.run(args) or 0)
+    except UserError as exc:
+        print(f"seedlm-fpga {command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"seedlm-fpga {command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

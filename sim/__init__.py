@@ -1,0 +1,1 @@
+"""seedlm_fpga package."""
