@@ -1,0 +1,234 @@
+"""FPGA boards as data: a YAML file per board, validated by pydantic.
+
+A board file names the FPGA part and family, the memories the weights can stream
+from, the fabric's resources, the target fabric clock and the documents the figures
+come from. Shipped boards lie next to this module (``<id>.yaml``); a user's own file
+is loaded by path. Every figure is a peak or a count from a document; figures not
+checked against that document are marked ``verified: false`` in ``sources``.
+
+The first memory in ``memories`` is the weight memory (``Board.primary_memory``):
+the one the GEMV engines stream from, one engine instance per channel.
+"""
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from seedlm_fpga.errors import UserError
+
+#: Folder of the shipped board files.
+BOARDS_DIR = Path(__file__).resolve().parent
+
+#: FPGA families the synthesis flow knows (boards.synth maps each to a yosys script).
+Family = Literal["7series", "ultrascale", "ultrascale+", "versal", "ecp5", "ice40"]
+
+#: Families whose block RAM is counted in 36 Kb blocks (Xilinx); the others count Kb of EBR.
+XILINX_FAMILIES = ("7series", "ultrascale", "ultrascale+", "versal")
+
+
+class _Strict(BaseModel):
+    # Unknown keys are typos in a user's file: reject them instead of ignoring them.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Memory(_Strict):
+    """One memory system: ``channels`` independent channels of ``bits_per_channel`` each."""
+
+    name: str = Field(min_length=1, description="short label, e.g. 'hbm' or 'ddr4'")
+    kind: str = Field(min_length=1, description="technology, e.g. 'HBM2', 'DDR4', 'QSPI flash'")
+    channels: int = Field(ge=1)
+    bits_per_channel: int = Field(ge=1, description="data width of one channel's interface")
+    peak_gbps_per_channel: float = Field(gt=0, description="peak GB/s (1e9 bytes/s) per channel")
+    capacity_gb: float = Field(gt=0, description="total capacity over all channels, GB (1e9 bytes)")
+    efficiency: float = Field(gt=0, le=1, description="sustained/peak for long sequential reads")
+    note: str = ""
+
+    @property
+    def peak_gbps(self) -> float:
+        return self.channels * self.peak_gbps_per_channel
+
+    @property
+    def usable_gbps_per_channel(self) -> float:
+        return self.peak_gbps_per_channel * self.efficiency
+
+    @property
+    def usable_gbps(self) -> float:
+        return self.channels * self.usable_gbps_per_channel
+
+
+class Resources(_Strict):
+    """Fabric resources. Xilinx parts count 36 Kb block RAMs and URAMs; Lattice parts Kb of EBR."""
+
+    lut: int = Field(ge=0)
+    lut_inputs: Literal[4, 6] = 6
+    ff: int = Field(ge=0)
+    dsp: int = Field(ge=0, description="DSP slices / hard multipliers")
+    bram36: int | None = Field(default=None, ge=0, description="36 Kb block RAMs (Xilinx)")
+    uram: int | None = Field(default=None, ge=0, description="288 Kb UltraRAMs (Xilinx)")
+    ebr_kbits: int | None = Field(default=None, ge=0, description="embedded block RAM, Kb (Lattice)")
+    spram_kbits: int | None = Field(default=None, ge=0, description="single-port RAM, Kb (iCE40 UP)")
+
+    @property
+    def bram_kbits(self) -> int:
+        """All block memory in Kb, comparable across vendors."""
+        return (self.bram36 or 0) * 36 + (self.uram or 0) * 288 + (self.ebr_kbits or 0) + (self.spram_kbits or 0)
+
+
+class Clock(_Strict):
+    """The fabric clock the engine is sized for, and the range people run the part at."""
+
+    target_mhz: float = Field(gt=0)
+    range_mhz: tuple[float, float] | None = None
+    note: str = ""
+
+    @model_validator(mode="after")
+    def _range_holds_target(self) -> "Clock":
+        if self.range_mhz is not None:
+            lo, hi = self.range_mhz
+            if not 0 < lo <= self.target_mhz <= hi:
+                raise ValueError(f"range_mhz {list(self.range_mhz)} must hold target_mhz {self.target_mhz:g}")
+        return self
+
+
+class Source(_Strict):
+    """A document the board's figures come from, and which figures it supports."""
+
+    document: str = Field(min_length=1)
+    figures: list[str] = Field(min_length=1, description="field names, e.g. 'resources', 'memories.hbm'")
+    verified: bool = Field(description="false: figure not yet checked against the document")
+    note: str = ""
+
+
+class Board(_Strict):
+    """A board file's contents. ``id`` defaults to the file name without ``.yaml``."""
+
+    id: str = Field(default="", pattern=r"^[a-z0-9][a-z0-9._-]*$|^$")
+    name: str = Field(min_length=1)
+    vendor: str = Field(min_length=1)
+    part: str = Field(min_length=1)
+    family: Family
+    memories: list[Memory]
+    resources: Resources
+    clock: Clock
+    platform: str | None = Field(default=None, description="amaranth-boards platform, 'module:Class'")
+    sources: list[Source] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _vendor_resources(self) -> "Board":
+        xilinx = self.family in XILINX_FAMILIES
+        if xilinx and self.resources.bram36 is None:
+            raise ValueError(f"family {self.family} counts block RAM as resources.bram36")
+        if not xilinx and self.resources.ebr_kbits is None:
+            raise ValueError(f"family {self.family} counts block RAM as resources.ebr_kbits")
+        names = [m.name for m in self.memories]
+        if len(set(names)) != len(names):
+            raise ValueError(f"memory names repeat: {names}")
+        return self
+
+    @property
+    def clock_mhz(self) -> float:
+        return self.clock.target_mhz
+
+    @property
+    def primary_memory(self) -> Memory | None:
+        """The weight memory (the first listed), or None for a board without external memory."""
+        return self.memories[0] if self.memories else None
+
+    def summary(self) -> dict:
+        """One JSON-able row for `seedlm-fpga boards --json`."""
+        mem = self.primary_memory
+        return {
+            "id": self.id, "name": self.name, "vendor": self.vendor, "part": self.part,
+            "family": self.family, "clock_mhz": self.clock_mhz,
+            "memory": None if mem is None else {
+                "kind": mem.kind, "channels": mem.channels, "peak_gbps": round(mem.peak_gbps, 3),
+                "usable_gbps": round(mem.usable_gbps, 3), "capacity_gb": mem.capacity_gb},
+            "other_memories": [m.name for m in self.memories[1:]],
+            "resources": self.resources.model_dump(exclude_none=True),
+            "unverified": [f for s in self.sources if not s.verified for f in s.figures],
+        }
+
+
+def _format_loc(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors(include_url=False)[0]
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key"
+    more = len(exc.errors()) - 1
+    return f"{_format_loc(err['loc'])}: {msg}" + (f" (and {more} more problem{'s' * (more > 1)})" if more else "")
+
+
+def parse_board(text: str, origin: str, default_id: str = "") -> Board:
+    """Validate a board file's text; ``origin`` names the file in error messages."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "cannot parse"
+        raise UserError(f"{origin}: not valid YAML{where}: {problem}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{origin}: expected a mapping of board fields, got {type(data).__name__}")
+    try:
+        board = Board.model_validate(data)
+    except ValidationError as exc:
+        raise UserError(f"{origin}: {_first_error(exc)}") from None
+    if not board.id:
+        board = board.model_copy(update={"id": default_id})
+    return board
+
+
+def _load_path(path: Path) -> Board:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read board file ({exc.strerror or exc})") from None
+    return parse_board(text, str(path), default_id=path.stem.lower())
+
+
+@cache
+def _shipped(board_id: str) -> Board:
+    return _load_path(BOARDS_DIR / f"{board_id}.yaml")
+
+
+def shipped_ids() -> list[str]:
+    return sorted(p.stem for p in BOARDS_DIR.glob("*.yaml"))
+
+
+def _normalize(name: str) -> str:
+    return "-".join(name.lower().replace("_", " ").split())
+
+
+def load_board(name_or_path: "str | Path | Board") -> Board:
+    """A shipped board by id or display name (case-insensitive), or a board file by path."""
+    if isinstance(name_or_path, Board):
+        return name_or_path
+    text = str(name_or_path)
+    path = Path(text)
+    if isinstance(name_or_path, Path) or path.suffix.lower() in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise UserError(f"{path}: board file not found")
+        return _load_path(path)
+    key = _normalize(text)
+    for board_id in shipped_ids():
+        board = _shipped(board_id)
+        if key in (board_id, _normalize(board.name)):
+            return board
+    raise UserError(f"unknown board {text!r} (shipped: {', '.join(shipped_ids())}; "
+                    f"or give the path of a .yaml board file)")
+
+
+def list_boards() -> list[Board]:
+    """Every shipped board, in id order."""
+    return [_shipped(board_id) for board_id in shipped_ids()]

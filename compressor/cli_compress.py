@@ -1,0 +1,211 @@
+"""Compress a checkpoint to a .seedlm file (data-free: no calibration data).
+
+Reads a .safetensors file, a Hugging Face model folder, a torch state dict (.pt/.bin) or a
+llama2.c checkpoint. By default every 2-D floating tensor with at least C columns is
+compressed, except embeddings and the output head; --include/--exclude (regexes searched in
+tensor names) change that. Everything else is carried into the container unchanged.
+
+Finished tensors are kept in OUT.partial/ while the run goes on: after an interruption,
+--resume continues without redoing them. OUT itself appears only when complete.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from seedlm_fpga import __version__
+from seedlm_fpga.errors import UserError
+
+from .checkpoints import Checkpoint, load_checkpoint, select_tensors
+from .container import bits_per_weight, natural_key, packed_bytes, read_container, write_container
+from .reference import PRESETS, get_preset
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("input", help="checkpoint: .safetensors, HF model folder, .pt/.bin state dict, llama2.c .bin")
+    parser.add_argument("-o", "--output", required=True, help="the .seedlm file to write")
+    parser.add_argument("--preset", default="seedlm-4", help=f"one of {', '.join(PRESETS)} (default seedlm-4)")
+    parser.add_argument("--bias", default="auto",
+                        help="per-tensor exponent bias: 'auto' (the largest block exponent lands at x=15), "
+                             "'paper' (b=-10, the paper's absolute exponent) or an integer (default auto)")
+    parser.add_argument("--device", default="cpu", help="where the seed search runs: cpu or cuda (default cpu)")
+    parser.add_argument("--include", metavar="RE", help="compress exactly the 2-D floating tensors whose name matches RE")
+    parser.add_argument("--exclude", metavar="RE", help="do not compress tensors whose name matches RE")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted run from OUT.partial/")
+
+
+def _parse_bias(text: str):
+    if text in ("auto", "paper"):
+        return text
+    from .encoder import resolve_bias
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise UserError(f"--bias must be 'auto', 'paper' or an integer, got {text!r}") from None
+    return resolve_bias(value, np.zeros((1, 1)), get_preset("seedlm-4"))  # checks the range
+
+
+def _as_weights(t: torch.Tensor) -> np.ndarray:
+    return t.to(torch.float64 if t.dtype == torch.float64 else torch.float32).numpy()
+
+
+def _check_finite(name: str, t: torch.Tensor) -> None:
+    bad = int((~torch.isfinite(t)).sum())
+    if bad:
+        raise UserError(f"tensor {name!r} has {bad} NaN/Inf weight{'s' if bad > 1 else ''}")
+
+
+# --- resumable partial state ---------------------------------------------------------------------
+
+class PartialState:
+    """OUT.partial/: state.json (what is being compressed, with which flags) + one mini
+    .seedlm per finished tensor. Same input and flags resume; anything else is refused."""
+
+    def __init__(self, output: Path, fingerprint: dict):
+        self.dir = output.with_name(output.name + ".partial")
+        self.fingerprint = fingerprint
+
+    def _file(self, name: str) -> Path:
+        return self.dir / (hashlib.sha256(name.encode()).hexdigest()[:20] + ".seedlm")
+
+    def start(self, resume: bool) -> None:
+        state = self.dir / "state.json"
+        if resume and state.is_file():
+            try:
+                found = json.loads(state.read_text())
+            except ValueError:
+                found = None
+            if found != self.fingerprint:
+                raise UserError(f"{self.dir} holds a run with another input or other flags; "
+                                f"delete it or run without --resume")
+            return
+        self.remove()
+        self.dir.mkdir()
+        state.write_text(json.dumps(self.fingerprint, sort_keys=True))
+
+    def load(self, name: str):
+        path = self._file(name)
+        if not path.is_file():
+            return None
+        got = read_container(path).compressed
+        return got.get(name)
+
+    def save(self, name: str, enc) -> None:
+        write_container(self._file(name), {name: enc}, {})
+
+    def remove(self) -> None:
+        if self.dir.is_dir():
+            shutil.rmtree(self.dir)
+
+
+def _fingerprint(ckpt: Checkpoint, args, names: list[str]) -> dict:
+    root = ckpt.path
+    files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+    stats = [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
+    return {"input": stats, "preset": args.preset, "bias": args.bias, "tensors": names,
+            "version": __version__}
+
+
+# --- the command ---------------------------------------------------------------------------------
+
+def run(args) -> int:
+    try:
+        preset = get_preset(args.preset)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    bias = _parse_bias(args.bias)
+    output = Path(args.output)
+    if not output.parent.is_dir():
+        raise UserError(f"{output.parent}: output folder does not exist")
+    ckpt = load_checkpoint(args.input)
+    names = select_tensors(ckpt.tensors, preset.C, args.include, args.exclude)
+    for name in names:
+        _check_finite(name, ckpt.tensors[name])
+
+    partial = PartialState(output, _fingerprint(ckpt, args, names))
+    partial.start(args.resume)
+    try:
+        compressed = _compress_all(ckpt, names, preset, bias, args.device, partial)
+        chosen = set(names)
+        carried = {n: t for n, t in ckpt.tensors.items() if n not in chosen}
+        dtypes = {n: str(ckpt.tensors[n].dtype).removeprefix("torch.") for n in names}
+        extra = {"seedlm.source": ckpt.path.name, "seedlm.source_format": ckpt.kind,
+                 "seedlm.generator": f"seedlm-fpga {__version__}"}
+        extra |= {f"seedlm.{k}": v for k, v in ckpt.info.items()}
+        write_container(output, compressed, carried, extra_metadata=extra, dtypes=dtypes)
+    except UserError:
+        partial.remove()  # bad input: nothing worth resuming
+        raise
+    except KeyboardInterrupt:
+        print(f"finished tensors are kept in {partial.dir}; rerun with --resume to continue",
+              file=sys.stderr)
+        raise
+    partial.remove()
+    _print_report(ckpt, compressed, carried, output)
+    return 0
+
+
+def _compress_all(ckpt, names, preset, bias, device, partial: PartialState) -> dict:
+    from tqdm import tqdm
+
+    from .encoder import encode_tensor
+
+    blocks = {n: ckpt.tensors[n].shape[0] * -(-ckpt.tensors[n].shape[1] // preset.C) for n in names}
+    compressed = {}
+    with tqdm(total=sum(blocks.values()), unit="block", unit_scale=True, file=sys.stderr,
+              disable=None, dynamic_ncols=True) as bar:
+        for i, name in enumerate(names):
+            bar.set_description(f"tensor {i + 1}/{len(names)}")
+            enc = partial.load(name)
+            if enc is None:
+                w = _as_weights(ckpt.tensors[name])
+                try:
+                    enc = encode_tensor(w, preset, bias=bias, device=device, progress=bar.update)
+                except ValueError as exc:
+                    raise UserError(f"tensor {name!r}: {exc}") from None
+                partial.save(name, enc)
+            else:
+                bar.update(blocks[name])
+            compressed[name] = enc
+    return compressed
+
+
+def relative_error(w: torch.Tensor, w_hat: np.ndarray) -> float:
+    """||W - W_hat|| / ||W|| (Frobenius, float64); 0 for an exactly reproduced zero tensor."""
+    w64 = w.to(torch.float64).numpy()
+    norm = np.linalg.norm(w64)
+    diff = np.linalg.norm(w64 - w_hat)
+    return float(diff / norm) if norm else (0.0 if diff == 0 else float("inf"))
+
+
+def _print_report(ckpt, compressed, carried, output: Path) -> None:
+    rows = []
+    for name, enc in sorted(compressed.items(), key=lambda item: natural_key(item[0])):
+        err = relative_error(ckpt.tensors[name], enc.decode())
+        rows.append([name, "x".join(map(str, enc.shape)), enc.preset.name, str(enc.bias),
+                     f"{bits_per_weight(enc):.3f}", f"{err:.4f}"])
+    head = ["tensor", "shape", "preset", "bias", "bits/weight", "rel.error"]
+    print(format_table(head, rows, right={1, 3, 4, 5}))
+    n_w = sum(e.shape[0] * e.shape[1] for e in compressed.values())
+    orig = sum(ckpt.tensors[n].numel() * ckpt.tensors[n].element_size() for n in compressed)
+    packed = sum(packed_bytes(e) for e in compressed.values())
+    carried_bytes = sum(t.numel() * t.element_size() for t in carried.values())
+    print(f"\ncompressed {len(compressed)} tensors, {n_w:,} weights: {packed * 8 / n_w:.3f} bits/weight "
+          f"(padding counted), {orig:,} -> {packed:,} bytes")
+    print(f"carried {len(carried)} tensors unchanged: {carried_bytes:,} bytes")
+    print(f"wrote {output} ({output.stat().st_size:,} bytes)")
+
+
+def format_table(head: list[str], rows: list[list[str]], right: set[int] = frozenset()) -> str:
+    """A plain text table; columns in `right` are right-aligned."""
+    widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
+    fmt = lambda r: "  ".join(c.rjust(w) if i in right else c.ljust(w)  # noqa: E731
+                              for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+    return "\n".join([fmt(head), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows])

@@ -1,0 +1,45 @@
+"""Rebuild a safetensors state dict from a .seedlm file.
+
+Compressed tensors are decoded (W_hat, padding dropped) and cast to --dtype, by default
+each tensor's original dtype; carried tensors come back exactly as they were stored.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from seedlm_fpga.errors import UserError
+
+from .container import FLOAT_DTYPES, read_container, write_safetensors
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("input", help="the .seedlm file")
+    parser.add_argument("-o", "--output", required=True, help="the .safetensors file to write")
+    parser.add_argument("--dtype", help="float32, float16 or bfloat16 for the decoded tensors "
+                                        "(default: each tensor's original dtype)")
+
+
+def decompress(container, dtype: str | None = None) -> dict[str, torch.Tensor]:
+    """The full state dict: decoded compressed tensors plus the carried ones."""
+    out = {}
+    for name, enc in container.compressed.items():
+        target = FLOAT_DTYPES[dtype or container.dtypes.get(name, "float32")]
+        out[name] = torch.from_numpy(enc.decode()).to(target)
+    out.update(container.carried)
+    return out
+
+
+def run(args) -> int:
+    if args.dtype is not None and args.dtype not in ("float32", "float16", "bfloat16"):
+        raise UserError(f"--dtype must be float32, float16 or bfloat16, got {args.dtype!r}")
+    output = Path(args.output)
+    if not output.parent.is_dir():
+        raise UserError(f"{output.parent}: output folder does not exist")
+    container = read_container(args.input)
+    tensors = decompress(container, args.dtype)
+    write_safetensors(output, tensors, {"format": "pt"})
+    print(f"wrote {output}: {len(container.compressed)} decoded and {len(container.carried)} carried tensors "
+          f"({output.stat().st_size:,} bytes)")
+    return 0

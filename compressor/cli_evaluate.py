@@ -1,0 +1,97 @@
+"""Compression error and perplexity of a .seedlm file against data-free baselines.
+
+Compares COMPRESSED with the checkpoint it came from (--reference): relative error
+||W - W_hat|| / ||W|| per tensor for the file and for round-to-nearest (per row and groups
+of 32/64/128, fp16 scales) and block floating point (groups of 128, 8-bit exponent) at 4
+and 3 bits, all quantizing the same tensors. For a llama2.c checkpoint it also runs the
+model and reports perplexity over the first N stories of --text (stories end with a line
+<|endoftext|>; one pass per story, BOS + story, at most seq_len tokens): the original, the
+file decoded to floats, and the file through the FPGA's exact integer GEMV (SPEC 6, int8
+activations with one scale per vector). --sweep adds SeedLM re-encoded at seedlm-4 and
+seedlm-3 with the paper's bias and ours (slow the first time; cached).
+
+Token ids and sweep encodings are cached in $XDG_CACHE_HOME/seedlm-fpga (or
+~/.cache/seedlm-fpga; $SEEDLM_FPGA_CACHE overrides).
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from seedlm_fpga.errors import UserError
+
+DEFAULT_TEXT = "tinystories_val.txt"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("compressed", help="the .seedlm file")
+    parser.add_argument("--reference", required=True, help="the original checkpoint (llama2.c .bin for perplexity)")
+    parser.add_argument("--text", help=f"stories for perplexity (default: {DEFAULT_TEXT} next to the reference)")
+    parser.add_argument("--tokenizer", help="llama2.c tokenizer (default: tok<vocab>.bin or tokenizer.bin "
+                                            "next to the reference)")
+    parser.add_argument("--stories", type=int, default=100, metavar="N", help="first N stories (default 100)")
+    parser.add_argument("--sweep", action="store_true",
+                        help="also re-encode seedlm-4/seedlm-3 with the paper's bias and ours")
+    parser.add_argument("--device", default="cpu", help="where --sweep encodes run: cpu or cuda (default cpu)")
+    parser.add_argument("--no-perplexity", action="store_true", help="tensor errors only")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+
+
+def _language_model(args):
+    """(LanguageModelData or None, note): perplexity needs a llama2.c model, a tokenizer and text."""
+    from .evaluate import LanguageModelData
+    from .llama2c import is_llama2c, read_llama2c_config
+    from .tokenizer import Tokenizer, encode_stories
+
+    ref = Path(args.reference)
+    if args.no_perplexity:
+        return None, None
+    if not (ref.is_file() and is_llama2c(ref)):
+        if args.text:
+            raise UserError(f"--text needs a llama2.c reference to run; {ref} is not one")
+        return None, "no perplexity: the reference is not a llama2.c checkpoint"
+    cfg = read_llama2c_config(ref)
+    if args.stories < 1:
+        raise UserError(f"--stories must be at least 1, got {args.stories}")
+    text = Path(args.text) if args.text else ref.parent / DEFAULT_TEXT
+    if not text.is_file():
+        if args.text:
+            raise UserError(f"{text}: no such file")
+        return None, f"no perplexity: no --text given and no {DEFAULT_TEXT} next to the reference"
+    if args.tokenizer:
+        tok_path = Path(args.tokenizer)
+    else:
+        candidates = [ref.parent / f"tok{cfg.vocab_size}.bin", ref.parent / "tokenizer.bin"]
+        tok_path = next((p for p in candidates if p.is_file()), None)
+        if tok_path is None:
+            raise UserError(f"no tokenizer: pass --tokenizer (looked for {', '.join(p.name for p in candidates)} "
+                            f"next to {ref})")
+    tok = Tokenizer.load(tok_path, cfg.vocab_size)
+    stories = encode_stories(text, tok, args.stories)
+    if len(stories) < args.stories:
+        raise UserError(f"{text} holds {len(stories)} stories, fewer than --stories {args.stories}")
+    return LanguageModelData(cfg, stories), None
+
+
+def run(args) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from .evaluate import evaluate, format_report
+
+    lm, note = _language_model(args)
+    if args.device != "cpu" and not args.sweep:
+        raise UserError("--device only applies to --sweep encodes")
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    progress = lambda total, desc: tqdm(total=total, desc=desc, unit="story", file=sys.stderr,  # noqa: E731
+                                        disable=None, leave=False, dynamic_ncols=True)
+    ev = evaluate(args.compressed, args.reference, lm, sweep=args.sweep, device=args.device,
+                  progress=progress, log=lambda m: print(m, file=sys.stderr))
+    if note:
+        ev.notes.append(note)
+    if args.json:
+        print(json.dumps(ev.to_json(), indent=2))
+    else:
+        print(format_report(ev))
+    return 0

@@ -1,0 +1,48 @@
+"""Write the memory image a GEMV engine streams for one tensor (SPEC 5.3).
+
+W-bit beats, L = floor(W / B) blocks per beat, each row on fresh beats (R per row), unused
+bits zero, beats stored one after another as little-endian bytes.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from seedlm_fpga.errors import UserError
+
+from .container import atomic_write, read_container
+from .reference import ImageLayout, blocks_per_row, memory_image
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("input", help="the .seedlm file")
+    parser.add_argument("--tensor", required=True, metavar="NAME", help="the compressed tensor to lay out")
+    parser.add_argument("--bus-bits", required=True, type=int, metavar="W", help="weight-bus width in bits")
+    parser.add_argument("-o", "--output", required=True, help="the .bin image to write")
+
+
+def run(args) -> int:
+    output = Path(args.output)
+    if not output.parent.is_dir():
+        raise UserError(f"{output.parent}: output folder does not exist")
+    container = read_container(args.input)
+    enc = container.compressed.get(args.tensor)
+    if enc is None:
+        names = list(container.compressed)
+        shown = ", ".join(names[:4]) + (f", ... ({len(names)} in all)" if len(names) > 4 else "")
+        what = "is carried uncompressed in" if args.tensor in container.carried else "is not in"
+        raise UserError(f"tensor {args.tensor!r} {what} {args.input}; compressed tensors: {shown}")
+    rows, cols = enc.shape
+    try:
+        lay = ImageLayout(args.bus_bits, enc.preset.block_bits, blocks_per_row(cols, enc.preset.C))
+    except ValueError as exc:
+        raise UserError(f"--bus-bits {args.bus_bits}: {exc}") from None
+    image = memory_image(enc.seeds, enc.x, enc.q, enc.preset, args.bus_bits)
+    with atomic_write(output) as f:
+        f.write(image)
+    beats = rows * lay.beats_per_row
+    print(f"{args.tensor}: {rows}x{cols}, {enc.preset.name} ({enc.preset.block_bits}-bit blocks), "
+          f"{lay.nb} blocks per row")
+    print(f"bus {args.bus_bits} bits: L = {lay.blocks_per_beat} blocks/beat, R = {lay.beats_per_row} beats/row, "
+          f"{beats:,} beats, {len(image):,} bytes, {lay.bits_per_weight(cols):.3f} bits/weight")
+    print(f"wrote {output}")
+    return 0

@@ -1,0 +1,68 @@
+"""Show what a .seedlm file holds: compressed tensors (shape, preset, bias, bits/weight),
+carried tensors and totals. --json prints the same as one JSON object."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .container import bits_per_weight, packed_bytes, read_container
+from .reference import blocks_per_row
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("input", help="the .seedlm file")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+
+
+def describe(path: str | Path) -> dict:
+    """Everything `inspect` shows, as plain data."""
+    path = Path(path)
+    c = read_container(path)
+    compressed = [{"name": n, "shape": list(e.shape), "preset": e.preset.name, "K": e.preset.K, "C": e.preset.C,
+                   "P": e.preset.P, "bias": e.bias, "dtype": c.dtypes[n],
+                   "blocks": e.shape[0] * blocks_per_row(e.shape[1], e.preset.C),
+                   "bits_per_weight": bits_per_weight(e), "packed_bytes": packed_bytes(e)}
+                  for n, e in c.compressed.items()]
+    carried = [{"name": n, "shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch."),
+                "bytes": t.numel() * t.element_size()} for n, t in c.carried.items()]
+    weights = sum(e["shape"][0] * e["shape"][1] for e in compressed)
+    packed = sum(e["packed_bytes"] for e in compressed)
+    return {"file": str(path), "file_bytes": path.stat().st_size, "format_version": c.metadata["format_version"],
+            "metadata": c.extra, "compressed": compressed, "carried": carried,
+            "totals": {"compressed_weights": weights, "packed_bytes": packed,
+                       "bits_per_weight": packed * 8 / weights if weights else 0.0,
+                       "carried_values": sum(_numel(t["shape"]) for t in carried),
+                       "carried_bytes": sum(t["bytes"] for t in carried)}}
+
+
+def _numel(shape) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def run(args) -> int:
+    from .cli_compress import format_table
+
+    info = describe(args.input)
+    if args.json:
+        print(json.dumps(info, indent=2, sort_keys=True))
+        return 0
+    t = info["totals"]
+    print(f"{info['file']}: .seedlm format {info['format_version']}, {info['file_bytes']:,} bytes")
+    for key in ("seedlm.source", "seedlm.source_format", "seedlm.generator"):
+        if key in info["metadata"]:
+            print(f"  {key.removeprefix('seedlm.')}: {info['metadata'][key]}")
+    print(f"\ncompressed tensors ({len(info['compressed'])}):")
+    rows = [[e["name"], "x".join(map(str, e["shape"])), e["dtype"], e["preset"], str(e["bias"]),
+             f"{e['blocks']:,}", f"{e['bits_per_weight']:.3f}"] for e in info["compressed"]]
+    print(format_table(["tensor", "shape", "dtype", "preset", "bias", "blocks", "bits/weight"], rows,
+                       right={1, 4, 5, 6}))
+    print(f"\ncarried tensors ({len(info['carried'])}):")
+    rows = [[e["name"], "x".join(map(str, e["shape"])) or "scalar", e["dtype"], f"{e['bytes']:,}"]
+            for e in info["carried"]]
+    print(format_table(["tensor", "shape", "dtype", "bytes"], rows, right={1, 3}))
+    print(f"\ntotal: {t['compressed_weights']:,} compressed weights in {t['packed_bytes']:,} bytes "
+          f"({t['bits_per_weight']:.3f} bits/weight); {t['carried_bytes']:,} bytes carried")
+    return 0

@@ -1,0 +1,291 @@
+"""The `.seedlm` container (SPEC 5.1): a safetensors file, written deterministically and atomically.
+
+Each compressed tensor NAME is stored as three parts, ``NAME.seed`` (uint16 [rows, nb]),
+``NAME.exp`` (uint8 [rows, nb]) and ``NAME.coef`` (int8 [rows, nb, P]), plus a metadata
+entry NAME -> JSON {"shape", "K", "C", "P", "taps", "bias", "dtype", "preset"}. Tensors
+kept uncompressed are stored under their own name. `read_container` validates everything
+(parts present, shapes, dtypes, value ranges, metadata) and names the first problem it finds.
+
+Files are written by our own safetensors serializer, not by ``safetensors.save``: the latter
+emits the metadata map in a per-process random order, so the same input would not give
+byte-identical files. Reading goes through the safetensors library.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from seedlm_fpga.errors import UserError
+
+from .encoder import EncodedTensor
+from .reference import PRESETS, Preset, blocks_per_row
+
+FORMAT = "seedlm"
+FORMAT_VERSION = "1"
+#: Metadata keys that are not tensor entries: the format tag and our own keys ("seedlm.*").
+EXTRA_PREFIX = "seedlm."
+PARTS = ("seed", "exp", "coef")
+FLOAT_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32,
+                "float64": torch.float64}
+
+# safetensors dtype tags for the torch dtypes we can store.
+_ST_DTYPE = {
+    torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
+    torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8",
+    torch.uint64: "U64", torch.uint32: "U32", torch.uint16: "U16", torch.uint8: "U8",
+    torch.bool: "BOOL", torch.float8_e4m3fn: "F8_E4M3", torch.float8_e5m2: "F8_E5M2",
+}
+
+
+# --- atomic, deterministic safetensors writing ---------------------------------------------------
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path):
+    """Yield a temp file opened for binary writing next to `path`; rename it over `path` on success.
+
+    On any exception the temp file is removed, so a failed or interrupted write leaves nothing.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _as_torch(t) -> torch.Tensor:
+    t = torch.from_numpy(np.ascontiguousarray(t)) if isinstance(t, np.ndarray) else t
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"expected a numpy array or torch tensor, got {type(t).__name__}")
+    return t.detach().cpu().contiguous()
+
+
+def write_safetensors(path: str | Path, tensors: dict, metadata: dict[str, str] | None = None) -> None:
+    """Write a safetensors file atomically; tensors and metadata in sorted order (byte-reproducible)."""
+    header: dict = {}
+    if metadata:
+        header["__metadata__"] = {k: str(metadata[k]) for k in sorted(metadata)}
+    blobs, offset = [], 0
+    for name in sorted(tensors):
+        t = _as_torch(tensors[name])
+        if t.dtype not in _ST_DTYPE:
+            raise UserError(f"tensor {name!r} has dtype {t.dtype}, which safetensors cannot store")
+        blob = t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""
+        header[name] = {"dtype": _ST_DTYPE[t.dtype], "shape": list(t.shape),
+                        "data_offsets": [offset, offset + len(blob)]}
+        blobs.append(blob)
+        offset += len(blob)
+    head = json.dumps(header, separators=(",", ":")).encode()
+    head += b" " * (-len(head) % 8)  # the data starts 8-byte aligned, as safetensors does it
+    with atomic_write(path) as f:
+        f.write(len(head).to_bytes(8, "little"))
+        f.write(head)
+        for blob in blobs:
+            f.write(blob)
+
+
+# --- metadata entries ----------------------------------------------------------------------------
+
+def tensor_entry(enc: EncodedTensor, dtype: str) -> dict:
+    p = enc.preset
+    return {"shape": [int(enc.shape[0]), int(enc.shape[1])], "K": p.K, "C": p.C, "P": p.P,
+            "taps": list(p.taps), "bias": int(enc.bias), "dtype": dtype, "preset": p.name}
+
+
+def _preset_from_entry(where: str, e: dict) -> Preset:
+    for key in ("K", "C", "P", "bias"):
+        if not isinstance(e[key], int) or isinstance(e[key], bool):
+            raise UserError(f"{where}: {key} must be an integer, got {e[key]!r}")
+    K, C, P = e["K"], e["C"], e["P"]
+    taps = e["taps"]
+    if not (2 <= K <= 24 and C >= 1 and 1 <= P <= (64 - K - 4) // 4):
+        raise UserError(f"{where}: unsupported parameters K={K}, C={C}, P={P}")
+    if (not isinstance(taps, list) or not taps
+            or not all(isinstance(j, int) and 0 <= j < K for j in taps)):
+        raise UserError(f"{where}: taps {taps!r} are not bit positions of a {K}-bit LFSR")
+    if not isinstance(e["preset"], str):
+        raise UserError(f"{where}: preset must be a string")
+    preset = Preset(e["preset"], K=K, C=C, P=P, taps=tuple(taps))
+    known = PRESETS.get(preset.name)
+    if known is not None and known != preset:
+        raise UserError(f"{where}: parameters K={K}, C={C}, P={P}, taps={taps} do not match preset "
+                        f"{preset.name!r}")
+    if not -1000 <= e["bias"] <= 1000:
+        raise UserError(f"{where}: bias {e['bias']} is out of range")
+    return preset
+
+
+def _parse_entry(where: str, text: str) -> tuple[dict, Preset]:
+    try:
+        e = json.loads(text)
+    except ValueError:
+        raise UserError(f"{where}: metadata entry is not valid JSON") from None
+    if not isinstance(e, dict):
+        raise UserError(f"{where}: metadata entry is not a JSON object")
+    missing = [k for k in ("shape", "K", "C", "P", "taps", "bias", "dtype", "preset") if k not in e]
+    if missing:
+        raise UserError(f"{where}: metadata entry lacks {', '.join(missing)}")
+    shape = e["shape"]
+    if (not isinstance(shape, list) or len(shape) != 2
+            or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in shape)):
+        raise UserError(f"{where}: shape {shape!r} is not [rows, cols] of positive integers")
+    if e["dtype"] not in FLOAT_DTYPES:
+        raise UserError(f"{where}: dtype {e['dtype']!r} is not one of {', '.join(FLOAT_DTYPES)}")
+    return e, _preset_from_entry(where, e)
+
+
+def _check_parts(where: str, preset: Preset, shape, seeds: np.ndarray, x: np.ndarray, q: np.ndarray):
+    """Shapes, dtypes and value ranges of one tensor's blocks against its metadata."""
+    rows, cols = shape
+    nb = blocks_per_row(cols, preset.C)
+    seed_dtype = np.uint16 if preset.K <= 16 else np.uint32
+    for part, arr, dtype, want in (("seed", seeds, seed_dtype, (rows, nb)), ("exp", x, np.uint8, (rows, nb)),
+                                   ("coef", q, np.int8, (rows, nb, preset.P))):
+        if arr.dtype != dtype:
+            raise UserError(f"{where}: .{part} has dtype {arr.dtype}, expected {np.dtype(dtype)}")
+        if tuple(arr.shape) != want:
+            raise UserError(f"{where}: .{part} has shape {list(arr.shape)}, expected {list(want)} "
+                            f"for shape {[rows, cols]} with {preset.name}")
+    if seeds.size and (seeds.min() < 1 or seeds.max() > (1 << preset.K) - 1):
+        raise UserError(f"{where}: seeds out of range 1..{(1 << preset.K) - 1}")
+    if x.size and x.max() > 15:
+        raise UserError(f"{where}: exponent codes out of range 0..15")
+    if q.size and (q.min() < -8 or q.max() > 7):
+        raise UserError(f"{where}: coefficients out of range -8..7")
+
+
+# --- the container ---------------------------------------------------------------------------------
+
+@dataclass
+class Container:
+    """What a .seedlm file holds: compressed tensors, their original dtypes, carried tensors."""
+
+    compressed: dict[str, EncodedTensor]
+    carried: dict[str, torch.Tensor]
+    dtypes: dict[str, str] = field(default_factory=dict)  # original dtype of each compressed tensor
+    metadata: dict[str, str] = field(default_factory=dict)  # the raw safetensors metadata
+
+    @property
+    def extra(self) -> dict[str, str]:
+        """Our own metadata ("seedlm.*" keys: source file, its format, ...)."""
+        return {k: v for k, v in self.metadata.items() if k.startswith(EXTRA_PREFIX)}
+
+
+def _encoded_parts(enc: EncodedTensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    seed_dtype = np.uint16 if enc.preset.K <= 16 else np.uint32
+    return (np.ascontiguousarray(enc.seeds, dtype=seed_dtype), np.ascontiguousarray(enc.x, dtype=np.uint8),
+            np.ascontiguousarray(enc.q, dtype=np.int8))
+
+
+def write_container(path: str | Path, compressed: dict[str, EncodedTensor], carried: dict,
+                    extra_metadata: dict[str, str] | None = None, dtypes: dict[str, str] | None = None) -> None:
+    """Write a .seedlm file atomically. `dtypes` gives each compressed tensor's original dtype
+    (default float32); `extra_metadata` keys must start with "seedlm."."""
+    dtypes = dtypes or {}
+    metadata = {"format": FORMAT, "format_version": FORMAT_VERSION}
+    tensors: dict = {}
+    for key, value in (extra_metadata or {}).items():
+        if not key.startswith(EXTRA_PREFIX):
+            raise ValueError(f"extra metadata key {key!r} must start with {EXTRA_PREFIX!r}")
+        metadata[key] = str(value)
+    for name, enc in compressed.items():
+        if name in metadata or name.startswith(EXTRA_PREFIX):
+            raise UserError(f"tensor name {name!r} collides with a reserved metadata key")
+        dtype = dtypes.get(name, "float32")
+        entry = tensor_entry(enc, dtype)
+        where = f"tensor {name!r}"
+        _, preset = _parse_entry(where, json.dumps(entry))
+        seeds, x, q = _encoded_parts(enc)
+        _check_parts(where, preset, enc.shape, seeds, x, q)
+        metadata[name] = json.dumps(entry, sort_keys=True)
+        tensors.update({f"{name}.seed": seeds, f"{name}.exp": x, f"{name}.coef": q})
+    for name, t in carried.items():
+        if name in tensors or name in compressed:
+            raise UserError(f"carried tensor {name!r} collides with a compressed tensor's name or part")
+        tensors[name] = t
+    write_safetensors(path, tensors, metadata)
+
+
+def _open(path: Path):
+    from safetensors import SafetensorError, safe_open
+
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    try:
+        return safe_open(str(path), framework="pt")
+    except (SafetensorError, OSError, ValueError):
+        raise UserError(f"{path}: not a valid .seedlm file (truncated, or not safetensors)") from None
+
+
+def read_container(path: str | Path) -> Container:
+    """Read and validate a .seedlm file; raises UserError naming the first problem found."""
+    path = Path(path)
+    with _open(path) as f:
+        metadata = dict(f.metadata() or {})
+        if metadata.get("format") != FORMAT:
+            raise UserError(f"{path}: not a .seedlm file (metadata format is {metadata.get('format')!r}, "
+                            f"expected {FORMAT!r})")
+        if metadata.get("format_version") != FORMAT_VERSION:
+            raise UserError(f"{path}: unsupported .seedlm format_version {metadata.get('format_version')!r} "
+                            f"(this reader knows {FORMAT_VERSION})")
+        names = set(f.keys())
+        entries = {k: v for k, v in metadata.items()
+                   if k not in ("format", "format_version") and not k.startswith(EXTRA_PREFIX)}
+        compressed, dtypes = {}, {}
+        for name in sorted(entries, key=natural_key):
+            where = f"{path}: tensor {name!r}"
+            e, preset = _parse_entry(where, entries[name])
+            missing = [f"{name}.{p}" for p in PARTS if f"{name}.{p}" not in names]
+            if missing:
+                raise UserError(f"{where}: missing {', '.join(missing)}")
+            seeds, x, q = (_read_numpy(f, f"{name}.{p}") for p in PARTS)
+            _check_parts(where, preset, e["shape"], seeds, x, q)
+            compressed[name] = EncodedTensor(seeds=seeds, x=x, q=q, bias=e["bias"], preset=preset,
+                                             shape=tuple(e["shape"]))
+            dtypes[name] = e["dtype"]
+        parts = {f"{name}.{p}" for name in compressed for p in PARTS}
+        carried_names = sorted(names - parts, key=natural_key)
+        for n in carried_names:
+            base = n[:-len(".seed")] if n.endswith(".seed") else None
+            if base is not None and {f"{base}.exp", f"{base}.coef"} <= names:
+                raise UserError(f"{path}: tensor {base!r}: blocks present but no metadata entry")
+        carried = {n: f.get_tensor(n) for n in carried_names}
+    return Container(compressed=compressed, carried=carried, dtypes=dtypes, metadata=metadata)
+
+
+def _read_numpy(f, key: str) -> np.ndarray:
+    t = f.get_tensor(key)
+    return (t.float() if t.dtype == torch.bfloat16 else t).numpy()  # numpy has no bfloat16
+
+
+def natural_key(name: str) -> list:
+    """Sort key that puts layers.2 before layers.10."""
+    return [(0, int(tok), "") if tok.isdigit() else (1, 0, tok) for tok in re.split(r"(\d+)", name)]
+
+
+# --- sizes -------------------------------------------------------------------------------------------
+
+def bits_per_weight(enc: EncodedTensor) -> float:
+    """Effective bits per weight of one tensor, row padding counted: nb * B / cols."""
+    rows, cols = enc.shape
+    return blocks_per_row(cols, enc.preset.C) * enc.preset.block_bits / cols
+
+
+def packed_bytes(enc: EncodedTensor) -> int:
+    """Bytes of the tensor's block words, B bits each, packed back to back."""
+    rows, cols = enc.shape
+    return -(-rows * blocks_per_row(cols, enc.preset.C) * enc.preset.block_bits // 8)

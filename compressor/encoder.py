@@ -1,0 +1,259 @@
+"""The SeedLM encoder: exact SPEC 4 seed search over all 2^K - 1 seeds, tensor by tensor.
+
+For every block w of C weights it returns the seed, exponent code x and coefficients q
+with the lowest quantized error ||w - w_hat||^2 (SPEC 3 quantizer, float64), ties to the
+lowest seed -- the same result as `brute_force_search`, only fast:
+
+- CPU: a fused numba kernel (`search_cpu`): correlation with the LFSR cycle + float32 lower
+  bound per seed in cache-sized tiles, a streaming candidate list, exact float64 checks.
+- CUDA (``device="cuda"``), or CPU without numba: plain torch ops (`search_torch`).
+Both prune only with a lower bound that provably stays below the true unquantized residual
+(float32 rounding bounded, see `search_tables`), so the arg-min is exact.
+
+Blocks are scaled by a power of two (max |w| in [0.5, 1)) and the bias shifted to match:
+x and q are unchanged by such a scaling, and errors scale back exactly.
+
+Per-tensor exponent bias b (SPEC 3), `resolve_bias`:
+- "auto" (default): b = floor(log2 max|W|) - 17 + AUTO_HEADROOM. x = 15 holds coefficients
+  up to 2^(18 + b); the least-squares coefficients of the chosen seeds exceed max|W| by a
+  small factor, which the headroom covers (measured, see README).
+- "paper": b = -10 (the paper's absolute exponent); an int: that b.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Callable
+
+import numpy as np
+
+from ..errors import UserError
+from .reference import PAPER_BIAS, Preset, blocks_per_row, decode_tensor, quantize
+from .lfsr import basis_S
+from .search_tables import search_tables
+
+try:  # numba is the fast CPU path; without it the torch path runs (slower, same result)
+    from . import search_cpu
+except ImportError:  # pragma: no cover - exercised only where numba is absent
+    search_cpu = None
+
+#: log2 headroom of the "auto" bias above max|W| (see resolve_bias).
+AUTO_HEADROOM = 1
+#: A chunk of rows holds at most this many blocks: memory stays bounded on any tensor.
+CHUNK_BLOCKS = 1 << 16
+#: Accepted range of an explicit bias (2^(x+b) must stay a normal float64 for any x).
+BIAS_RANGE = (-1000, 1000)
+
+
+class EncoderInputError(UserError, ValueError):
+    """Bad weights or options for the encoder (a UserError for the CLI, a ValueError for callers)."""
+
+
+@dataclass
+class EncodedTensor:
+    seeds: np.ndarray  # uint16 [rows, nb]
+    x: np.ndarray  # uint8 [rows, nb]
+    q: np.ndarray  # int8 [rows, nb, P]
+    bias: int
+    preset: Preset
+    shape: tuple[int, int]  # (rows, cols) of the original tensor
+
+    def decode(self) -> np.ndarray:
+        """W_hat [rows, cols] (float64), via reference.decode_tensor."""
+        return decode_tensor(self.seeds, self.x, self.q, self.bias, self.preset, self.shape[1])
+
+
+# --- the exhaustive reference ----------------------------------------------------------------
+
+@lru_cache(maxsize=4)
+def _brute_tables(preset: Preset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    seeds = np.arange(1, 1 << preset.K, dtype=np.int64)
+    S = basis_S(seeds, preset.C, preset.P, preset.K, preset.taps).astype(np.float64)
+    return seeds, search_tables(preset).pinv_by_seed(), S
+
+
+def brute_force_search(block: np.ndarray, preset: Preset, bias: int) -> tuple[int, int, np.ndarray, float]:
+    """SPEC 4 by exhaustion: every seed, t = pinv(U) w, reference.quantize, err = ||w - w_hat||^2.
+
+    Returns (seed, x, q[P], err); ties go to the lowest seed. float64 numpy throughout.
+    """
+    w = np.asarray(block, dtype=np.float64)
+    seeds, pinv, S = _brute_tables(preset)
+    t = np.einsum("spc,c->sp", pinv, w)
+    x, q = quantize(t, bias)
+    scale = np.ldexp(1.0, x.astype(np.int64) + bias) / preset.s_scale
+    w_hat = np.einsum("scp,sp->sc", S, q.astype(np.float64)) * scale[:, None]  # = decode_blocks
+    err = ((w - w_hat) ** 2).sum(axis=1)
+    i = int(np.argmin(err))  # first minimum: lowest seed
+    return int(seeds[i]), int(x[i]), q[i].copy(), float(err[i])
+
+
+# --- the fast search ---------------------------------------------------------------------------
+
+def _check_device(device: str) -> str:
+    if device == "cpu":
+        return device
+    if device == "cuda" or device.startswith("cuda:"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise EncoderInputError("CUDA requested but torch.cuda.is_available() is False")
+        return device
+    raise EncoderInputError(f"unknown device {device!r} (use 'cpu' or 'cuda')")
+
+
+@lru_cache(maxsize=4)
+def _torch_search(preset: Preset, device: str):
+    from .search_torch import TorchSearch
+
+    return TorchSearch(preset, device)
+
+
+def search_blocks(blocks: np.ndarray, preset: Preset, bias: int, device: str = "cpu", *,
+                  kernel: str = "auto", stats: dict | None = None):
+    """Best seed per block (exact SPEC 4 arg-min, ties to the lowest seed).
+
+    blocks: float [n, C]. Returns (seeds uint16 [n], x uint8 [n], q int8 [n, P], err float64 [n]),
+    err = ||w - w_hat||^2. kernel: "auto" (numba on CPU when installed, else torch), "numba",
+    "torch". `stats`, if given, receives the count of blocks that needed a full re-scan.
+    """
+    device = _check_device(device)
+    w = np.ascontiguousarray(blocks, dtype=np.float64)
+    n, C = w.shape
+    if C != preset.C:
+        raise ValueError(f"blocks have {C} weights, preset {preset.name} needs C={preset.C}")
+    P = preset.P
+    seeds = np.ones(n, dtype=np.uint16)
+    x = np.zeros(n, dtype=np.uint8)
+    q = np.zeros((n, P), dtype=np.int8)
+    err = np.zeros(n, dtype=np.float64)
+    mx = np.abs(w).max(axis=1) if n else np.zeros(0)
+    live = np.flatnonzero(mx > 0)  # zero blocks: seed 1, x = 0, q = 0, err = 0 (SPEC 3)
+    if len(live) == 0:
+        return seeds, x, q, err
+    k = np.frexp(mx[live])[1].astype(np.int64)  # max |w| = m 2^k, m in [0.5, 1)
+    wn = np.ldexp(w[live], -k[:, None])
+    bias_n = int(bias) - k
+    tables = search_tables(preset)
+    if kernel == "auto":
+        kernel = "numba" if device == "cpu" and search_cpu is not None else "torch"
+    if kernel == "numba":
+        if device != "cpu" or search_cpu is None:
+            raise ValueError("the numba kernel needs device='cpu' and numba installed")
+        m = len(live)
+        pos = np.empty(m, dtype=np.int64)
+        xs = np.empty(m, dtype=np.int64)
+        qs = np.zeros((m, P), dtype=np.int8)
+        es = np.empty(m, dtype=np.float64)
+        rescans = np.zeros(m, dtype=np.int64)
+        w32 = wn.astype(np.float32)
+        ww32 = (wn * wn).sum(axis=1).astype(np.float32)
+        search_cpu.search_kernel(wn, bias_n, w32, ww32, C, P, tables.g32_ext, tables.a32, tables.margin,
+                                 tables.ill_pos, tables.ill_q32, tables.ill_margin, tables.cycle, tables.pinv, tables.s_ext, float(preset.s_scale),
+                                 pos, xs, qs, es, rescans)
+        n_rescan = int(rescans.sum())
+    elif kernel == "torch":
+        ts = _torch_search(preset, device)
+        step = 256 if device == "cpu" else 8192
+        parts = [ts.search(wn[i:i + step], bias_n[i:i + step]) for i in range(0, len(live), step)]
+        pos, xs, qs, es = (np.concatenate([p[j] for p in parts]) for j in range(4))
+        n_rescan = sum(p[4] for p in parts)
+    else:
+        raise ValueError(f"unknown kernel {kernel!r} (use 'auto', 'numba' or 'torch')")
+    seeds[live] = tables.cycle[pos]
+    x[live] = xs
+    q[live] = qs
+    err[live] = np.ldexp(es, 2 * k)
+    if stats is not None:
+        stats["rescans"] = stats.get("rescans", 0) + n_rescan
+    return seeds, x, q, err
+
+
+# --- tensors -------------------------------------------------------------------------------------
+
+def resolve_bias(bias: str | int, w: np.ndarray, preset: Preset) -> int:
+    """The tensor's exponent bias b: "auto" (documented rule), "paper" (-10) or an integer."""
+    if isinstance(bias, str) and bias not in ("auto", "paper"):
+        try:
+            bias = int(bias)
+        except ValueError:
+            raise EncoderInputError(f"unknown bias {bias!r} (use 'auto', 'paper' or an integer)") from None
+    if bias == "paper":
+        return PAPER_BIAS
+    if bias == "auto":
+        wmax = _max_abs(np.asarray(w))
+        if wmax == 0:
+            return PAPER_BIAS  # any bias encodes zeros exactly
+        return (math.frexp(wmax)[1] - 1) - 17 + AUTO_HEADROOM
+    if isinstance(bias, (bool, np.bool_)) or not isinstance(bias, (int, np.integer)):
+        raise EncoderInputError(f"unknown bias {bias!r} (use 'auto', 'paper' or an integer)")
+    if not BIAS_RANGE[0] <= bias <= BIAS_RANGE[1]:
+        raise EncoderInputError(f"bias {bias} out of range {BIAS_RANGE[0]}..{BIAS_RANGE[1]}")
+    return int(bias)
+
+
+def chunk_rows(nb: int, max_blocks: int = CHUNK_BLOCKS) -> int:
+    """Rows per chunk: as many as fit in max_blocks blocks, at least one."""
+    return max(1, max_blocks // max(1, nb))
+
+
+def _row_chunks(rows: int, nb: int):
+    step = chunk_rows(nb)
+    for r0 in range(0, rows, step):
+        yield r0, min(rows, r0 + step)
+
+
+def _max_abs(w: np.ndarray) -> float:
+    """max |w| in row chunks (no full-size temporaries); raises on non-finite weights."""
+    if w.ndim != 2:
+        return float(np.max(np.abs(w))) if w.size else 0.0
+    m = 0.0
+    for r0, r1 in _row_chunks(w.shape[0], max(1, w.shape[1] // 8)):
+        part = np.abs(np.asarray(w[r0:r1], dtype=np.float64))
+        if not np.all(np.isfinite(part)):
+            raise EncoderInputError("weights contain non-finite values (NaN or inf)")
+        if part.size:
+            m = max(m, float(part.max()))
+    return m
+
+
+def _check_weights(w, preset: Preset) -> np.ndarray:
+    w = np.asarray(w)
+    if w.ndim != 2:
+        raise EncoderInputError(f"weights must be a 2-D array (rows, cols), got shape {w.shape}")
+    if not (np.issubdtype(w.dtype, np.floating) or np.issubdtype(w.dtype, np.integer)):
+        raise EncoderInputError(f"weights must be real numbers, got dtype {w.dtype}")
+    if w.shape[1] < preset.C:
+        raise EncoderInputError(f"rows of {w.shape[1]} weights are shorter than one block "
+                                f"(C={preset.C} for {preset.name})")
+    _max_abs(w)  # raises on NaN / inf
+    return w
+
+
+def encode_tensor(w: np.ndarray, preset: Preset, bias: str | int = "auto", device: str = "cpu",
+                  progress: Callable[[int], None] | None = None) -> EncodedTensor:
+    """Compress W [rows, cols] block by block (rows zero-padded to a multiple of C).
+
+    Works in chunks of rows (at most CHUNK_BLOCKS blocks each), so memory stays bounded;
+    progress(n) is called with the number of blocks finished after each chunk.
+    """
+    w = _check_weights(w, preset)
+    device = _check_device(device)
+    b = resolve_bias(bias, w, preset)
+    rows, cols = w.shape
+    C, P = preset.C, preset.P
+    nb = blocks_per_row(cols, C)
+    seeds = np.empty((rows, nb), dtype=np.uint16)
+    x = np.empty((rows, nb), dtype=np.uint8)
+    q = np.empty((rows, nb, P), dtype=np.int8)
+    for r0, r1 in _row_chunks(rows, nb):
+        chunk = np.zeros((r1 - r0, nb * C), dtype=np.float64)
+        chunk[:, :cols] = w[r0:r1]
+        s, xx, qq, _ = search_blocks(chunk.reshape(-1, C), preset, b, device)
+        seeds[r0:r1] = s.reshape(r1 - r0, nb)
+        x[r0:r1] = xx.reshape(r1 - r0, nb)
+        q[r0:r1] = qq.reshape(r1 - r0, nb, P)
+        if progress is not None:
+            progress((r1 - r0) * nb)
+    return EncodedTensor(seeds=seeds, x=x, q=q, bias=b, preset=preset, shape=(rows, cols))

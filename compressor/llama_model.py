@@ -1,0 +1,216 @@
+"""A torch forward pass of llama2.c models, with an option to run layers as the FPGA does.
+
+The architecture is llama2.c's (``run.c`` / ``model.py``): RMSNorm (eps 1e-5), RoPE on
+interleaved pairs of each head (theta 10000), grouped-query attention, SwiGLU FFN
+``w2(silu(w1 x) * w3 x)``, classifier shared with the embedding unless an ``output``
+tensor is given. Weights come as a state dict with `compressor.llama2c` names.
+
+Each linear layer is a `Linear`: float (``x @ W.T``, W possibly decoded from SeedLM) or
+`IntegerSeedLMLinear`, the exact integer GEMV of SPEC 6 that the FPGA engine computes:
+
+- the activation vector of each token is quantized to int8 with one scale per vector,
+  ``s_a = max|x| / 127``, ``a = clip(round_half_even(x / s_a), -127, 127)`` (symmetric, so
+  -128 is never used; an all-zero vector gets ``s_a = 1``);
+- ``Y[r] = sum_j (d_j << x_j)``, ``d_j = sum_c acc[r, j, c] * a[j*C + c]`` in int64, with
+  ``acc`` (the regenerated basis times the coefficients) computed once per layer;
+- ``y = Y * s_a * 2^b / (2^(K-1) - 1)``, the one real multiply per output, in float64.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .llama2c import Llama2cConfig
+from .reference import Preset, blocks_per_row, block_acc
+
+RMS_EPS = 1e-5
+ROPE_THETA = 10000.0
+ACT_QMAX = 127  # int8 activations, symmetric
+
+
+class Linear:
+    """y = x @ W.T with a float weight W[out, in]."""
+
+    def __init__(self, weight, dtype=torch.float32):
+        self.weight = torch.as_tensor(np.asarray(weight), dtype=dtype)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.weight.shape)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return x @ self.weight.T
+
+
+def quantize_activations(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """int8 codes (as int64) and one scale per vector (last axis): s_a = max|x| / 127."""
+    xd = x.to(torch.float64)
+    amax = xd.abs().amax(dim=-1, keepdim=True)
+    scale = torch.where(amax > 0, amax / ACT_QMAX, torch.ones_like(amax))
+    a = torch.clamp(torch.round(xd / scale), -ACT_QMAX, ACT_QMAX)  # torch.round: half to even
+    return a.to(torch.int64), scale
+
+
+class IntegerSeedLMLinear:
+    """The exact integer GEMV of SPEC 6 for every activation vector (the FPGA's numerics)."""
+
+    def __init__(self, seeds, x, q, bias: int, preset: Preset, cols: int):
+        seeds = np.asarray(seeds)
+        self.rows, self.nb = seeds.shape
+        self.cols, self.preset, self.bias = cols, preset, int(bias)
+        if self.nb != blocks_per_row(cols, preset.C):
+            raise ValueError(f"{self.nb} blocks per row do not cover {cols} columns at C={preset.C}")
+        # |acc| < 2^20, |a| <= 127, x <= 15: |Y| < nb*C * 2^20 * 2^7 * 2^15 must fit int64.
+        if self.nb * preset.C >= 1 << 20:
+            raise ValueError(f"rows of {cols} columns overflow the int64 accumulator")
+        acc = block_acc(seeds, q, preset)  # [rows, nb, C] int64, once per layer
+        self.acc = torch.from_numpy(np.ascontiguousarray(acc.transpose(1, 2, 0)))  # [nb, C, rows]
+        self.shift = torch.from_numpy(np.asarray(x, dtype=np.int64).T.copy())  # [nb, rows]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.rows, self.cols
+
+    def integer_gemv(self, a: torch.Tensor) -> torch.Tensor:
+        """Y[n, rows] (int64) for integer activations a[n, cols]: exactly SPEC 6."""
+        n, C = a.shape[0], self.preset.C
+        padded = torch.zeros((n, self.nb * C), dtype=torch.int64)
+        padded[:, :a.shape[1]] = a
+        blocks = padded.reshape(n, self.nb, C).transpose(0, 1)  # [nb, n, C]
+        d = torch.bmm(blocks, self.acc)  # [nb, n, rows]: d_j per block
+        return (d << self.shift[:, None, :]).sum(dim=0)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        lead = x.shape[:-1]
+        a, s_a = quantize_activations(x.reshape(-1, x.shape[-1]))
+        Y = self.integer_gemv(a)
+        y = Y.to(torch.float64) * s_a * (2.0 ** self.bias / self.preset.s_scale)
+        return y.to(x.dtype).reshape(*lead, self.rows)
+
+
+def rope_tables(cfg: Llama2cConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos/sin[seq_len, head_size/2] of llama2.c's RoPE (theta 10000)."""
+    hs = cfg.head_size
+    freqs = 1.0 / ROPE_THETA ** (torch.arange(0, hs, 2, dtype=torch.float64) / hs)
+    angles = torch.outer(torch.arange(cfg.seq_len, dtype=torch.float64), freqs)
+    return torch.cos(angles).float(), torch.sin(angles).float()
+
+
+def _rms_norm(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + RMS_EPS) * w
+
+
+def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate interleaved pairs (x[2i], x[2i+1]) of each head; x[B, T, H, hs]."""
+    xr, xi = x[..., 0::2], x[..., 1::2]
+    c, s = cos[None, :, None, :], sin[None, :, None, :]
+    return torch.stack((xr * c - xi * s, xr * s + xi * c), dim=-1).flatten(-2)
+
+
+LINEAR_NAMES = ("wq", "wk", "wv", "wo", "w1", "w2", "w3")
+
+
+class Transformer:
+    """llama2.c forward pass over a batch of token sequences (no KV cache: whole sequences)."""
+
+    def __init__(self, cfg: Llama2cConfig, tensors: dict[str, torch.Tensor], linears: dict[str, object]):
+        self.cfg, self.t, self.linears = cfg, tensors, linears
+
+    @classmethod
+    def from_state_dict(cls, cfg: Llama2cConfig, tensors: dict[str, np.ndarray],
+                        linears: dict[str, object] | None = None) -> "Transformer":
+        """Build from float32 arrays named as `read_llama2c` names them.
+
+        `linears` overrides layers by name (e.g. ``{"layers.0.wq": IntegerSeedLMLinear(...)}``);
+        ``"output"`` there (or in `tensors`) replaces the shared classifier.
+        """
+        t = {k: torch.as_tensor(np.asarray(v, dtype=np.float32)) for k, v in tensors.items()}
+        if "freq_cos" not in t:
+            t["freq_cos"], t["freq_sin"] = rope_tables(cfg)
+        missing = [n for n in ["tok_embeddings", "norm"] + [f"layers.{i}.{k}" for i in range(cfg.n_layers)
+                               for k in ("attention_norm", "ffn_norm") + LINEAR_NAMES]
+                   if n not in t and n not in (linears or {})]
+        if missing:
+            raise ValueError(f"state dict lacks {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}")
+        lin: dict[str, object] = {}
+        for name in [f"layers.{i}.{k}" for i in range(cfg.n_layers) for k in LINEAR_NAMES] + ["output"]:
+            if linears and name in linears:
+                lin[name] = linears[name]
+            elif name in t:
+                lin[name] = Linear(t[name])
+        if "output" not in lin:
+            lin["output"] = Linear(t["tok_embeddings"])
+        return cls(cfg, t, lin)
+
+    @torch.no_grad()
+    def __call__(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Logits[B, T, vocab] for tokens[B, T] (causal; padding at the end never leaks back)."""
+        cfg, t, lin = self.cfg, self.t, self.linears
+        B, T = tokens.shape
+        if T > cfg.seq_len:
+            raise ValueError(f"{T} tokens exceed the model's seq_len {cfg.seq_len}")
+        H, KV, hs = cfg.n_heads, cfg.n_kv_heads, cfg.head_size
+        cos, sin = t["freq_cos"][:T], t["freq_sin"][:T]
+        h = t["tok_embeddings"][tokens]
+        for i in range(cfg.n_layers):
+            p = f"layers.{i}."
+            xb = _rms_norm(h, t[p + "attention_norm"])
+            q = _rope(lin[p + "wq"](xb).view(B, T, H, hs), cos, sin)
+            k = _rope(lin[p + "wk"](xb).view(B, T, KV, hs), cos, sin)
+            v = lin[p + "wv"](xb).view(B, T, KV, hs)
+            k = k.repeat_interleave(H // KV, dim=2)  # query head j reads kv head j // (H/KV)
+            v = v.repeat_interleave(H // KV, dim=2)
+            att = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
+                                                 is_causal=True)
+            h = h + lin[p + "wo"](att.transpose(1, 2).reshape(B, T, H * hs))
+            xb = _rms_norm(h, t[p + "ffn_norm"])
+            h = h + lin[p + "w2"](F.silu(lin[p + "w1"](xb)) * lin[p + "w3"](xb))
+        return lin["output"](_rms_norm(h, t["norm"]))
+
+    def generate(self, prompt: list[int], steps: int, stop: int | None = 1) -> list[int]:
+        """Greedy continuation (argmax) of `prompt`; stops early at token `stop` (BOS, like run.c)."""
+        ids = list(prompt)
+        for _ in range(steps):
+            if len(ids) >= self.cfg.seq_len:
+                break
+            nxt = int(self(torch.tensor([ids]))[0, -1].argmax())
+            if nxt == stop:
+                break
+            ids.append(nxt)
+        return ids
+
+
+def story_batches(stories: list[np.ndarray], max_tokens: int, bos: int, batch: int):
+    """Yield (tokens[B, T], mask[B, T-1]) per batch: BOS + story, cut at `max_tokens`,
+    zero-padded at the end; mask marks the predicted positions that are real."""
+    for start in range(0, len(stories), batch):
+        seqs = [np.concatenate([[bos], s])[:max_tokens] for s in stories[start:start + batch]]
+        T = max(len(s) for s in seqs)
+        tokens = torch.zeros((len(seqs), T), dtype=torch.long)
+        mask = torch.zeros((len(seqs), T - 1), dtype=torch.bool)
+        for b, s in enumerate(seqs):
+            tokens[b, :len(s)] = torch.from_numpy(s.astype(np.int64))
+            mask[b, :len(s) - 1] = True
+        yield tokens, mask
+
+
+@torch.no_grad()
+def perplexity(model: Transformer, stories: list[np.ndarray], bos: int = 1, batch: int = 8,
+               progress=None) -> tuple[float, int]:
+    """(perplexity, predicted tokens): one pass per story, BOS + story (at most seq_len tokens),
+    every position after BOS predicted; exp of the mean negative log-likelihood."""
+    nll, count = 0.0, 0
+    bar = progress(total=len(stories)) if progress else None
+    for tokens, mask in story_batches(stories, model.cfg.seq_len, bos, batch):
+        logp = torch.log_softmax(model(tokens).double(), dim=-1)[:, :-1]
+        target = logp.gather(-1, tokens[:, 1:, None])[..., 0]
+        nll -= float(target[mask].sum())
+        count += int(mask.sum())
+        if bar is not None:
+            bar.update(len(tokens))
+    if bar is not None:
+        bar.close()
+    return math.exp(nll / count) if count else float("nan"), count

@@ -1,0 +1,290 @@
+"""Fused CPU kernel of the exact SPEC 4 seed search (numba).
+
+Per group of blocks and per tile of TILE seed positions (tables of the tile stay in L1):
+  1. corr = correlation of w with g (C MACs per position), z = R^-T b, key = lower bound
+     (search_tables) -- vectorised float32 loops;
+  2. a streaming candidate list per block: every position with key < thr is kept, thr is
+     lowered to the KEEP-th smallest key whenever the list fills (so the list always holds
+     every position seen with key < thr).
+Then per block, exactly (float64, SPEC 3 quantizer): candidates in ascending key order until
+key > best error. If the list ran out while thr <= best, an unseen seed might still win: the
+block is re-scanned collecting every key <= best (rare). Ties go to the lowest seed.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+TILE = 256
+SUB = 16
+CAP = 64
+KEEP = 16
+GROUP = 16
+BIG = np.float32(3.0e38)  # finite sentinel: the kernel is compiled with fastmath (no infs)
+
+
+@njit(cache=True)
+def exact_error(w, bias, n, C, P, pinv, s_ext, s_scale, q):
+    """err(seed at position n) with SPEC 3 quantization, float64; fills q, returns (err, x)."""
+    tmax = 0.0
+    t = np.empty(P)
+    for p in range(P):
+        acc = 0.0
+        for c in range(C):
+            acc += pinv[n, p, c] * w[c]
+        t[p] = acc
+        tmax = max(tmax, abs(acc))
+    if tmax == 0.0:
+        for p in range(P):
+            q[p] = 0
+        err = 0.0
+        for c in range(C):
+            err += w[c] * w[c]
+        return err, 0
+    E = math.frexp(tmax)[1] - 1
+    x = min(max(E - 2 - bias, 0), 15)
+    scale = math.ldexp(1.0, x + bias)
+    for p in range(P):
+        v = np.rint(t[p] / scale)
+        q[p] = min(max(v, -8.0), 7.0)
+    step = scale / s_scale
+    err = 0.0
+    for c in range(C):
+        acc_i = 0
+        for p in range(P):
+            acc_i += s_ext[n + c * P + p + 1] * np.int64(q[p])
+        d = w[c] - acc_i * step
+        err += d * d
+    return err, x
+
+
+@njit(cache=True, fastmath=True)
+def _correlate(w32, m0, Lc, C, P, g32, corr):
+    """corr[j] = sum_c w_c g(m0 + j + c*P) for j < Lc: b of position m0+j is corr[j+1 .. j+P]."""
+    cr = corr[:Lc]
+    cr[:] = 0.0
+    for c in range(C):
+        wc = w32[c]
+        gs = g32[m0 + c * P:m0 + c * P + Lc]
+        for j in range(Lc):
+            cr[j] += wc * gs[j]
+
+
+@njit(cache=True, fastmath=True)
+def _count3(ww, thr, m0, L, a32, margin, corr):
+    """P = 3: how many of positions m0 .. m0+L-1 have key < thr (vectorised: no stores)."""
+    b0, b1, b2 = corr[1:1 + L], corr[2:2 + L], corr[3:3 + L]
+    a00, a10, a11 = a32[0, m0:m0 + L], a32[1, m0:m0 + L], a32[2, m0:m0 + L]
+    a20, a21, a22 = a32[3, m0:m0 + L], a32[4, m0:m0 + L], a32[5, m0:m0 + L]
+    mg = margin[m0:m0 + L]
+    below = np.int32(0)
+    for j in range(L):
+        z0 = a00[j] * b0[j]
+        z1 = a10[j] * b0[j] + a11[j] * b1[j]
+        z2 = a20[j] * b0[j] + a21[j] * b1[j] + a22[j] * b2[j]
+        v = ww - ww * mg[j] - (z0 * z0 + z1 * z1 + z2 * z2)
+        below += np.int32(v < thr)
+    return below
+
+
+@njit(cache=True, fastmath=True)
+def _count4(ww, thr, m0, L, a32, margin, corr):
+    """P = 4: as `_count3`."""
+    b0, b1, b2, b3 = corr[1:1 + L], corr[2:2 + L], corr[3:3 + L], corr[4:4 + L]
+    a00, a10, a11 = a32[0, m0:m0 + L], a32[1, m0:m0 + L], a32[2, m0:m0 + L]
+    a20, a21, a22 = a32[3, m0:m0 + L], a32[4, m0:m0 + L], a32[5, m0:m0 + L]
+    a30, a31, a32_, a33 = a32[6, m0:m0 + L], a32[7, m0:m0 + L], a32[8, m0:m0 + L], a32[9, m0:m0 + L]
+    mg = margin[m0:m0 + L]
+    below = np.int32(0)
+    for j in range(L):
+        z0 = a00[j] * b0[j]
+        z1 = a10[j] * b0[j] + a11[j] * b1[j]
+        z2 = a20[j] * b0[j] + a21[j] * b1[j] + a22[j] * b2[j]
+        z3 = a30[j] * b0[j] + a31[j] * b1[j] + a32_[j] * b2[j] + a33[j] * b3[j]
+        v = ww - ww * mg[j] - (z0 * z0 + z1 * z1 + z2 * z2 + z3 * z3)
+        below += np.int32(v < thr)
+    return below
+
+
+@njit(cache=True, fastmath=True)
+def _keys(ww, thr, m0, L, P, a32, margin, corr, z, key):
+    """key[0:L] of positions m0 .. m0+L-1 (any P); returns how many are < thr."""
+    kk = key[:L]
+    kk[:] = ww
+    zz = z[:L]
+    row = 0
+    for i in range(P):
+        zz[:] = 0.0
+        for k in range(i + 1):
+            a = a32[row, m0:m0 + L]
+            cs = corr[k + 1:k + 1 + L]
+            row += 1
+            for j in range(L):
+                zz[j] += a[j] * cs[j]
+        for j in range(L):
+            kk[j] -= zz[j] * zz[j]
+    mg = margin[m0:m0 + L]
+    below = np.int32(0)
+    for j in range(L):
+        kk[j] -= ww * mg[j]
+        below += np.int32(kk[j] < thr)
+    return below
+
+
+@njit(cache=True)
+def _scan_tile(w32, ww, thr, m0, L, C, P, g32, a32, margin, corr, z, key, tile_pos, ckey, cpos, cnt):
+    """Push every position of the tile with key < thr into the list (ckey, cpos, cnt).
+
+    Sub-tiles of SUB positions are first counted by the store-free vectorised loop; only
+    sub-tiles with a hit get their keys written and pushed. Returns (cnt, thr).
+    """
+    _correlate(w32, m0, L + P + 1, C, P, g32, corr)
+    for s0 in range(0, L, SUB):
+        n = min(SUB, L - s0)
+        cs = corr[s0:]
+        if P == 3:
+            hits = _count3(ww, thr, m0 + s0, n, a32, margin, cs)
+        elif P == 4:
+            hits = _count4(ww, thr, m0 + s0, n, a32, margin, cs)
+        else:
+            hits = 1
+        if hits > 0 and _keys(ww, thr, m0 + s0, n, P, a32, margin, cs, z, key) > 0:
+            cnt, thr = _push(ckey, cpos, cnt, thr, key, tile_pos[m0 + s0:], n)
+    return cnt, thr
+
+
+@njit(cache=True, fastmath=True)
+def _ill_keys(w32, ww, C, P, q32, margin, z, key):
+    """Keys of the ill-conditioned seeds from their orthonormal bases (float32)."""
+    M = q32.shape[1]
+    for j in range(M):
+        key[j] = ww - ww * margin
+    for p in range(P):
+        for j in range(M):
+            z[j] = 0.0
+        for c in range(C):
+            wc = w32[c]
+            row = q32[c * P + p]
+            for j in range(M):
+                z[j] += wc * row[j]
+        for j in range(M):
+            key[j] -= z[j] * z[j]
+
+
+@njit(cache=True)
+def _push(ckey, cpos, cnt, thr, key, pos, L):
+    """Append pos[j] with key[j] < thr; compact to the KEEP smallest when full. Returns (cnt, thr)."""
+    for j in range(L):
+        if key[j] < thr:
+            if cnt == CAP:
+                srt = np.sort(ckey[:cnt])
+                thr = srt[KEEP - 1]
+                kept = 0
+                for i in range(cnt):
+                    if ckey[i] < thr:
+                        ckey[kept] = ckey[i]
+                        cpos[kept] = cpos[i]
+                        kept += 1
+                cnt = kept
+                if not key[j] < thr:
+                    continue
+            ckey[cnt] = key[j]
+            cpos[cnt] = pos[j]
+            cnt += 1
+    return cnt, thr
+
+
+@njit(cache=True)
+def _pick(w, bias, cand_key, cand_pos, C, P, cycle, pinv, s_ext, s_scale, qbuf, qbest):
+    """Exact errors of candidates in ascending key order; stops once key > best error.
+
+    Returns (best_err, best_pos, best_x, exhausted): `exhausted` is True when every candidate
+    had key <= best, so that seeds outside the list were not ruled out by it.
+    """
+    order = np.argsort(cand_key)
+    best, best_pos, best_x = np.inf, -1, 0
+    for i in order:
+        if cand_key[i] > best:
+            return best, best_pos, best_x, False
+        n = cand_pos[i]
+        err, x = exact_error(w, bias, n, C, P, pinv, s_ext, s_scale, qbuf)
+        if err < best or (err == best and cycle[n] < cycle[best_pos]):
+            best, best_pos, best_x = err, n, x
+            qbest[:] = qbuf
+    return best, best_pos, best_x, True
+
+
+@njit(cache=True)
+def _rescan(w32, ww, thr, N, C, P, g32, a32, margin, corr, z, key, tile_pos, ill_pos, ill_key):
+    """Every position with key <= thr (the rare fallback); ill_key holds the ill seeds' keys."""
+    thr32 = np.float32(thr)  # key <= thr  <=>  key < thr32 for float32 keys
+    if thr32 <= thr:
+        thr32 = np.nextafter(thr32, np.float32(np.inf))
+    cap = 1024 + len(ill_pos)
+    ckey = np.empty(cap, dtype=np.float32)
+    cpos = np.empty(cap, dtype=np.int64)
+    cnt = 0
+    for j in range(len(ill_pos)):
+        if ill_key[j] < thr32:
+            cpos[cnt] = ill_pos[j]
+            cnt += 1
+    for m0 in range(0, N, TILE):
+        L = min(TILE, N - m0)
+        if cap - cnt < TILE:
+            cap *= 2
+            ckey = np.concatenate((ckey, np.empty(cap - len(ckey), dtype=np.float32)))
+            cpos = np.concatenate((cpos, np.empty(cap - len(cpos), dtype=np.int64)))
+        _correlate(w32, m0, L + P + 1, C, P, g32, corr)
+        _keys(ww, thr32, m0, L, P, a32, margin, corr, z, key)
+        for j in range(L):
+            if key[j] < thr32:
+                cpos[cnt] = m0 + j
+                cnt += 1
+    return cpos[:cnt]
+
+
+@njit(parallel=True, cache=True)
+def search_kernel(wn, bias, w32, ww32, C, P, g32, a32, margin, ill_pos, ill_q32, ill_margin, cycle, pinv,
+                  s_ext, s_scale, out_pos, out_x, out_q, out_err, out_rescans):
+    """Exact arg-min over all N positions for each block of wn (normalised float64 [n, C])."""
+    n = wn.shape[0]
+    N = len(cycle)
+    ngroups = (n + GROUP - 1) // GROUP
+    tile_pos = np.arange(N + TILE)
+    for gi in prange(ngroups):
+        b0 = gi * GROUP
+        b1 = min(n, b0 + GROUP)
+        corr = np.empty(TILE + P + 1, dtype=np.float32)
+        z = np.empty(TILE, dtype=np.float32)
+        key = np.empty(TILE, dtype=np.float32)
+        ckey = np.empty((GROUP, CAP), dtype=np.float32)
+        cpos = np.empty((GROUP, CAP), dtype=np.int64)
+        cnt = np.zeros(GROUP, dtype=np.int64)
+        thr = np.full(GROUP, BIG, dtype=np.float32)
+        ill_z = np.empty(len(ill_pos), dtype=np.float32)
+        ill_key = np.empty(len(ill_pos), dtype=np.float32)
+        for m0 in range(0, N, TILE):
+            L = min(TILE, N - m0)
+            for bi in range(b0, b1):
+                g = bi - b0
+                cnt[g], thr[g] = _scan_tile(w32[bi], ww32[bi], thr[g], m0, L, C, P, g32, a32, margin, corr, z,
+                                            key, tile_pos, ckey[g], cpos[g], cnt[g])
+        qbuf = np.empty(P, dtype=np.int8)
+        for bi in range(b0, b1):
+            g = bi - b0
+            _ill_keys(w32[bi], ww32[bi], C, P, ill_q32, ill_margin, ill_z, ill_key)
+            cnt[g], thr[g] = _push(ckey[g], cpos[g], cnt[g], thr[g], ill_key, ill_pos, len(ill_pos))
+            best, pos, x, exhausted = _pick(wn[bi], bias[bi], ckey[g, :cnt[g]], cpos[g, :cnt[g]], C, P,
+                                            cycle, pinv, s_ext, s_scale, qbuf, out_q[bi])
+            if exhausted and not thr[g] > best:
+                extra = _rescan(w32[bi], ww32[bi], best, N, C, P, g32, a32, margin, corr, z, key, tile_pos,
+                                ill_pos, ill_key)
+                ek = np.zeros(len(extra), dtype=np.float32)
+                best, pos, x, _ = _pick(wn[bi], bias[bi], ek, extra, C, P, cycle, pinv, s_ext,
+                                        s_scale, qbuf, out_q[bi])
+                out_rescans[bi] = 1
+            out_pos[bi] = pos
+            out_x[bi] = x
+            out_err[bi] = best

@@ -1,0 +1,125 @@
+"""The exact SPEC 4 seed search in plain torch ops (the CUDA path; also runs on CPU).
+
+Per chunk of blocks:
+  1. lower bound of the quantized error for all seeds as one float32 GEMM: the residual
+     ||w||^2 - w^T Proj(s) w with Proj(s) = Q Q^T (U = Q R) is linear in the C(C+1)/2 features
+     w_c w_d, so [blocks x F] @ [F x N]; a uniform float32 margin makes it a safe bound
+     (`projector_margin`);
+  2. top-k seeds by that bound, their exact float64 errors (SPEC 3 quantizer);
+  3. rows where the k-th bound does not exceed the best exact error: every seed whose bound
+     is <= that error is checked exactly too. Ties go to the lowest seed.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from .lfsr import basis_U
+from .reference import Preset
+from .search_tables import TABLE_ERROR, U32, _gamma, search_tables
+
+TOPK = 16
+
+
+def projector_margin(C: int) -> float:
+    """Relative float32 error bound of key = ||w||^2 (1 - m) - features . proj, doubled.
+
+    Features w_c w_d (times 2 off the diagonal) are rounded once from float64, projector
+    entries once (|Proj_cd| <= 1), F products summed: error <= gamma_(F+2) sum |Proj_cd w_c w_d|
+    <= gamma_(F+2) ||w||_1^2 <= gamma_(F+2) C ||w||^2; ||w||^2 rounding, the product by (1 - m)
+    and the final subtraction add at most 6 u ||w||^2.
+    """
+    F = C * (C + 1) // 2
+    return 2.0 * (_gamma(F + 2) * C + 6 * U32) + TABLE_ERROR
+
+
+@lru_cache(maxsize=4)
+def _projector_features(preset: Preset) -> np.ndarray:
+    """float32 [F, N]: coefficient of w_c w_d (c <= d) in w^T Proj(position n) w."""
+    C = preset.C
+    U = basis_U(search_tables(preset).cycle, C, preset.P, preset.K, preset.taps)  # [N, C, P]
+    Q, _ = np.linalg.qr(U)
+    proj = Q @ Q.transpose(0, 2, 1)  # [N, C, C]
+    iu, ju = np.triu_indices(C)
+    coef = proj[:, iu, ju] * np.where(iu == ju, 1.0, 2.0)
+    return np.ascontiguousarray(coef.T.astype(np.float32))
+
+
+def _features(wn: torch.Tensor) -> torch.Tensor:
+    C = wn.shape[1]
+    iu, ju = np.triu_indices(C)
+    return (wn[:, iu] * wn[:, ju]).to(torch.float32)
+
+
+class TorchSearch:
+    """Tables of one preset on one device."""
+
+    def __init__(self, preset: Preset, device: str):
+        t = search_tables(preset)
+        self.preset = preset
+        self.device = torch.device(device)
+        dev = self.device
+        self.cycle = torch.as_tensor(t.cycle, device=dev)
+        self.pinv = torch.as_tensor(t.pinv, device=dev)
+        C, P = preset.C, preset.P
+        self.s_idx = torch.arange(C * P, device=dev).reshape(C, P) + 1
+        self.s_ext = torch.as_tensor(t.s_ext, dtype=torch.float64, device=dev)
+        self.proj = torch.as_tensor(_projector_features(preset), device=dev)
+        self.margin = projector_margin(C)
+
+    def exact(self, wn: torch.Tensor, bias: torch.Tensor, pos: torch.Tensor):
+        """err, x, q of blocks wn[m, C] at positions pos[m] (float64, SPEC 3)."""
+        t = (self.pinv[pos] @ wn.unsqueeze(-1)).squeeze(-1)
+        mx = t.abs().amax(-1)
+        _, e = torch.frexp(mx)
+        x = torch.clamp(e.to(torch.int64) - 3 - bias, 0, 15)
+        x = torch.where(mx > 0, x, torch.zeros_like(x))
+        scale = torch.ldexp(torch.ones_like(mx), x + bias)
+        q = torch.clamp(torch.round(t / scale.unsqueeze(-1)), -8, 7)
+        q = torch.where((mx > 0).unsqueeze(-1), q, torch.zeros_like(q))
+        S = self.s_ext[pos.unsqueeze(-1).unsqueeze(-1) + self.s_idx]
+        acc = (S * q.unsqueeze(-2)).sum(-1)  # exact integers in float64
+        recon = acc * (scale / self.preset.s_scale).unsqueeze(-1)
+        err = ((wn - recon) ** 2).sum(-1)
+        return err, x, q
+
+    def _lowest(self, err: torch.Tensor, pos: torch.Tensor, rows: torch.Tensor, n: int):
+        """Per row: index into err of the smallest err, ties to the lowest seed."""
+        best = torch.full((n,), float("inf"), dtype=torch.float64, device=self.device)
+        best.scatter_reduce_(0, rows, err, "amin")
+        seed = torch.where(err == best[rows], self.cycle[pos], torch.iinfo(torch.int64).max)
+        best_seed = torch.full((n,), torch.iinfo(torch.int64).max, device=self.device)
+        best_seed.scatter_reduce_(0, rows, seed, "amin")
+        hit = (seed == best_seed[rows]).nonzero().squeeze(-1)
+        idx = torch.empty(n, dtype=torch.int64, device=self.device)
+        idx[rows[hit]] = hit
+        return idx
+
+    def search(self, wn: np.ndarray, bias: np.ndarray):
+        """(positions, x, q, err) for normalised nonzero blocks wn[n, C]."""
+        dev = self.device
+        w = torch.as_tensor(wn, device=dev)
+        b = torch.as_tensor(bias, device=dev)
+        n = w.shape[0]
+        ww = (w * w).sum(-1).to(torch.float32)
+        key = ww.unsqueeze(-1) * (1 - self.margin) - _features(w) @ self.proj
+        k = min(TOPK, key.shape[1])
+        kkey, kpos = torch.topk(key, k, dim=1, largest=False, sorted=True)
+        rows = torch.arange(n, device=dev).repeat_interleave(k)
+        pos = kpos.reshape(-1)
+        err = self.exact(w[rows], b[rows], pos)[0]
+        best = err.reshape(n, k).amin(1)
+        redo = (kkey[:, -1] <= best).nonzero().squeeze(-1)
+        if len(redo):  # the k-th bound does not rule out the rest: check every seed below best
+            r2, p2 = (key[redo].double() <= best[redo].unsqueeze(-1)).nonzero(as_tuple=True)
+            r2 = redo[r2]
+            err = torch.cat([err, self.exact(w[r2], b[r2], p2)[0]])
+            rows = torch.cat([rows, r2])
+            pos = torch.cat([pos, p2])
+        idx = self._lowest(err, pos, rows, n)
+        bpos = pos[idx]
+        err, x, q = self.exact(w, b, bpos)
+        return (bpos.cpu().numpy(), x.cpu().numpy().astype(np.uint8),
+                q.cpu().numpy().astype(np.int8), err.cpu().numpy(), int(len(redo)))

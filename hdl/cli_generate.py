@@ -1,0 +1,76 @@
+"""Write synthesizable Verilog of the SeedLM GEMV engine and of the 16-bit baseline engine.
+
+Writes DIR/seedlm_gemv.v (module seedlm_gemv), DIR/baseline_gemv.v (module baseline_gemv)
+and DIR/design.json (bus widths, lanes, latency, exact cycle formula). Ports follow
+SPEC 10: clk, rst, cols, s_axis_act_*, s_axis_w_*, m_axis_y_*.
+
+example:
+  seedlm-fpga generate --bus-bits 512 -o build/
+  seedlm-fpga generate --bus-bits 128 --preset seedlm-3 -o build/
+"""
+from __future__ import annotations
+
+import importlib.util
+
+from ..compressor.reference import PRESETS
+from ..errors import UserError
+from .config import ACT_BITS, DEFAULT_MAX_COLS
+
+
+def add_arguments(parser):
+    parser.add_argument("--bus-bits", type=int, metavar="W",
+                        help="weight-bus width W in bits (multiple of 8, >= the block size)")
+    parser.add_argument("--preset", choices=list(PRESETS), default="seedlm-4",
+                        help="SeedLM configuration (default: seedlm-4)")
+    parser.add_argument("--act-bits", type=int, choices=ACT_BITS, default=8,
+                        help="activation width A (default: 8)")
+    parser.add_argument("--max-cols", type=int, metavar="N", default=None,
+                        help=f"longest row (in_features) the engine accepts; sizes the activation buffer "
+                             f"(default: {DEFAULT_MAX_COLS}, Llama 70B down_proj)")
+    parser.add_argument("--board", metavar="NAME",
+                        help="size the design for a board (see `seedlm-fpga boards`): W from the board's "
+                             "memory bandwidth and resources; an explicit --bus-bits wins")
+    parser.add_argument("-o", "--output", metavar="DIR", required=True, help="output folder (created)")
+
+
+def _board_sizing(args) -> dict:
+    if importlib.util.find_spec("seedlm_fpga.boards.sizing") is None:
+        raise UserError("boards are not available yet")
+    from ..boards.sizing import size_for_board
+    try:
+        return size_for_board(args.board, args.preset, args.act_bits)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+BOARD_KEYS = ("board", "board_name", "part", "family", "clock_mhz", "instances", "instances_fit")
+
+
+def run(args) -> int:
+    from .generate import DesignConfig, generate
+
+    bus_bits, max_cols, board = args.bus_bits, args.max_cols, None
+    if args.board is not None:
+        sized = _board_sizing(args)
+        bus_bits = sized["bus_bits"] if bus_bits is None else bus_bits
+        if max_cols is None and "max_cols" in sized:
+            max_cols = sized["max_cols"]
+        board = {k: sized[k] for k in BOARD_KEYS if k in sized}
+    if bus_bits is None:
+        raise UserError("give --bus-bits W (or --board NAME)")
+    try:
+        cfg = DesignConfig(preset=args.preset, bus_bits=bus_bits, act_bits=args.act_bits,
+                           max_cols=DEFAULT_MAX_COLS if max_cols is None else max_cols)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    try:
+        design = generate(cfg, args.output, board=board)
+    except OSError as exc:
+        raise UserError(f"cannot write to {args.output}: {exc.strerror or exc}") from None
+    base = design["baseline"]
+    print(f"wrote {args.output}/seedlm_gemv.v ({cfg.preset}, W={cfg.bus_bits}, L={design['blocks_per_beat']}, "
+          f"A={cfg.act_bits}, N={design['acts_per_beat']}, latency {design['latency_cycles']} cycles)")
+    print(f"wrote {args.output}/baseline_gemv.v (16-bit weights, {base['weights_per_beat']} per beat, "
+          f"latency {base['latency_cycles']} cycles)")
+    print(f"wrote {args.output}/design.json")
+    return 0

@@ -1,0 +1,107 @@
+"""`GemvEngine`: the SeedLM GEMV engine of SPEC 10 (Y = W_hat a, exact integers, SPEC 6).
+
+Ports (lib.stream; `axi_top.AxiStreamTop` renames them to the AXI4-Stream names):
+``cols``; ``act`` = s_axis_act (N activations of A bits per beat, {data, last});
+``w`` = s_axis_w (the SPEC 5.3 memory image, W bits per beat, {data, last});
+``y`` = m_axis_y (one signed Y[r] per transfer, {data, last}).
+
+Each weight beat holds L = floor(W / B) block words; all L are decoded and multiplied in
+the beat's cycle (L `BlockDecoder` lanes and a `DotUnit`), so the engine takes one
+weight beat per clock: the bus is the only limit. Nothing is time-multiplexed, on any
+bus width (W >= B is required: a narrower bus cannot carry one block word).
+
+Pipeline (stage names are the register names in the Verilog), per weight beat:
+
+    beat    weight beat + its activation word (buffer read)        1
+    basis   LFSR states of all L blocks (unrolled GF(2) map)       1
+    sq      S[c][p] * q_p                                          1
+    acc     acc[c] = sum_p                                         1
+    prod    acc[c] * a                                             1
+    dot     adder tree over C  (2 levels per register)             ceil(log2 C / 2)
+    shift   d << x                                                 1
+    lanes   adder tree over L  (2 levels per register)             ceil(log2 L / 2)
+    row     row accumulator: Y[r] on the row's last beat           1
+    fifo    output FIFO (write -> valid)                           2
+
+Exact timing without stalls (cycle 0 = the cycle the first act beat is accepted),
+with nA = ceil(cols / N) act beats and R = ceil(cols / (L*C)) weight beats per row:
+the first weight beat can be accepted in cycle nA (the cycle after the act beat with
+tlast), weight beats arrive back to back, and Y[r] is valid `latency_cycles` cycles
+after the cycle its row's last weight beat was accepted. The last Y transfer therefore
+happens in cycle nA + rows*R + latency_cycles - 1:
+
+    total cycles = ceil(cols / N) + rows * ceil(cols / (L*C)) + latency_cycles
+"""
+from __future__ import annotations
+
+from amaranth.hdl import Module, signed
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..compressor.reference import gemv_seedlm
+from .block_decoder import BlockDecoder
+from .config import DesignConfig
+from .dot_unit import DotUnit, RowAccumulator, beat_sum_bits
+from .engine_core import GemvCore, datapath_input_layout
+from .pipeline import delay, tree_stages
+
+
+class SeedLMBeat(wiring.Component):
+    """One weight beat -> its contribution to Y[r]: L decoders feeding a `DotUnit`."""
+
+    def __init__(self, cfg: DesignConfig):
+        self.cfg = cfg
+        self.preset = cfg.preset_obj
+        self.L = cfg.blocks_per_beat
+        self.latency = self.latency_for(cfg)
+        super().__init__({
+            "beat": In(stream.Signature(datapath_input_layout(cfg.seedlm), always_ready=True)),
+            "sum": Out(stream.Signature(signed(beat_sum_bits(self.preset, self.L, cfg.act_bits)),
+                                        always_ready=True)),
+        })
+
+    @staticmethod
+    def latency_for(cfg: DesignConfig) -> int:
+        return BlockDecoder.latency + DotUnit.latency_for(cfg.preset_obj.C, cfg.blocks_per_beat)
+
+    def elaborate(self, platform):
+        m = Module()
+        B = self.preset.block_bits
+        m.submodules.dot = dot = DotUnit(self.preset, self.L, self.cfg.act_bits)
+        for lane in range(self.L):
+            dec = m.submodules[f"decoder_{lane}"] = BlockDecoder(self.preset)
+            m.d.comb += [
+                dec.block.valid.eq(self.beat.valid),
+                dec.block.payload.eq(self.beat.payload.w[lane * B:(lane + 1) * B]),
+                dot.beat.payload.blocks[lane].eq(dec.decoded.payload),
+            ]
+            if lane == 0:
+                m.d.comb += dot.beat.valid.eq(dec.decoded.valid)
+        # activations wait for the decoders
+        m.d.comb += [
+            dot.beat.payload.acts.eq(delay(m, self.beat.payload.acts, BlockDecoder.latency, "acts")),
+            self.sum.payload.eq(dot.sum.payload),
+            self.sum.valid.eq(dot.sum.valid),
+        ]
+        return m
+
+
+class GemvEngine(GemvCore):
+    """The SeedLM engine for `cfg` (a `DesignConfig`): see the module docstring."""
+
+    def __init__(self, cfg: DesignConfig):
+        self.cfg = cfg
+        super().__init__(cfg.seedlm, lambda: SeedLMBeat(cfg), SeedLMBeat.latency_for(cfg))
+
+    def pipeline_stages(self) -> list[dict]:
+        """Named stages from weight-beat acceptance to Y valid; cycles sum to latency_cycles."""
+        p, L = self.cfg.preset_obj, self.cfg.blocks_per_beat
+        stages = [("beat", 1), ("basis", 1), ("sq", 1), ("acc", 1), ("prod", 1),
+                  ("dot", tree_stages(p.C)), ("shift", 1), ("lanes", tree_stages(L)),
+                  ("row", RowAccumulator.latency), ("fifo", self.FIFO_LATENCY)]
+        return [{"name": n, "cycles": c} for n, c in stages]
+
+    @staticmethod
+    def reference(seeds, x, q, acts, preset):
+        """Y[r] the engine must produce (numpy reference `gemv_seedlm`)."""
+        return gemv_seedlm(seeds, x, q, acts, preset)

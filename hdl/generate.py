@@ -1,0 +1,129 @@
+"""Write the Verilog of both engines and `design.json`, the machine-readable description.
+
+    from seedlm_fpga.hdl.generate import DesignConfig, generate
+    design = generate(DesignConfig(preset="seedlm-4", bus_bits=512), "build/")
+
+writes ``seedlm_gemv.v`` (top module ``seedlm_gemv``), ``baseline_gemv.v``
+(``baseline_gemv``) and ``design.json``; each file is written to a temporary file in
+the same folder and renamed, so a failure leaves no half-written file.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import amaranth
+from amaranth.back import verilog
+
+from .. import __version__
+from .axi_top import AxiStreamTop, axi_port_widths
+from .baseline_engine import BaselineEngine
+from .config import DesignConfig
+from .engine_core import GemvCore
+from .gemv_engine import GemvEngine
+
+__all__ = ["DesignConfig", "generate", "describe", "SEEDLM_TOP", "BASELINE_TOP"]
+
+SEEDLM_TOP = "seedlm_gemv"
+BASELINE_TOP = "baseline_gemv"
+
+
+def _timing(core: GemvCore, per_row_name: str) -> dict:
+    sh = core.shape
+    return {
+        "act_load_cycles": f"ceil(cols / {sh.acts_per_beat})",
+        "weight_beats_per_row": f"ceil(cols / {sh.acts_per_word})",
+        "latency_cycles": core.latency_cycles,
+        "first_weight_beat": "accepted at the earliest in the cycle after the act beat with tlast",
+        "formula": (f"cycles = ceil(cols / {sh.acts_per_beat}) + rows * ceil(cols / {sh.acts_per_word})"
+                    f" + {core.latency_cycles}"),
+        "formula_note": ("no stalls; cycle 0 is the cycle the first act beat is accepted; the last Y "
+                         "transfer is in cycle (cycles - 1); Y[r] is valid latency_cycles after the cycle "
+                         f"the last weight beat of row r is accepted ({per_row_name})"),
+    }
+
+
+def _engine_dict(core: GemvCore, top: str) -> dict:
+    sh = core.shape
+    return {
+        "top": top,
+        "verilog": f"{top}.v",
+        "weight_bits": sh.weight_bits,
+        "act_bits": sh.act_bits,
+        "acts_per_beat": sh.acts_per_beat,
+        "acts_per_weight_beat": sh.acts_per_word,
+        "y_bits": sh.y_bits,
+        "max_cols": sh.max_cols,
+        "latency_cycles": core.latency_cycles,
+        "y_fifo_depth": core.y_fifo_depth,
+        "act_buffer": {"words": sh.buffer_words, "word_bits": sh.acts_per_word * sh.act_bits,
+                       "bits": sh.buffer_words * sh.acts_per_word * sh.act_bits},
+        "ports": axi_port_widths(core),
+    }
+
+
+def describe(cfg: DesignConfig, seedlm: GemvEngine | None = None,
+             baseline: BaselineEngine | None = None) -> dict:
+    """The `design.json` content for `cfg` (without generating Verilog)."""
+    seedlm = GemvEngine(cfg) if seedlm is None else seedlm
+    baseline = BaselineEngine(cfg) if baseline is None else baseline
+    p = cfg.preset_obj
+    design = _engine_dict(seedlm, SEEDLM_TOP)
+    design.update({
+        "blocks_per_beat": cfg.blocks_per_beat,
+        "block_bits": p.block_bits,
+        "preset": p.as_dict(),
+        "pipeline": seedlm.pipeline_stages(),
+        "timing": _timing(seedlm, "R = weight_beats_per_row"),
+    })
+    base = _engine_dict(baseline, BASELINE_TOP)
+    base.update({
+        "weights_per_beat": cfg.bus_bits // 16,
+        "pipeline": baseline.pipeline_stages(),
+        "timing": _timing(baseline, "R = weight_beats_per_row"),
+    })
+    design["baseline"] = base
+    design["generator"] = {"seedlm_fpga": __version__, "amaranth": amaranth.__version__,
+                           "config": {"preset": cfg.preset, "bus_bits": cfg.bus_bits,
+                                      "act_bits": cfg.act_bits, "max_cols": cfg.max_cols}}
+    return design
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.chmod(tmp, 0o644)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def verilog_text(core: GemvCore, top: str) -> str:
+    return verilog.convert(AxiStreamTop(core), name=top, emit_src=False)
+
+
+def generate(cfg: DesignConfig, out_dir, board: dict | None = None) -> dict:
+    """Write both engines' Verilog and design.json into `out_dir` (created); return the design.
+
+    `board` (optional) is recorded under ``design["board"]`` (what the design was sized for).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    seedlm, baseline = GemvEngine(cfg), BaselineEngine(cfg)
+    design = describe(cfg, seedlm, baseline)
+    if board is not None:
+        design["board"] = dict(board)
+    texts = {
+        f"{SEEDLM_TOP}.v": verilog_text(seedlm, SEEDLM_TOP),
+        f"{BASELINE_TOP}.v": verilog_text(baseline, BASELINE_TOP),
+        "design.json": json.dumps(design, indent=2) + "\n",
+    }
+    for name, text in texts.items():
+        _write_atomic(out / name, text)
+    return design

@@ -1,0 +1,260 @@
+"""Project decode speed of Llama-scale models on FPGA boards: 16 bits vs SeedLM 4 and 3 bits.
+
+With no arguments: SPEC 9's five Llama models on four shipped boards (an HBM card, a
+DDR4 card, an embedded SoC and a small Artix board), a table on stdout, and
+projection.json plus three PNG plots in ./seedlm-report/.
+
+Times come from the cycle model of the generated RTL (sim/cycle_model.py: exact against
+Verilator without stalls), the boards' memories and the engine sizing of
+`seedlm-fpga boards`. A token counts the seven GEMVs of every layer and the lm_head
+(kept at 16 bits); attention over the KV cache, norms, RoPE and sampling are left out.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from seedlm_fpga.errors import UserError
+
+from .cycle_model import CycleModel
+from .llama_shapes import BUILTIN_MODELS, builtin_model, model_from_checkpoint, model_from_config
+from .projection import FORMATS, LEFT_OUT, layer_breakdown, plan_board, project
+
+DEFAULT_BOARDS = ("alveo-u280", "vcu118", "kria-kv260", "arty-a7-100t")
+RTL_CYCLES = Path(__file__).resolve().parent / "rtl_cycles.json"
+REGENERATE = "python benchmarks/rtl_cycles.py"
+#: SPEC 8: the paper's GEMV at 64 bytes per cycle.
+PAPER = {"rows": 2048, "cols": 2048, "bus_bits": 512,
+         "paper": {"seedlm-4": 34331, "fp16": 136559, "speedup": 3.98}}
+SWEEP_N = (256, 512, 1024, 2048, 4096, 8192, 16384)
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--board", action="append", metavar="B",
+                        help=f"board id, name or .yaml file; repeat for several; 'all' = every shipped "
+                             f"board (default: {', '.join(DEFAULT_BOARDS)})")
+    src = parser.add_mutually_exclusive_group()
+    src.add_argument("--model", action="append", metavar="M",
+                     help=f"built-in model; repeat for several (default: all of {', '.join(BUILTIN_MODELS)})")
+    src.add_argument("--config", metavar="JSON", help="a Hugging Face config.json (Llama-style, GQA)")
+    src.add_argument("--checkpoint", metavar="X.seedlm", help="a .seedlm file: its shapes and per-tensor presets")
+    parser.add_argument("-o", "--output", default="seedlm-report", metavar="DIR",
+                        help="folder for projection.json and the plots (default: ./seedlm-report)")
+    parser.add_argument("--json", action="store_true", help="print the JSON report instead of the table")
+    parser.add_argument("--act-bits", type=int, choices=(8, 16), default=8, help="activation bits (default 8)")
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+
+
+# --- model vs RTL ----------------------------------------------------------------------------
+
+def load_rtl_cycles(path: Path = RTL_CYCLES) -> dict:
+    """The stored Verilator measurements (see benchmarks/rtl_cycles.py); empty if absent."""
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return {"provenance": {"command": REGENERATE, "note": "not measured yet"}, "measurements": []}
+
+
+def model_vs_rtl(measurements: list[dict]) -> list[dict]:
+    """Each measurement beside the cycle model's figure for the same design and shape."""
+    out = []
+    for m in measurements:
+        model = CycleModel(m["engine"], m["bus_bits"], m["act_bits"], m.get("preset") or "seedlm-4")
+        eff = 1.0 - m.get("gap", 0.0)
+        predicted = model.cycles(m["rows"], m["cols"], eff)
+        out.append({"format": model.format, "shape": [m["rows"], m["cols"]], "bus_bits": m["bus_bits"],
+                    "act_bits": m["act_bits"], "efficiency": eff, "model_cycles": round(predicted, 1),
+                    "rtl_cycles": m["rtl_cycles"],
+                    "error_pct": round(100 * (predicted - m["rtl_cycles"]) / m["rtl_cycles"], 3)})
+    return out
+
+
+def paper_comparison(checks: list[dict]) -> dict:
+    r, c, w = PAPER["rows"], PAPER["cols"], PAPER["bus_bits"]
+    model = {f: CycleModel("baseline" if f == "fp16" else "seedlm", w, 8).cycles(r, c) for f in ("seedlm-4", "fp16")}
+    model["speedup"] = model["fp16"] / model["seedlm-4"]
+    rtl = {ch["format"]: ch["rtl_cycles"] for ch in checks
+           if ch["shape"] == [r, c] and ch["bus_bits"] == w and ch["efficiency"] == 1.0 and ch["act_bits"] == 8}
+    if "seedlm-4" in rtl and "fp16" in rtl:
+        rtl["speedup"] = rtl["fp16"] / rtl["seedlm-4"]
+    ideal = {"seedlm-4": r * c * 4 // w, "fp16": r * c * 16 // w, "speedup": 4.0}
+    return {**PAPER, "model": model, "rtl": rtl or None, "ideal": ideal}
+
+
+def gemv_sweep(bus_bits: int = 512) -> dict:
+    base = CycleModel("baseline", bus_bits)
+    out = {"bus_bits": bus_bits, "n": list(SWEEP_N)}
+    for p in ("seedlm-4", "seedlm-3"):
+        seed = CycleModel("seedlm", bus_bits, 8, p)
+        out[p] = [base.cycles(n, n) / seed.cycles(n, n) for n in SWEEP_N]
+    return out
+
+
+# --- the report ------------------------------------------------------------------------------
+
+def _models(args):
+    if args.config:
+        return [model_from_config(args.config)], FORMATS
+    if args.checkpoint:
+        m = model_from_checkpoint(args.checkpoint)
+        presets = sorted({g.preset for g in m.gemvs} - {"fp16", None})
+        return [m], ("fp16", "checkpoint") if len(presets) > 1 else ("fp16", *presets)
+    return [builtin_model(k) for k in (args.model or BUILTIN_MODELS)], FORMATS
+
+
+def _boards(args) -> list[str]:
+    from seedlm_fpga.boards.board import shipped_ids
+    names = args.board or list(DEFAULT_BOARDS)
+    return shipped_ids() if names == ["all"] else names
+
+
+def _roofline(plan, model, entries) -> dict:
+    engines = {}
+    for e in entries:
+        if not e["gemvs"]:
+            continue
+        for r in layer_breakdown(e, model.layers):
+            fmt = r["format"]
+            if r["kind"] == "lm_head" and e["format"] != "fp16":
+                continue
+            eng = engines.setdefault(fmt, {"bound": plan.engines[fmt].bound,
+                                           "peak_gmacs": plan.engines[fmt].peak_gmacs, "points": []})
+            eng["points"].append({"kind": r["kind"], "macs_per_byte": r["macs"] / r["bytes"], "gmacs": r["gmacs"]})
+    mem = next(iter(plan.engines.values()))
+    return {"board": plan.board, "model": model.name, "memory_gbps": mem.memory_gbps, "engines": engines}
+
+
+def build_report(boards: list[str], models, formats, act_bits: int = 8) -> dict:
+    rtl = load_rtl_cycles()
+    checks = model_vs_rtl(rtl.get("measurements", []))
+    entries, plans, roof = [], [], []
+    biggest = max(models, key=lambda m: m.params)
+    for name in boards:
+        plan = plan_board(name, [f for f in formats if f != "checkpoint"] + _checkpoint_presets(models),
+                          act_bits)
+        plans.append({"board": plan.board, "name": plan.name, "memory": plan.memory, "memory_gb": plan.memory_gb,
+                      "engines": {f: {"bus_bits": p.bus_bits, "instances": p.instances, "channels": p.channels,
+                                      "clock_mhz": p.clock_mhz, "channel_gbps": p.channel_gbps,
+                                      "bound": p.bound if not p.too_small else "does not fit",
+                                      "too_small": p.too_small, "note": p.note}
+                                  for f, p in plan.engines.items()}})
+        for model in models:
+            es = project(plan, model, formats)
+            for e in es:
+                used = {g["format"] for g in e["gemvs"]} if e["format"] != "fp16" else {"fp16"}
+                e["model_vs_rtl"] = [c for c in checks if c["format"] in used - ({"fp16"} if e["format"] != "fp16" else set())]
+            entries += es
+            if model is biggest:
+                roof.append(_roofline(plan, model, es))
+    return {
+        "tool": "seedlm-fpga project",
+        "formats": list(formats),
+        "left_out": list(LEFT_OUT),
+        "assumptions": [
+            "one engine instance per weight-memory channel; rows split evenly, the busiest instance sets the time",
+            "SeedLM engines sized by boards.sizing (resources may fit fewer than one per channel)",
+            "fp16 baseline (SPEC 7) on the bandwidth-sized bus on every channel (W/16 multipliers, no decoders)",
+            "lm_head at 16 bits on the baseline engine; embedding table and norms stored at 16 bits",
+            "memory stalls: a weight beat arrives with probability e = usable channel GB/s / engine GB/s",
+        ],
+        "boards": plans,
+        "models": [{"name": m.name, "source": m.source, "params": m.params, "layers": m.layers,
+                    "config": m.config} for m in models],
+        "entries": entries,
+        "model_vs_rtl": checks,
+        "rtl_provenance": rtl.get("provenance", {}),
+        "paper": paper_comparison(checks),
+        "gemv_sweep": gemv_sweep(),
+        "roofline": roof,
+    }
+
+
+def _checkpoint_presets(models) -> list[str]:
+    return sorted({g.preset for m in models for g in m.gemvs} - {None, "fp16"})
+
+
+# --- text --------------------------------------------------------------------------------------
+
+def _num(x, fmt="{:.3g}") -> str:
+    return "-" if x is None else fmt.format(x)
+
+
+def format_table(report: dict) -> str:
+    lines = []
+    fmts = [f for f in report["formats"] if f != "fp16"]
+    for board in report["boards"]:
+        engines = "; ".join(
+            f"{f}: {e['too_small'] and 'does not fit' or str(e['instances']) + ' of ' + str(e['channels'])}"
+            f" x {e['bus_bits']}-bit" for f, e in board["engines"].items())
+        lines.append(f"{board['name']} - {board['memory']} {board['memory_gb']:g} GB; engines {engines}")
+        head = f"  {'model':<13}{'params':>8}{'fp16 tok/s':>12}"
+        for f in fmts:
+            head += f"{f + ' tok/s':>17}{'speedup':>9}"
+        fits_head = f"fits {board['memory_gb']:g} GB ({'/'.join(['16'] + [f.split('-')[-1] for f in fmts])})"
+        head += f"  {fits_head}  bound"
+        lines.append(head)
+        rows = [e for e in report["entries"] if e["board"] == board["board"]]
+        models = list(dict.fromkeys(e["model"] for e in rows))
+        params = {m["name"]: m["params"] for m in report["models"]}
+        for model in models:
+            by = {e["format"]: e for e in rows if e["model"] == model}
+            line = f"  {model:<13}{params[model] / 1e9:>7.1f}B{_num(by['fp16']['tokens_per_s']):>12}"
+            for f in fmts:
+                line += f"{_num(by[f]['tokens_per_s']):>17}{_num(by[f]['speedup_vs_fp16'], '{:.2f}x'):>9}"
+            fits = "/".join("yes" if by[f]["fits_memory"] else "no" for f in ["fp16"] + fmts)
+            bound = "/".join(by[f]["bound"] for f in fmts)
+            line += f"  {fits:<{len(fits_head)}}  {bound}"
+            lines.append(line)
+        last = models[-1]
+        for f in fmts:
+            e = next(x for x in rows if x["model"] == last and x["format"] == f)
+            lines.append(f"  {last} {f} {_num(e['speedup_vs_fp16'], '{:.2f}x')}: " + "; ".join(e["reasons"]))
+        lines.append("")
+    p = report["paper"]
+    rtl = p["rtl"] or {}
+    lines.append(f"Paper's GEMV {p['rows']} x {p['cols']} at {p['bus_bits'] // 8} bytes/cycle (SPEC 8):")
+    lines.append(f"  {'':<8}{'seedlm-4':>10}{'fp16':>10}{'speedup':>9}")
+    for label, d in (("paper", p["paper"]), ("model", p["model"]), ("RTL", rtl), ("ideal", p["ideal"])):
+        lines.append(f"  {label:<8}{_num(d.get('seedlm-4'), '{:,.0f}'):>10}{_num(d.get('fp16'), '{:,.0f}'):>10}"
+                     f"{_num(d.get('speedup'), '{:.3f}x'):>9}")
+    checks = report["model_vs_rtl"]
+    if checks:
+        exact = [c for c in checks if c["efficiency"] == 1.0]
+        thr = [c for c in checks if c["efficiency"] < 1.0]
+        worst = max((abs(c["error_pct"]) for c in thr), default=0.0)
+        lines.append(f"Cycle model vs Verilator: {sum(c['error_pct'] == 0 for c in exact)} of {len(exact)} "
+                     f"unthrottled shapes exact; throttled: worst {worst:.2f}% over {len(thr)}")
+    else:
+        lines.append(f"Cycle model vs Verilator: no stored measurements (run {REGENERATE})")
+    lines.append("Left out of tokens/s (format-independent): " + ", ".join(report["left_out"]))
+    return "\n".join(lines)
+
+
+def _write_json(report: dict, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(report, indent=1))
+    os.replace(tmp, path)
+
+
+def run(args) -> int:
+    models, formats = _models(args)
+    report = build_report(_boards(args), models, formats, args.act_bits)
+    out = Path(args.output)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"output {out} exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        _write_json(report, out / "projection.json")
+        written = [out / "projection.json"]
+        if not args.no_plots:
+            from .plots import write_plots
+            written += write_plots(report, out)
+    except OSError as exc:
+        raise UserError(f"cannot write to {out}: {exc.strerror or exc}") from None
+    if args.json:
+        print(json.dumps(report, indent=1))
+    else:
+        print(format_table(report))
+        print("wrote " + ", ".join(str(p) for p in written))
+    return 0

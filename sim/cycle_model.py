@@ -1,0 +1,133 @@
+"""Cycle model of one GEMV pass on the SeedLM and 16-bit baseline engines.
+
+Derived from the RTL's structure (hdl/engine_core.py, gemv_engine.py, baseline_engine.py),
+not fitted. Both engines share `GemvCore`: activation beats first, then one weight beat per
+clock (the core never stalls with the output ready), then the pipeline drains:
+
+    cycles = ceil(cols / N) + rows * R + latency
+
+  N        activations per beat: the largest divisor of E with N * A <= W (hdl.config)
+  E        activations one weight beat meets: L*C (SeedLM, L = floor(W / B)) or W/16
+  R        weight beats per row = ceil(cols / E) (SPEC 5.3 / 7)
+  latency  beat 1 + datapath + row accumulator 1 + output FIFO 2, where the datapath is
+           SeedLM: basis 1 + sq 1 + acc 1 + prod 1 + dot tree + shift 1 + lane tree;
+           baseline: prod 1 + sum tree; a tree of n terms takes ceil(ceil(log2 n) / 2)
+           registers (two adder levels per register, hdl.pipeline).
+
+The formulas are restated here (not imported) so that `seedlm-fpga project` does not
+load Amaranth; tests/test_cycle_model.py checks them against hdl's own classes and
+against Verilator cycle counts.
+
+A memory that delivers a weight beat in a given cycle with probability e (its sustained
+efficiency; the co-simulation's throttle) makes the weight phase last rows * R / e cycles
+on average: the engine is ready every cycle of that phase, so every empty cycle is lost.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..compressor.reference import PRESETS
+
+ENGINES = ("seedlm", "baseline")
+BASELINE_WEIGHT_BITS = 16
+#: Cycles outside the datapath: beat register, row accumulator, output FIFO (write -> valid).
+CORE_LATENCY = 1 + 1 + 2
+#: SeedLM decoder stages before the products: basis (LFSR states), sq, acc.
+DECODER_LATENCY = 3
+LEVELS_PER_STAGE = 2
+
+
+def tree_stages(n_terms: int) -> int:
+    """Registers of an adder tree over n terms: ceil(ceil(log2 n) / 2) (hdl.pipeline)."""
+    levels = max(0, (n_terms - 1).bit_length())
+    return -(-levels // LEVELS_PER_STAGE)
+
+
+def _largest_divisor_at_most(n: int, limit: int) -> int:
+    return max(d for d in range(1, min(n, limit) + 1) if n % d == 0)
+
+
+@dataclass(frozen=True)
+class CycleModel:
+    """Cycles of one GEMV (rows, cols) on one engine of a design (bus W, activations A bits).
+
+    `engine` is "seedlm" (then `preset` names its blocks) or "baseline" (16-bit weights).
+    """
+
+    engine: str
+    bus_bits: int
+    act_bits: int = 8
+    preset: str = "seedlm-4"
+
+    def __post_init__(self):
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, got {self.engine!r}")
+        if self.engine == "seedlm" and self.blocks_per_beat < 1:
+            raise ValueError(f"a {self.bus_bits}-bit bus cannot hold one {self.preset} block")
+        if self.engine == "baseline" and self.bus_bits < BASELINE_WEIGHT_BITS:
+            raise ValueError(f"a {self.bus_bits}-bit bus cannot hold one 16-bit weight")
+
+    @property
+    def format(self) -> str:
+        """The weight format this engine streams: "fp16" or the preset's name."""
+        return "fp16" if self.engine == "baseline" else self.preset
+
+    @property
+    def blocks_per_beat(self) -> int:  # L (SeedLM only)
+        return self.bus_bits // PRESETS[self.preset].block_bits
+
+    @property
+    def weights_per_beat(self) -> int:  # E
+        if self.engine == "baseline":
+            return self.bus_bits // BASELINE_WEIGHT_BITS
+        return self.blocks_per_beat * PRESETS[self.preset].C
+
+    @property
+    def acts_per_beat(self) -> int:  # N
+        return _largest_divisor_at_most(self.weights_per_beat, self.bus_bits // self.act_bits)
+
+    @property
+    def latency(self) -> int:
+        """Cycles from the accepting cycle of a row's last weight beat to its Y (hdl latency_cycles)."""
+        if self.engine == "baseline":
+            datapath = 1 + tree_stages(self.weights_per_beat)
+        else:
+            C = PRESETS[self.preset].C
+            datapath = DECODER_LATENCY + 1 + tree_stages(C) + 1 + tree_stages(self.blocks_per_beat)
+        return CORE_LATENCY + datapath
+
+    def beats_per_row(self, cols: int) -> int:  # R
+        return -(-cols // self.weights_per_beat)
+
+    def act_beats(self, cols: int) -> int:
+        return -(-cols // self.acts_per_beat)
+
+    def weight_beats(self, rows: int, cols: int) -> int:
+        return rows * self.beats_per_row(cols)
+
+    def image_bytes(self, rows: int, cols: int) -> int:
+        """Bytes of the memory image streamed for this GEMV (SPEC 5.3: padding and waste included)."""
+        return self.weight_beats(rows, cols) * self.bus_bits // 8
+
+    def bits_per_weight(self, cols: int) -> float:
+        """Effective bits per weight: R * W / cols."""
+        return self.beats_per_row(cols) * self.bus_bits / cols
+
+    def breakdown(self, rows: int, cols: int, efficiency: float = 1.0) -> dict[str, float]:
+        """Cycles by cause: activation load, weight beats, memory stalls, pipeline latency."""
+        if not 0 < efficiency <= 1:
+            raise ValueError(f"efficiency must lie in (0, 1], got {efficiency}")
+        beats = self.weight_beats(rows, cols)
+        return {"act": self.act_beats(cols), "weights": beats, "stalls": beats / efficiency - beats,
+                "latency": self.latency}
+
+    def cycles(self, rows: int, cols: int, efficiency: float = 1.0) -> float:
+        """Cycles of one pass, first act beat to last Y (exact at efficiency 1, the mean below)."""
+        return sum(self.breakdown(rows, cols, efficiency).values())
+
+
+def design_models(preset: str = "seedlm-4", bus_bits: int = 512, act_bits: int = 8) -> dict[str, CycleModel]:
+    """The two engines of one generated design (hdl.config.DesignConfig), by format."""
+    seed = CycleModel("seedlm", bus_bits, act_bits, preset)
+    base = CycleModel("baseline", bus_bits, act_bits, preset)
+    return {seed.format: seed, "fp16": base}
