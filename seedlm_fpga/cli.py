@@ -75,6 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"seedlm-fpga {command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `seedlm-fpga inspect X | head`: the reader went away; stop quietly.
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
