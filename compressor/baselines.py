@@ -10,10 +10,11 @@ would be stored: the codes, every scale or exponent, and padding.
   weight plus one 16-bit scale per group; a row whose length is not a multiple of g ends
   in a partial group that still stores a full scale (the weights themselves pack densely).
 - ``bfp``: block floating point, groups of g (128) weights of a row share one 8-bit
-  exponent s; each weight keeps an n-bit sign-magnitude mantissa m in -(2^(n-1)-1) ..
-  2^(n-1)-1, w_hat = m * 2^s, with s the smallest integer such that max|w| <= qmax * 2^s
-  (computed exactly with frexp) — RTN with a power-of-two scale. Storage: n bits per
-  weight plus 8 bits per group, partial groups counted as for ``rtn``.
+  exponent E = floor(log2(max|w|)), the largest weight's exponent (exact, via frexp); each
+  weight keeps an n-bit two's-complement mantissa m = clip(round_half_even(w / 2^(E-n+2)),
+  -2^(n-1), 2^(n-1)-1), w_hat = m * 2^(E-n+2). The largest magnitude lies in [2^(n-2),
+  2^(n-1)) steps, so only weights that round up to 2^(n-1) clip. Storage: n bits per weight
+  plus 8 bits per group, partial groups counted as for ``rtn``.
 """
 from __future__ import annotations
 
@@ -66,8 +67,11 @@ class Baseline:
         padded[:, :cols] = w
         groups = padded.reshape(rows, n, g)
         amax = np.abs(groups).max(axis=-1, keepdims=True)
-        scale = (_rtn_scale if self.kind == "rtn" else _bfp_scale)(amax, self.qmax)
-        codes = np.clip(np.rint(groups / scale), -self.qmax, self.qmax)
+        if self.kind == "rtn":
+            scale, lo = _rtn_scale(amax, self.qmax), -self.qmax
+        else:
+            scale, lo = _bfp_step(amax, self.bits), -self.qmax - 1
+        codes = np.clip(np.rint(groups / scale), lo, self.qmax)
         return (codes * scale).reshape(rows, n * g)[:, :cols]
 
 
@@ -77,14 +81,11 @@ def _rtn_scale(amax: np.ndarray, qmax: int) -> np.ndarray:
     return np.where(s > 0, s, 1.0)
 
 
-def _bfp_scale(amax: np.ndarray, qmax: int) -> np.ndarray:
-    """2^s with s = ceil(log2(amax / qmax)), exactly: the smallest s with amax <= qmax * 2^s."""
-    mant, e = np.frexp(amax / qmax)  # amax/qmax = mant * 2^e, mant in [0.5, 1)
-    s = np.where(mant == 0.5, e - 1, e)  # an exact power of two needs no round-up
-    # Division by qmax may round; fix up so that amax <= qmax * 2^s holds exactly.
-    s = np.where(amax > qmax * np.ldexp(1.0, s), s + 1, s)
-    s = np.clip(s, -127, 127)  # the 8-bit exponent field
-    return np.where(amax > 0, np.ldexp(1.0, s), 1.0)
+def _bfp_step(amax: np.ndarray, bits: int) -> np.ndarray:
+    """2^(E - bits + 2) with E = floor(log2(amax)) exactly; E is stored in 8 bits (-127..127)."""
+    _, e = np.frexp(amax)  # amax = mant * 2^e, mant in [0.5, 1): floor(log2 amax) = e - 1
+    E = np.clip(e.astype(np.int64) - 1, -127, 127)
+    return np.where(amax > 0, np.ldexp(1.0, E - bits + 2), 1.0)
 
 
 #: The default comparison set: ~4 and ~3 bits per weight.

@@ -52,6 +52,13 @@ def _parse_bias(text: str):
     return resolve_bias(value, np.zeros((1, 1)), get_preset("seedlm-4"))  # checks the range
 
 
+def _check_device(device: str) -> None:
+    if device != "cpu" and not device.startswith("cuda"):
+        raise UserError(f"--device must be cpu or cuda, got {device!r}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device {device}: no CUDA device available (torch.cuda.is_available() is False)")
+
+
 def _as_weights(t: torch.Tensor) -> np.ndarray:
     return t.to(torch.float64 if t.dtype == torch.float64 else torch.float32).numpy()
 
@@ -94,8 +101,10 @@ class PartialState:
         path = self._file(name)
         if not path.is_file():
             return None
-        got = read_container(path).compressed
-        return got.get(name)
+        try:
+            return read_container(path).compressed.get(name)
+        except UserError:  # damaged somehow: encode that tensor again
+            return None
 
     def save(self, name: str, enc) -> None:
         write_container(self._file(name), {name: enc}, {})
@@ -121,6 +130,7 @@ def run(args) -> int:
     except ValueError as exc:
         raise UserError(str(exc)) from None
     bias = _parse_bias(args.bias)
+    _check_device(args.device)
     output = Path(args.output)
     if not output.parent.is_dir():
         raise UserError(f"{output.parent}: output folder does not exist")
@@ -159,8 +169,8 @@ def _compress_all(ckpt, names, preset, bias, device, partial: PartialState) -> d
 
     blocks = {n: ckpt.tensors[n].shape[0] * -(-ckpt.tensors[n].shape[1] // preset.C) for n in names}
     compressed = {}
-    with tqdm(total=sum(blocks.values()), unit="block", unit_scale=True, file=sys.stderr,
-              disable=None, dynamic_ncols=True) as bar:
+    with tqdm(total=sum(blocks.values()), unit="block", unit_scale=True, file=sys.stderr, disable=None,
+              dynamic_ncols=True, desc=f"tensor 1/{len(names)}") as bar:
         for i, name in enumerate(names):
             bar.set_description(f"tensor {i + 1}/{len(names)}")
             enc = partial.load(name)

@@ -7,8 +7,9 @@ and 3 bits, all quantizing the same tensors. For a llama2.c checkpoint it also r
 model and reports perplexity over the first N stories of --text (stories end with a line
 <|endoftext|>; one pass per story, BOS + story, at most seq_len tokens): the original, the
 file decoded to floats, and the file through the FPGA's exact integer GEMV (SPEC 6, int8
-activations with one scale per vector). --sweep adds SeedLM re-encoded at seedlm-4 and
-seedlm-3 with the paper's bias and ours (slow the first time; cached).
+activations with one scale per vector). --compare adds rows for more .seedlm files of the
+same tensors (say, other presets or biases); --sweep re-encodes the tensors at seedlm-4 and
+seedlm-3 with the paper's bias and ours (slow on CPU the first time; cached).
 
 Token ids and sweep encodings are cached in $XDG_CACHE_HOME/seedlm-fpga (or
 ~/.cache/seedlm-fpga; $SEEDLM_FPGA_CACHE overrides).
@@ -31,6 +32,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--tokenizer", help="llama2.c tokenizer (default: tok<vocab>.bin or tokenizer.bin "
                                             "next to the reference)")
     parser.add_argument("--stories", type=int, default=100, metavar="N", help="first N stories (default 100)")
+    parser.add_argument("--compare", nargs="+", default=[], metavar="SEEDLM",
+                        help="more .seedlm files of the same reference, shown as rows")
     parser.add_argument("--sweep", action="store_true",
                         help="also re-encode seedlm-4/seedlm-3 with the paper's bias and ours")
     parser.add_argument("--device", default="cpu", help="where --sweep encodes run: cpu or cuda (default cpu)")
@@ -75,18 +78,17 @@ def _language_model(args):
 
 
 def run(args) -> int:
-    import torch
     from tqdm import tqdm
 
-    from .evaluate import evaluate, format_report
+    from .evaluate import SWEEP, evaluate, format_report
 
     lm, note = _language_model(args)
     if args.device != "cpu" and not args.sweep:
         raise UserError("--device only applies to --sweep encodes")
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     progress = lambda total, desc: tqdm(total=total, desc=desc, unit="story", file=sys.stderr,  # noqa: E731
                                         disable=None, leave=False, dynamic_ncols=True)
-    ev = evaluate(args.compressed, args.reference, lm, sweep=args.sweep, device=args.device,
+    ev = evaluate(args.compressed, args.reference, lm, compare=args.compare,
+                  sweep=SWEEP if args.sweep else (), device=args.device,
                   progress=progress, log=lambda m: print(m, file=sys.stderr))
     if note:
         ev.notes.append(note)

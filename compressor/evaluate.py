@@ -11,10 +11,9 @@ SeedLM re-encoded at seedlm-4/seedlm-3 with the paper's bias and ours.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -129,68 +128,85 @@ class LanguageModelData:
     stories: list[np.ndarray]
 
 
+SWEEP: tuple[tuple[str, str], ...] = (("seedlm-4", "auto"), ("seedlm-4", "paper"),
+                                      ("seedlm-3", "auto"), ("seedlm-3", "paper"))
+
+
 def evaluate(compressed_path, reference_path, lm: LanguageModelData | None = None,
-             baselines: tuple[Baseline, ...] = DEFAULT_BASELINES, sweep: bool = False,
+             baselines: tuple[Baseline, ...] = DEFAULT_BASELINES, compare=(), sweep=(),
              device: str = "cpu", progress=None, log=lambda msg: None) -> Evaluation:
-    """Build the comparison table. `lm` enables perplexity (llama2.c references only);
-    `progress(total=..., desc=...)` makes a progress bar (tqdm-like) for each perplexity run."""
+    """Build the comparison table.
+
+    `compare`: more .seedlm files of the same reference, each a row (and an FPGA row).
+    `sweep`: (preset, bias) pairs re-encoded on the fly with `encode_tensor` (cached).
+    `lm` enables perplexity (llama2.c references only); `progress(total=..., desc=...)`
+    makes a progress bar (tqdm-like) for each perplexity run.
+    """
     from .checkpoints import load_checkpoint
     from .container import read_container
 
     container = read_container(compressed_path)
     ckpt = load_checkpoint(reference_path)
     originals = {n: t.double().numpy() for n, t in ckpt.tensors.items()}
-    sizes: dict[str, tuple[int, int]] = {}
-    for name, enc in container.compressed.items():
-        if name not in originals:
-            raise UserError(f"{compressed_path}: tensor {name!r} is not in the reference {reference_path}")
-        if tuple(originals[name].shape) != tuple(enc.shape):
-            raise UserError(f"tensor {name!r}: shape {list(enc.shape)} in {compressed_path} but "
-                            f"{list(originals[name].shape)} in {reference_path}")
-        sizes[name] = tuple(enc.shape)
-    if not sizes:
-        raise UserError(f"{compressed_path}: holds no compressed tensor")
-
+    sizes = _check_against_reference(container, compressed_path, originals, reference_path)
     ev = Evaluation(str(compressed_path), str(reference_path), sizes, [])
-    ref_bits = {originals[n].dtype.itemsize * 8 for n in sizes}
-    ev.methods.append(Method(f"original ({ckpt.tensors[next(iter(sizes))].dtype})".replace("torch.", ""),
-                             float(max(ref_bits)) if len(ref_bits) == 1 else None,
-                             {n: 0.0 for n in sizes}, role="reference"))
-    decoded = {n: decode_encoded(e) for n, e in container.compressed.items()}
-    presets = sorted({e.preset.name for e in container.compressed.values()})
-    label = f"{'/'.join(presets)}, {_bias_label({e.bias for e in container.compressed.values()})}"
-    file_bits = sum(seedlm_storage_bits(e.shape, e.preset) for e in container.compressed.values()) / \
-        sum(r * c for r, c in sizes.values())
-    file_errors = {n: relative_error(originals[n], decoded[n]) for n in sizes}
-    ev.methods.append(Method(f"this file: {label}", file_bits, file_errors, role="compressed"))
-    if lm is not None:
-        ev.methods.append(Method(f"this file on the FPGA datapath (int8 activations)", file_bits,
-                                 file_errors, role="compressed-fpga"))
+    first = ckpt.tensors[next(iter(sizes))]
+    ev.methods.append(Method(f"original ({str(first.dtype).removeprefix('torch.')})",
+                             float(first.element_size() * 8), {n: 0.0 for n in sizes}, role="reference"))
+    variants: dict[str, dict[str, np.ndarray]] = {}  # method name -> dequantized weights
+    encoded: dict[str, dict] = {}  # method name -> SeedLM blocks (for its FPGA row)
 
-    variants: dict[str, dict[str, np.ndarray]] = {}  # method name -> quantized weights
-    if sweep:
-        for pname in ("seedlm-4", "seedlm-3"):
-            preset = PRESETS[pname]
-            for bias, blabel in (("auto", "our per-tensor bias"), ("paper", "paper bias b=-10")):
-                name = f"{pname}, {blabel} (re-encoded)"
-                log(f"encoding {name} ...")
-                encs = {n: encode_cached(originals[n], preset, bias, device) for n in sizes}
-                variants[name] = {n: decode_encoded(e) for n, e in encs.items()}
-                ev.methods.append(Method(name, _bits_per_weight(sizes, lambda s: seedlm_storage_bits(s, preset)),
-                                         {n: relative_error(originals[n], variants[name][n]) for n in sizes},
-                                         role="seedlm"))
+    def add_seedlm(name: str, encs: dict, role: str):
+        variants[name] = {n: decode_encoded(e) for n, e in encs.items()}
+        bits = sum(seedlm_storage_bits(e.shape, e.preset) for e in encs.values()) / \
+            sum(r * c for r, c in sizes.values())
+        errors = {n: relative_error(originals[n], variants[name][n]) for n in sizes}
+        ev.methods.append(Method(name, bits, errors, role=role))
+        if lm is not None:
+            fpga = f"{name}, FPGA integer GEMV"
+            encoded[fpga] = encs
+            ev.methods.append(Method(fpga, bits, errors, role=role + "-fpga"))
+
+    add_seedlm(f"this file: {_label(container.compressed)}", container.compressed, "compressed")
+    for path in compare:
+        other = read_container(path)
+        if _check_against_reference(other, path, originals, reference_path) != sizes:
+            raise UserError(f"{path} compressed other tensors than {compressed_path}; "
+                            f"compare files made from the same tensors")
+        add_seedlm(f"{_label(other.compressed)} ({Path(path).name})", other.compressed, "seedlm")
+    for pname, bias in sweep:
+        preset = PRESETS[pname]
+        name = f"{pname}, {'paper bias b=-10' if bias == 'paper' else 'our per-tensor bias'} (re-encoded)"
+        log(f"encoding {name} ...")
+        add_seedlm(name, {n: encode_cached(originals[n], preset, bias, device) for n in sizes}, "seedlm")
     for bl in baselines:
         variants[bl.name] = {n: bl.quantize(originals[n]) for n in sizes}
         ev.methods.append(Method(bl.name, _bits_per_weight(sizes, bl.storage_bits),
                                  {n: relative_error(originals[n], variants[bl.name][n]) for n in sizes}))
-
     if lm is not None:
-        _perplexities(ev, lm, ckpt, originals, container, decoded, variants, progress)
+        _perplexities(ev, lm, originals, variants, encoded, progress)
     return ev
 
 
-def _perplexities(ev: Evaluation, lm: LanguageModelData, ckpt, originals, container, decoded, variants,
-                  progress) -> None:
+def _check_against_reference(container, path, originals, reference_path) -> dict[str, tuple[int, int]]:
+    """The compressed tensors' shapes, in the reference's order, checked against it."""
+    for name, enc in container.compressed.items():
+        if name not in originals:
+            raise UserError(f"{path}: tensor {name!r} is not in the reference {reference_path}")
+        if tuple(originals[name].shape) != tuple(enc.shape):
+            raise UserError(f"tensor {name!r}: shape {list(enc.shape)} in {path} but "
+                            f"{list(originals[name].shape)} in {reference_path}")
+    if not container.compressed:
+        raise UserError(f"{path}: holds no compressed tensor")
+    return {n: tuple(originals[n].shape) for n in originals if n in container.compressed}
+
+
+def _label(encs: dict) -> str:
+    presets = "/".join(sorted({e.preset.name for e in encs.values()}))
+    return f"{presets}, {_bias_label({e.bias for e in encs.values()})}"
+
+
+def _perplexities(ev: Evaluation, lm: LanguageModelData, originals, variants, encoded, progress) -> None:
     import torch
 
     from .llama_model import IntegerSeedLMLinear, Transformer, perplexity
@@ -207,15 +223,14 @@ def _perplexities(ev: Evaluation, lm: LanguageModelData, ckpt, originals, contai
         for m in ev.methods:
             if m.role == "reference":
                 run(m)
-            elif m.role == "compressed":
-                run(m, {n: w.astype(np.float32) for n, w in decoded.items()})
-            elif m.role == "compressed-fpga":
+            elif m.name in encoded:  # the exact integer GEMV for every compressed linear layer
+                encs = encoded[m.name]
                 linears = {n: IntegerSeedLMLinear(e.seeds, e.x, e.q, e.bias, e.preset, e.shape[1])
-                           for n, e in container.compressed.items() if _is_linear(n)}
-                others = {n: w.astype(np.float32) for n, w in decoded.items() if n not in linears}
-                if others:
-                    ev.notes.append(f"FPGA row: {', '.join(sorted(others))} used as float-decoded lookups")
-                run(m, others, linears)
+                           for n, e in encs.items() if _is_linear(n)}
+                lookups = {n: decode_encoded(e).astype(np.float32) for n, e in encs.items() if n not in linears}
+                if lookups and m.role == "compressed-fpga":
+                    ev.notes.append(f"FPGA rows: {', '.join(sorted(lookups))} used as float-decoded lookups")
+                run(m, lookups, linears)
             else:
                 run(m, {n: w.astype(np.float32) for n, w in variants[m.name].items()})
 
@@ -234,40 +249,49 @@ def _fmt(v, spec: str) -> str:
 def format_report(ev: Evaluation, per_tensor: bool = True) -> str:
     from .cli_compress import format_table
 
+    shown = [m for m in ev.methods if m.role in ("compressed", "seedlm", "baseline")]
+    short = _short_names(shown)
     lines = []
     if per_tensor:
-        shown = [m for m in ev.methods if m.role in ("compressed", "seedlm", "baseline")]
-        head = ["tensor", "shape"] + [_short(m.name) for m in shown]
+        head = ["tensor", "shape"] + [short[m.name] for m in shown]
         rows = [[n, "x".join(map(str, s))] + [f"{m.errors[n]:.4f}" for m in shown] for n, s in ev.tensors.items()]
         lines += ["relative error ||W - W_hat|| / ||W|| per tensor:", "",
-                  format_table(head, rows, right=set(range(1, len(head)))), ""]
-        lines += ["columns: " + "; ".join(f"{_short(m.name)} = {m.name}" for m in shown), ""]
+                  format_table(head, rows, right=set(range(1, len(head)))), "",
+                  "columns: " + "; ".join(f"{short[m.name]} = {m.name}" for m in shown), ""]
     head = ["method", "bits/weight", "mean rel.error", "perplexity"]
     rows = [[m.name, _fmt(m.bits_per_weight, ".3f"), _fmt(m.mean_relative_error, ".4f"),
              _fmt(m.perplexity, ".3f")] for m in ev.methods]
     lines += [format_table(head, rows, right={1, 2, 3}), ""]
     n_w = sum(r * c for r, c in ev.tensors.values())
-    lines.append(f"quantized by every method: the {len(ev.tensors)} tensors this file compressed "
-                 f"({n_w:,} weights); bits/weight over them, scales/exponents and padding counted")
+    lines.append(f"every method quantizes the {len(ev.tensors)} tensors this file compressed ({n_w:,} weights); "
+                 f"bits/weight over them, scales/exponents and padding counted")
     if ev.stories:
         lines.append(f"perplexity: first {ev.stories} stories, one pass each (BOS + story, at most "
-                     f"seq_len tokens), {ev.predicted_tokens:,} predicted tokens")
-    comp = ev.method("compressed")
-    for m in ev.methods:
-        if m.role == "baseline" and abs(m.bits_per_weight - comp.bits_per_weight) < 0.5:
-            wins = sum(comp.errors[n] < m.errors[n] for n in ev.tensors)
-            lines.append(f"this file has lower error than {m.name} on {wins}/{len(ev.tensors)} tensors")
+                     f"seq_len tokens), {ev.predicted_tokens:,} predicted tokens; FPGA rows: int8 activations, "
+                     f"one scale per vector, exact integer GEMV (SPEC 6)")
+    for s in (m for m in shown if m.role != "baseline"):
+        near = [b for b in shown if b.role == "baseline" and abs(b.bits_per_weight - s.bits_per_weight) < 0.5]
+        if near:
+            wins = ", ".join(f"{short[b.name]} {sum(s.errors[n] < b.errors[n] for n in ev.tensors)}"
+                             for b in near)
+            lines.append(f"tensors where {short[s.name]} has lower error than (of {len(ev.tensors)}): {wins}")
     lines += ev.notes
     return "\n".join(lines)
 
 
-def _short(name: str) -> str:
-    if name.startswith("this file"):
-        return "file"
-    if name.startswith("seedlm"):
-        return name.split(",")[0].replace("seedlm-", "s") + ("p" if "paper" in name else "o")
-    return name.replace("RTN int", "r").replace("BFP int", "bfp").replace(" per-row", "row").replace(" g", "g")
-
-
-def write_json(ev: Evaluation, path=None) -> str:
-    return json.dumps(ev.to_json(), indent=2)
+def _short_names(methods: list[Method]) -> dict[str, str]:
+    """Column names: file, s4o/s4p (seedlm-4 ours/paper), r4g64 (RTN int4 g64), bfp4g128."""
+    out: dict[str, str] = {}
+    for m in methods:
+        if m.role == "compressed":
+            s = "file"
+        elif m.role == "seedlm":
+            s = m.name.split(",")[0].replace("seedlm-", "s") + ("p" if "paper" in m.name else "o")
+        else:
+            s = (m.name.replace("RTN int", "r").replace("BFP int", "bfp").replace(" per-row", "row")
+                 .replace(" g", "g"))
+        base, k = s, 2
+        while s in out.values():
+            s, k = f"{base}.{k}", k + 1
+        out[m.name] = s
+    return out

@@ -17,8 +17,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
-TILE = 256
-SUB = 16
+TILE = 1024
+SUB = 128
 CAP = 64
 KEEP = 16
 GROUP = 16
@@ -137,10 +137,15 @@ def _keys(ww, thr, m0, L, P, a32, margin, corr, z, key):
 def _scan_tile(w32, ww, thr, m0, L, C, P, g32, a32, margin, corr, z, key, tile_pos, ckey, cpos, cnt):
     """Push every position of the tile with key < thr into the list (ckey, cpos, cnt).
 
-    Sub-tiles of SUB positions are first counted by the store-free vectorised loop; only
-    sub-tiles with a hit get their keys written and pushed. Returns (cnt, thr).
+    The tile, then its sub-tiles of SUB positions, are first counted by the store-free
+    vectorised loop (most tiles have no hit); only sub-tiles with a hit get their keys
+    written and pushed. Returns (cnt, thr).
     """
     _correlate(w32, m0, L + P + 1, C, P, g32, corr)
+    if P == 3 and _count3(ww, thr, m0, L, a32, margin, corr) == 0:
+        return cnt, thr
+    if P == 4 and _count4(ww, thr, m0, L, a32, margin, corr) == 0:
+        return cnt, thr
     for s0 in range(0, L, SUB):
         n = min(SUB, L - s0)
         cs = corr[s0:]

@@ -5,9 +5,9 @@ Per chunk of blocks:
      ||w||^2 - w^T Proj(s) w with Proj(s) = Q Q^T (U = Q R) is linear in the C(C+1)/2 features
      w_c w_d, so [blocks x F] @ [F x N]; a uniform float32 margin makes it a safe bound
      (`projector_margin`);
-  2. top-k seeds by that bound, their exact float64 errors (SPEC 3 quantizer);
-  3. rows where the k-th bound does not exceed the best exact error: every seed whose bound
-     is <= that error is checked exactly too. Ties go to the lowest seed.
+  2. the exact float64 error e0 (SPEC 3 quantizer) of the seed with the smallest bound;
+  3. every seed whose bound is <= e0 is checked exactly (the optimum is <= e0, so it is among
+     them). Ties go to the lowest seed.
 """
 from __future__ import annotations
 
@@ -19,8 +19,6 @@ import torch
 from .lfsr import basis_U
 from .reference import Preset
 from .search_tables import TABLE_ERROR, U32, _gamma, search_tables
-
-TOPK = 16
 
 
 def projector_margin(C: int) -> float:
@@ -61,17 +59,20 @@ class TorchSearch:
         self.preset = preset
         self.device = torch.device(device)
         dev = self.device
-        self.cycle = torch.as_tensor(t.cycle, device=dev)
-        self.pinv = torch.as_tensor(t.pinv, device=dev)
+        self.cycle = torch.tensor(t.cycle, device=dev)
+        self.pinv = torch.tensor(t.pinv, device=dev)
         C, P = preset.C, preset.P
         self.s_idx = torch.arange(C * P, device=dev).reshape(C, P) + 1
-        self.s_ext = torch.as_tensor(t.s_ext, dtype=torch.float64, device=dev)
+        self.s_ext = torch.tensor(t.s_ext, dtype=torch.float64, device=dev)
         self.proj = torch.as_tensor(_projector_features(preset), device=dev)
         self.margin = projector_margin(C)
 
     def exact(self, wn: torch.Tensor, bias: torch.Tensor, pos: torch.Tensor):
         """err, x, q of blocks wn[m, C] at positions pos[m] (float64, SPEC 3)."""
-        t = (self.pinv[pos] @ wn.unsqueeze(-1)).squeeze(-1)
+        pinv = self.pinv[pos]
+        t = torch.zeros_like(pinv[..., 0])
+        for c in range(wn.shape[1]):  # fixed order c = 0 .. C-1, as brute_force_search
+            t = t + pinv[..., c] * wn[:, c:c + 1]
         mx = t.abs().amax(-1)
         _, e = torch.frexp(mx)
         x = torch.clamp(e.to(torch.int64) - 3 - bias, 0, 15)
@@ -82,7 +83,9 @@ class TorchSearch:
         S = self.s_ext[pos.unsqueeze(-1).unsqueeze(-1) + self.s_idx]
         acc = (S * q.unsqueeze(-2)).sum(-1)  # exact integers in float64
         recon = acc * (scale / self.preset.s_scale).unsqueeze(-1)
-        err = ((wn - recon) ** 2).sum(-1)
+        err = torch.zeros_like(mx)
+        for c in range(wn.shape[1]):
+            err = err + (wn[:, c] - recon[:, c]) ** 2
         return err, x, q
 
     def _lowest(self, err: torch.Tensor, pos: torch.Tensor, rows: torch.Tensor, n: int):
@@ -97,29 +100,35 @@ class TorchSearch:
         idx[rows[hit]] = hit
         return idx
 
+    def keys(self, w: torch.Tensor) -> torch.Tensor:
+        """float32 [n, N]: lower bounds of the quantized error of blocks w at every position."""
+        ww = (w * w).sum(-1).to(torch.float32)
+        tf32 = torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = False  # the margin assumes plain float32 products
+        try:  # ||w||^2 (1 - margin) - features @ proj, in one GEMM with its epilogue
+            return torch.addmm((ww * (1 - self.margin)).unsqueeze(-1), _features(w), self.proj, alpha=-1)
+        finally:
+            torch.backends.cuda.matmul.allow_tf32 = tf32
+
     def search(self, wn: np.ndarray, bias: np.ndarray):
-        """(positions, x, q, err) for normalised nonzero blocks wn[n, C]."""
+        """(positions, x, q, err, candidates) for normalised nonzero blocks wn[n, C].
+
+        The seed of the smallest bound gives an exact error e0 >= the optimum; every seed whose
+        bound is <= e0 (it always includes that seed) is checked exactly.
+        """
         dev = self.device
         w = torch.as_tensor(wn, device=dev)
         b = torch.as_tensor(bias, device=dev)
         n = w.shape[0]
-        ww = (w * w).sum(-1).to(torch.float32)
-        key = ww.unsqueeze(-1) * (1 - self.margin) - _features(w) @ self.proj
-        k = min(TOPK, key.shape[1])
-        kkey, kpos = torch.topk(key, k, dim=1, largest=False, sorted=True)
-        rows = torch.arange(n, device=dev).repeat_interleave(k)
-        pos = kpos.reshape(-1)
+        key = self.keys(w)
+        pos0 = key.argmin(1)
+        e0 = self.exact(w, b, pos0)[0]
+        thr = e0.to(torch.float32)  # round up: key <= e0  =>  key <= thr
+        thr = torch.where(thr.double() < e0, torch.nextafter(thr, torch.full_like(thr, float("inf"))), thr)
+        rows, pos = (key <= thr.unsqueeze(-1)).nonzero(as_tuple=True)
+        del key
         err = self.exact(w[rows], b[rows], pos)[0]
-        best = err.reshape(n, k).amin(1)
-        redo = (kkey[:, -1] <= best).nonzero().squeeze(-1)
-        if len(redo):  # the k-th bound does not rule out the rest: check every seed below best
-            r2, p2 = (key[redo].double() <= best[redo].unsqueeze(-1)).nonzero(as_tuple=True)
-            r2 = redo[r2]
-            err = torch.cat([err, self.exact(w[r2], b[r2], p2)[0]])
-            rows = torch.cat([rows, r2])
-            pos = torch.cat([pos, p2])
-        idx = self._lowest(err, pos, rows, n)
-        bpos = pos[idx]
+        bpos = pos[self._lowest(err, pos, rows, n)]
         err, x, q = self.exact(w, b, bpos)
         return (bpos.cpu().numpy(), x.cpu().numpy().astype(np.uint8),
-                q.cpu().numpy().astype(np.int8), err.cpu().numpy(), int(len(redo)))
+                q.cpu().numpy().astype(np.int8), err.cpu().numpy(), int(len(rows)))

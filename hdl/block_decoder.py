@@ -6,7 +6,8 @@ Pipeline (one block word per cycle, no stalls; latency `BlockDecoder.latency` = 
 
     basis  the LFSR's C*P states (unrolled GF(2) map, `LFSR`), registered. S is the
            state with its top bit inverted read as two's complement: no logic.
-    sq     the P products S[c][p] * q_p per c (K x 4-bit signed: shift-adds, no DSP).
+    sq     the P products S[c][p] * q_p per c, as shift-adds of S selected by the bits
+           of q (`times_q`): LUTs and carry chains, never a DSP block.
     acc    their sum acc[c].
 
 Widths hold any bit pattern, not only valid words: S in [-2^(K-1), 2^(K-1) - 1] (an
@@ -15,13 +16,13 @@ all-zero word has seed 0, S = -2^(K-1), q = 0) and q in [-8, 7], so
 """
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal, signed
+from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..compressor.reference import Preset, block_acc
 from .lfsr import LFSR
-from .pipeline import delay
+from .pipeline import balanced_sum, delay
 
 
 def block_word_layout(preset: Preset) -> data.StructLayout:
@@ -43,6 +44,13 @@ def decoded_layout(preset: Preset) -> data.StructLayout:
         "acc": data.ArrayLayout(signed(acc_bits(preset)), preset.C),
         "x": 4,
     })
+
+
+def times_q(S, q):
+    """S * q for a 4-bit two's-complement q: S*q0 + 2S*q1 + 4S*q2 - 8S*q3 (two adder levels)."""
+    def bit(i):
+        return Mux(q[i], S << i, 0)
+    return (bit(0) + bit(1)) + (bit(2) - bit(3))
 
 
 class BlockDecoder(wiring.Component):
@@ -82,12 +90,12 @@ class BlockDecoder(wiring.Component):
         sq = [[Signal(signed(K + 4), name=f"sq_{c}_{p}") for p in range(P)] for c in range(C)]
         for c in range(C):
             for p in range(P):
-                m.d.sync += sq[c][p].eq(S(c, p) * basis_q[p])
+                m.d.sync += sq[c][p].eq(times_q(S(c, p), basis_q[p]))
         sq_x = delay(m, basis_x, 1, "sq_x")
 
         # acc: sum over p
         for c in range(C):
-            m.d.sync += self.decoded.payload.acc[c].eq(sum(sq[c]))
+            m.d.sync += self.decoded.payload.acc[c].eq(balanced_sum(sq[c]))
         m.d.sync += self.decoded.payload.x.eq(sq_x)
         m.d.comb += self.decoded.valid.eq(delay(m, lfsr.states.valid, 2, "decoded_valid"))
         return m

@@ -7,8 +7,8 @@ activation stream no wider than the weight bus (N * A <= W), where E is the numb
 activations one weight beat meets (E = L*C for SeedLM, W/16 for the baseline). The
 activation buffer holds words of E activations, so beat k of a row reads word k in one
 cycle; N dividing E makes each activation beat fill one aligned 1/(E/N) slice of a
-word: no gearbox, no realignment. For the common buses this gives N * A = W/2 or W
-(seedlm-4, int8: N = W/8; seedlm-3 at W = 512: N = 56).
+word: no gearbox, no realignment. seedlm-4 on a power-of-two bus gets N * A = W
+(N = W/A); seedlm-3 at W = 512, int8 gets N = 56 (448 bits); the baseline gets N = W/16.
 """
 from __future__ import annotations
 

@@ -7,8 +7,10 @@ Ports (lib.stream; `axi_top.AxiStreamTop` renames them to the AXI4-Stream names)
 
 Each weight beat holds L = floor(W / B) block words; all L are decoded and multiplied in
 the beat's cycle (L `BlockDecoder` lanes and a `DotUnit`), so the engine takes one
-weight beat per clock: the bus is the only limit. Nothing is time-multiplexed, on any
-bus width (W >= B is required: a narrower bus cannot carry one block word).
+weight beat per clock: the bus is the only limit. Nothing is time-multiplexed: on the
+narrow buses of small boards (W = 32..64 bits) L is 1 or 2 and a lane is already small.
+W >= B is required: a narrower bus (e.g. 16 bits) cannot carry one block word in a
+SPEC 5.3 image; it would need a block gearbox and its own image variant.
 
 Pipeline (stage names are the register names in the Verilog), per weight beat:
 
@@ -17,9 +19,9 @@ Pipeline (stage names are the register names in the Verilog), per weight beat:
     sq      S[c][p] * q_p                                          1
     acc     acc[c] = sum_p                                         1
     prod    acc[c] * a                                             1
-    dot     adder tree over C  (2 levels per register)             ceil(log2 C / 2)
+    dot     d = adder tree over C  (2 levels per register)         ceil(ceil(log2 C) / 2)
     shift   d << x                                                 1
-    lanes   adder tree over L  (2 levels per register)             ceil(log2 L / 2)
+    lanes   adder tree over L  (2 levels per register)             ceil(ceil(log2 L) / 2)
     row     row accumulator: Y[r] on the row's last beat           1
     fifo    output FIFO (write -> valid)                           2
 
@@ -31,6 +33,9 @@ after the cycle its row's last weight beat was accepted. The last Y transfer the
 happens in cycle nA + rows*R + latency_cycles - 1:
 
     total cycles = ceil(cols / N) + rows * ceil(cols / (L*C)) + latency_cycles
+
+e.g. W = 512, seedlm-4, int8: N = 64, L*C = 128, latency 13; 2048 x 2048 takes
+32 + 32,768 + 13 = 32,813 cycles (the 16-bit baseline: 64 + 131,072 + 8 = 131,144).
 """
 from __future__ import annotations
 

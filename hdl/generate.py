@@ -30,18 +30,21 @@ SEEDLM_TOP = "seedlm_gemv"
 BASELINE_TOP = "baseline_gemv"
 
 
-def _timing(core: GemvCore, per_row_name: str) -> dict:
-    sh = core.shape
+def _timing(core: GemvCore) -> dict:
+    """The exact no-stall cycle counts (see `engine_core`); the cycle model must match them."""
+    sh, lat = core.shape, core.latency_cycles
+    n, e = sh.acts_per_beat, sh.acts_per_word
     return {
-        "act_load_cycles": f"ceil(cols / {sh.acts_per_beat})",
-        "weight_beats_per_row": f"ceil(cols / {sh.acts_per_word})",
-        "latency_cycles": core.latency_cycles,
-        "first_weight_beat": "accepted at the earliest in the cycle after the act beat with tlast",
-        "formula": (f"cycles = ceil(cols / {sh.acts_per_beat}) + rows * ceil(cols / {sh.acts_per_word})"
-                    f" + {core.latency_cycles}"),
-        "formula_note": ("no stalls; cycle 0 is the cycle the first act beat is accepted; the last Y "
-                         "transfer is in cycle (cycles - 1); Y[r] is valid latency_cycles after the cycle "
-                         f"the last weight beat of row r is accepted ({per_row_name})"),
+        "act_load_cycles": f"ceil(cols / {n})",
+        "weight_beats_per_row": f"ceil(cols / {e})",
+        "latency_cycles": lat,
+        "first_weight_beat": "accepted in the cycle after the act beat with tlast (at the earliest)",
+        "first_weight_beat_to_first_y": f"ceil(cols / {e}) - 1 + {lat}",
+        "formula": f"cycles = ceil(cols / {n}) + rows * ceil(cols / {e}) + {lat}",
+        "formula_note": ("no stalls; cycle 0 is the cycle the first act beat is accepted and the last Y "
+                         "transfer is in cycle (cycles - 1); weight beats are accepted back to back; "
+                         "Y[r] is valid latency_cycles cycles after the cycle the last weight beat of "
+                         "row r is accepted"),
     }
 
 
@@ -67,8 +70,10 @@ def _engine_dict(core: GemvCore, top: str) -> dict:
 def describe(cfg: DesignConfig, seedlm: GemvEngine | None = None,
              baseline: BaselineEngine | None = None) -> dict:
     """The `design.json` content for `cfg` (without generating Verilog)."""
-    seedlm = GemvEngine(cfg) if seedlm is None else seedlm
-    baseline = BaselineEngine(cfg) if baseline is None else baseline
+    if seedlm is None or baseline is None:
+        seedlm, baseline = GemvEngine(cfg), BaselineEngine(cfg)
+        # only their parameters are read here: not elaborating them is intended
+        seedlm._MustUse__silence = baseline._MustUse__silence = True
     p = cfg.preset_obj
     design = _engine_dict(seedlm, SEEDLM_TOP)
     design.update({
@@ -76,13 +81,13 @@ def describe(cfg: DesignConfig, seedlm: GemvEngine | None = None,
         "block_bits": p.block_bits,
         "preset": p.as_dict(),
         "pipeline": seedlm.pipeline_stages(),
-        "timing": _timing(seedlm, "R = weight_beats_per_row"),
+        "timing": _timing(seedlm),
     })
     base = _engine_dict(baseline, BASELINE_TOP)
     base.update({
         "weights_per_beat": cfg.bus_bits // 16,
         "pipeline": baseline.pipeline_stages(),
-        "timing": _timing(baseline, "R = weight_beats_per_row"),
+        "timing": _timing(baseline),
     })
     design["baseline"] = base
     design["generator"] = {"seedlm_fpga": __version__, "amaranth": amaranth.__version__,

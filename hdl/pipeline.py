@@ -32,6 +32,14 @@ def tree_stages(n_terms: int, levels_per_stage: int = LEVELS_PER_STAGE) -> int:
     return -(-levels // levels_per_stage)
 
 
+def balanced_sum(terms: list):
+    """Combinational sum of `terms` as a balanced tree: ceil(log2 n) adder levels, not n - 1."""
+    terms = list(terms)
+    while len(terms) > 1:
+        terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i] for i in range(0, len(terms), 2)]
+    return terms[0]
+
+
 def adder_tree(m, terms: list, name: str, levels_per_stage: int = LEVELS_PER_STAGE):
     """Sum of signed `terms`, a register after every `levels_per_stage` levels of 2-input adds.
 

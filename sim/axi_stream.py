@@ -45,7 +45,7 @@ class StreamSource:
 
     @property
     def done(self) -> bool:
-        return self.index >= len(self.beats) and not self.presenting
+        return self.accepted == len(self.beats)
 
     def drive(self) -> None:
         if self.fired:

