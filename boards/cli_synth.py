@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bus-bits", type=int, metavar="W", help="weight-bus width (default: sized for the board)")
     parser.add_argument("--max-cols", type=int, metavar="N",
                         help=f"longest row the engine takes (default {DEFAULT_MAX_COLS}, less where the "
-                             f"activation buffer would exceed {BUFFER_SHARE:.0%} of the board's block RAM)")
+                             f"activation buffer would exceed {BUFFER_SHARE * 100:.0f}%% of the board's block RAM)")
     parser.add_argument("--engine", choices=("seedlm", "baseline"), default="seedlm",
                         help="which engine to synthesize (baseline: the 16-bit engine, SPEC 7)")
     parser.add_argument("--no-pnr", action="store_true", help="synthesis only, no place and route")
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     source, how = write_engine(out, args.preset, bus_bits, args.act_bits, max_cols, args.engine)
     gen_seconds = time.perf_counter() - start
-    result = synth_and_pnr(source, board, out, pnr=not args.no_pnr)
+    result = synth_and_pnr(source, board, out, pnr=not args.no_pnr, seed=args.seed)
     one = result["resources"]
     instances, fit_note = instances_that_fit(one, board, channels)
     notes.append(fit_note)
@@ -118,24 +118,31 @@ def run(args: argparse.Namespace) -> int:
         report["paper"] = {"resources": PAPER_RESOURCES,
                            "ratio": {k: round(one.get(k, 0) / v, 3) for k, v in PAPER_RESOURCES.items()}}
     _write_json(out / "report.json", report)
+    _print_summary(report, board, out)
+    return 0
 
-    print(f"{board.name} ({board.part}, {board.family}): {args.engine} engine, {args.preset}, W={bus_bits}, "
-          f"int{args.act_bits}, max cols {max_cols}")
+
+def _print_summary(report: dict, board, out: Path) -> None:
+    sizing, one = report["sizing"], report["one_instance"]
+    print(f"{board.name} ({board.part}, {board.family}): {report['engine']} engine, {report['preset']}, "
+          f"W={report['bus_bits']}, int{report['act_bits']}, max cols {report['max_cols']}")
     if not sizing["too_small"]:
         print(f"  sized: {sizing['memory']} {sizing['channel_gbps_usable']:.4g} GB/s usable per channel at "
               f"{sizing['clock_mhz']:g} MHz -> W={sizing['bus_bits']}, {sizing['instances']} channel(s)"
-              + (f" (W={bus_bits} given)" if bus_bits != sizing["bus_bits"] else ""))
+              + (f" (W={report['bus_bits']} given)" if report["bus_bits"] != sizing["bus_bits"] else ""))
     for note in report["notes"]:
         print(f"  note: {note}")
-    print(f"  one instance:  {_line(one, result['share'])}   [yosys {result['synth_seconds']:.0f} s]")
-    if instances != 1:
-        print(f"  design x{instances}:  {_line(design, report['design']['share'])}")
-    if paper:
+    print(f"  one instance:  {_line(one['resources'], one['share'])}   [yosys {report['synth_seconds']:.0f} s]")
+    design = report["design"]
+    if design["instances"] != 1:
+        print(f"  design x{design['instances']}:  {_line(design['resources'], design['share'])}")
+    if "paper" in report:
         print(f"  paper (SPEC 8): {_line(PAPER_RESOURCES, {})}")
-    pnr = result["pnr"]
-    if pnr:
-        verdict = "meets" if pnr["fmax_mhz"] and pnr["fmax_mhz"] >= pnr["target_mhz"] else "MISSES"
+    pnr = report["pnr"]
+    if pnr and pnr["fmax_mhz"] is not None:
+        verdict = "meets" if pnr["fmax_mhz"] >= pnr["target_mhz"] else "MISSES"
         print(f"  nextpnr Fmax: {pnr['fmax_mhz']:.1f} MHz ({verdict} the {pnr['target_mhz']:g} MHz target"
-              f"{', out of context' if pnr['out_of_context'] else ', I/O shell'})   [{pnr['seconds']:.0f} s]")
+              f"{', out of context' if pnr['out_of_context'] else ', inside a 3-pin I/O shell'})"
+              f"   [{pnr['seconds']:.0f} s]")
     print(f"  report: {out / 'report.json'}")
-    return 0
+

@@ -58,24 +58,28 @@ class LaneCost:
 
 #: Per-lane costs of the current engine (seedlm-4, int8, max cols 28672), a straight line
 #: through two yosys syntheses per fabric (`seedlm-fpga synth --no-pnr`, 2026-11-23):
-#: UltraScale+ W = 32 / 512 (1 / 16 lanes): 1,214 / 12,909 LUT6, 1,595 / 21,628 FF,
-#: 32 / 512 DSP48E2; ECP5 W = 32 / 64 (1 / 2 lanes): 1,959 / 2,907 LUT4, 1,595 / 2,959 FF,
-#: 40 / 80 MULT18X18D. (The paper's design, SPEC 8, is 67K LUT, 45.4K FF, 128 DSP for 16
-#: lanes: 4.2K LUT and 8 DSP per lane; this engine maps S*q products to DSPs too.)
-LANE_COST_LUT6 = LaneCost(lut=780, ff=1335, dsp=32, fixed_lut=434, fixed_ff=260,
+#: UltraScale+ W = 32 / 512 (1 / 16 lanes): 2,349 / 30,954 LUT6, 1,595 / 21,629 FF,
+#: 8 / 128 DSP48E2; ECP5 W = 32 / 64 (1 / 2 lanes): 3,737 / 6,507 LUT4, 1,595 / 2,959 FF,
+#: 16 / 32 MULT18X18D (a 21 x 8 product takes two 18 x 18 multipliers). The paper's design
+#: (SPEC 8) is 67K LUT, 45.4K FF, 128 DSP for 16 lanes.
+LANE_COST_LUT6 = LaneCost(lut=1907, ff=1336, dsp=8, fixed_lut=442, fixed_ff=259,
                           source="yosys synth_xilinx of the engine at W=32 and W=512")
-LANE_COST_LUT4 = LaneCost(lut=948, ff=1364, dsp=40, fixed_lut=1011, fixed_ff=231,
+LANE_COST_LUT4 = LaneCost(lut=2770, ff=1364, dsp=16, fixed_lut=967, fixed_ff=231,
                           source="yosys synth_ecp5 of the engine at W=32 and W=64")
 #: LUTs for one product built in fabric when the DSPs run out (per LUT6; LUT4 fabrics x2.25).
 LUTS_PER_SOFT_MULT_LUT6 = 60
 
 
 def lane_cost(board: Board, preset: Preset, act_bits: int) -> LaneCost:
-    """Scale the seedlm-4 / int8 measurement to the preset's C and P and the activation width."""
+    """Scale the seedlm-4 / int8 measurement to the preset and activation width (roughly).
+
+    LUTs and FFs follow the C*P shift-add products S*q of a lane (24 for seedlm-4) and grow
+    by a quarter for int16 activations; DSPs follow the C products acc*a (one DSP48 or two
+    18x18 multipliers each, for int8 and int16 alike).
+    """
     base = LANE_COST_LUT6 if board.resources.lut_inputs == 6 else LANE_COST_LUT4
-    # products per lane: C*P for S*q, C for acc*a; wider activations widen the second kind
-    mults = (preset.C * preset.P + preset.C * act_bits / 8) / (8 * 3 + 8)
-    return LaneCost(lut=base.lut * mults, ff=base.ff * mults, dsp=base.dsp * mults,
+    logic = preset.C * preset.P / 24 * (1.25 if act_bits == 16 else 1.0)
+    return LaneCost(lut=base.lut * logic, ff=base.ff * logic, dsp=base.dsp * preset.C / 8,
                     fixed_lut=base.fixed_lut, fixed_ff=base.fixed_ff, source=base.source)
 
 

@@ -231,7 +231,8 @@ def _wrap_for_ice40(netlist: Path, work: Path, synth_cmd: str, clock_port: str) 
     return yosys_synth(both, synth_cmd, shell, top="io_wrapper")
 
 
-def synth_and_pnr(source: Path, board: Board, work: Path, pnr: bool = True, clock_port: str = "clk") -> dict:
+def synth_and_pnr(source: Path, board: Board, work: Path, pnr: bool = True, clock_port: str = "clk",
+                  seed: int = 1) -> dict:
     """Synthesize ``source`` for ``board`` (and place and route where the family allows).
 
     If the design needs more DSPs than the board has, it is synthesized again with the
@@ -266,7 +267,7 @@ def synth_and_pnr(source: Path, board: Board, work: Path, pnr: bool = True, cloc
             wrapped = _wrap_for_ice40(netlist, work, cmd, clock_port)
             netlist = wrapped["netlist"]
             result["pnr_wrapper_seconds"] = round(wrapped["seconds"], 2)
-        result["pnr"] = nextpnr(board, netlist, work, board.clock_mhz)
+        result["pnr"] = nextpnr(board, netlist, work, board.clock_mhz, seed)
     return result
 
 

@@ -147,21 +147,30 @@ def evaluate(compressed_path, reference_path, lm: LanguageModelData | None = Non
 
     container = read_container(compressed_path)
     ckpt = load_checkpoint(reference_path)
-    originals = {n: t.double().numpy() for n, t in ckpt.tensors.items()}
+    originals = ckpt.tensors  # converted one tensor at a time: a 7B model must not double in memory
     sizes = _check_against_reference(container, compressed_path, originals, reference_path)
+    w64 = lambda n: originals[n].double().numpy()  # noqa: E731
     ev = Evaluation(str(compressed_path), str(reference_path), sizes, [])
     first = ckpt.tensors[next(iter(sizes))]
     ev.methods.append(Method(f"original ({str(first.dtype).removeprefix('torch.')})",
                              float(first.element_size() * 8), {n: 0.0 for n in sizes}, role="reference"))
-    variants: dict[str, dict[str, np.ndarray]] = {}  # method name -> dequantized weights
+    # method name -> dequantized weights (float32), kept only when perplexity will need them
+    variants: dict[str, dict[str, np.ndarray]] = {}
     encoded: dict[str, dict] = {}  # method name -> SeedLM blocks (for its FPGA row)
 
+    def add(method: Method, dequantize) -> None:
+        for n in sizes:
+            w_hat = dequantize(n)
+            method.errors[n] = relative_error(w64(n), w_hat)
+            if lm is not None:
+                variants.setdefault(method.name, {})[n] = w_hat.astype(np.float32)
+        ev.methods.append(method)
+
     def add_seedlm(name: str, encs: dict, role: str):
-        variants[name] = {n: decode_encoded(e) for n, e in encs.items()}
         bits = sum(seedlm_storage_bits(e.shape, e.preset) for e in encs.values()) / \
             sum(r * c for r, c in sizes.values())
-        errors = {n: relative_error(originals[n], variants[name][n]) for n in sizes}
-        ev.methods.append(Method(name, bits, errors, role=role))
+        add(Method(name, bits, role=role), lambda n: decode_encoded(encs[n]))
+        errors = ev.methods[-1].errors
         if lm is not None:
             fpga = f"{name}, FPGA integer GEMV"
             encoded[fpga] = encs
@@ -178,11 +187,9 @@ def evaluate(compressed_path, reference_path, lm: LanguageModelData | None = Non
         preset = PRESETS[pname]
         name = f"{pname}, {'paper bias b=-10' if bias == 'paper' else 'our per-tensor bias'} (re-encoded)"
         log(f"encoding {name} ...")
-        add_seedlm(name, {n: encode_cached(originals[n], preset, bias, device) for n in sizes}, "seedlm")
+        add_seedlm(name, {n: encode_cached(w64(n), preset, bias, device) for n in sizes}, "seedlm")
     for bl in baselines:
-        variants[bl.name] = {n: bl.quantize(originals[n]) for n in sizes}
-        ev.methods.append(Method(bl.name, _bits_per_weight(sizes, bl.storage_bits),
-                                 {n: relative_error(originals[n], variants[bl.name][n]) for n in sizes}))
+        add(Method(bl.name, _bits_per_weight(sizes, bl.storage_bits)), lambda n: bl.quantize(w64(n)))
     if lm is not None:
         _perplexities(ev, lm, originals, variants, encoded, progress)
     return ev
@@ -211,7 +218,7 @@ def _perplexities(ev: Evaluation, lm: LanguageModelData, originals, variants, en
 
     from .llama_model import IntegerSeedLMLinear, Transformer, perplexity
 
-    base = {n: originals[n].astype(np.float32) for n in originals}
+    base = {n: t.float().numpy() for n, t in originals.items()}
 
     def run(method: Method, weights=None, linears=None):
         model = Transformer.from_state_dict(lm.config, {**base, **(weights or {})}, linears)
@@ -232,7 +239,7 @@ def _perplexities(ev: Evaluation, lm: LanguageModelData, originals, variants, en
                     ev.notes.append(f"FPGA rows: {', '.join(sorted(lookups))} used as float-decoded lookups")
                 run(m, lookups, linears)
             else:
-                run(m, {n: w.astype(np.float32) for n, w in variants[m.name].items()})
+                run(m, variants[m.name])
 
 
 def _is_linear(name: str) -> bool:

@@ -11,8 +11,10 @@ Each linear layer is a `Linear`: float (``x @ W.T``, W possibly decoded from See
 - the activation vector of each token is quantized to int8 with one scale per vector,
   ``s_a = max|x| / 127``, ``a = clip(round_half_even(x / s_a), -127, 127)`` (symmetric, so
   -128 is never used; an all-zero vector gets ``s_a = 1``);
-- ``Y[r] = sum_j (d_j << x_j)``, ``d_j = sum_c acc[r, j, c] * a[j*C + c]`` in int64, with
-  ``acc`` (the regenerated basis times the coefficients) computed once per layer;
+- ``Y[r] = sum_j (d_j << x_j)``, ``d_j = sum_c acc[r, j, c] * a[j*C + c]``, exact integers:
+  the shifts are folded into an integer matrix ``acc << x`` once per layer, and the product
+  runs in float64 over column chunks short enough that every partial sum is an integer
+  below 2^53 (exact whatever the order), the chunks summed in int64;
 - ``y = Y * s_a * 2^b / (2^(K-1) - 1)``, the one real multiply per output, in float64.
 """
 from __future__ import annotations
@@ -66,22 +68,32 @@ class IntegerSeedLMLinear:
         # |acc| < 2^20, |a| <= 127, x <= 15: |Y| < nb*C * 2^20 * 2^7 * 2^15 must fit int64.
         if self.nb * preset.C >= 1 << 20:
             raise ValueError(f"rows of {cols} columns overflow the int64 accumulator")
-        acc = block_acc(seeds, q, preset)  # [rows, nb, C] int64, once per layer
-        self.acc = torch.from_numpy(np.ascontiguousarray(acc.transpose(1, 2, 0)))  # [nb, C, rows]
-        self.shift = torch.from_numpy(np.asarray(x, dtype=np.int64).T.copy())  # [nb, rows]
+        # Y = sum_j (d_j << x_j) = sum_j sum_c (acc[r, j, c] << x_j) * a[j*C + c]: fold the
+        # shifts into one integer matrix, once per layer, and the GEMV is a single product.
+        acc = block_acc(seeds, q, preset)  # [rows, nb, C] int64, |acc| < 2^20
+        w_int = (acc << np.asarray(x, dtype=np.int64)[..., None]).reshape(self.rows, -1)[:, :cols]
+        self.max_w = int(np.abs(w_int).max()) if w_int.size else 0
+        self.w_int = torch.from_numpy(np.ascontiguousarray(w_int.T)).to(torch.float64)  # [cols, rows]
 
     @property
     def shape(self) -> tuple[int, int]:
         return self.rows, self.cols
 
     def integer_gemv(self, a: torch.Tensor) -> torch.Tensor:
-        """Y[n, rows] (int64) for integer activations a[n, cols]: exactly SPEC 6."""
-        n, C = a.shape[0], self.preset.C
-        padded = torch.zeros((n, self.nb * C), dtype=torch.int64)
-        padded[:, :a.shape[1]] = a
-        blocks = padded.reshape(n, self.nb, C).transpose(0, 1)  # [nb, n, C]
-        d = torch.bmm(blocks, self.acc)  # [nb, n, rows]: d_j per block
-        return (d << self.shift[:, None, :]).sum(dim=0)
+        """Y[n, rows] (int64) for integer activations a[n, cols]: exactly SPEC 6.
+
+        Products and partial sums are integers; over a chunk of k columns they stay below
+        k * max|acc << x| * max|a|, and while that is under 2^53 float64 (BLAS) holds every
+        one of them exactly, whatever the summation order. Chunks are summed in int64.
+        """
+        a = a.to(torch.int64)
+        amax = int(a.abs().max()) if a.numel() else 0
+        k = max(1, ((1 << 53) - 1) // max(1, self.max_w * amax))
+        af = a.to(torch.float64)
+        Y = torch.zeros((a.shape[0], self.rows), dtype=torch.int64)
+        for start in range(0, a.shape[1], k):
+            Y += (af[:, start:start + k] @ self.w_int[start:start + k]).to(torch.int64)
+        return Y
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         lead = x.shape[:-1]

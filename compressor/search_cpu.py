@@ -4,8 +4,9 @@ Per group of blocks and per tile of TILE seed positions (tables of the tile stay
   1. corr = correlation of w with g (C MACs per position), z = R^-T b, key = lower bound
      (search_tables) -- vectorised float32 loops;
   2. a streaming candidate list per block: every position with key < thr is kept, thr is
-     lowered to the KEEP-th smallest key whenever the list fills (so the list always holds
-     every position seen with key < thr).
+     lowered to the KEEP-th smallest key whenever the list fills, and (after tiles 0, 1, 3,
+     7, ...) to the exact error of the list's best PROBE seeds, an upper bound on the optimum;
+     so the list always holds every position seen with key < thr.
 Then per block, exactly (float64, SPEC 3 quantizer): candidates in ascending key order until
 key > best error. If the list ran out while thr <= best, an unseen seed might still win: the
 block is re-scanned collecting every key <= best (rare). Ties go to the lowest seed.
@@ -22,6 +23,7 @@ SUB = 128
 CAP = 64
 KEEP = 16
 GROUP = 16
+PROBE = 2  # candidates checked exactly at each early threshold update
 BIG = np.float32(3.0e38)  # finite sentinel: the kernel is compiled with fastmath (no infs)
 
 
@@ -62,14 +64,32 @@ def exact_error(w, bias, n, C, P, pinv, s_ext, s_scale, q):
 
 @njit(cache=True, fastmath=True)
 def _correlate(w32, m0, Lc, C, P, g32, corr):
-    """corr[j] = sum_c w_c g(m0 + j + c*P) for j < Lc: b of position m0+j is corr[j+1 .. j+P]."""
+    """corr[j] = sum_c w_c g(m0 + j + c*P) for j < Lc: b of position m0+j is corr[j+1 .. j+P].
+
+    Four taps per pass (weights in registers, one load and store of corr per 4 taps).
+    """
     cr = corr[:Lc]
-    cr[:] = 0.0
-    for c in range(C):
+    c = 0
+    while c + 4 <= C:
+        o = m0 + c * P
+        _taps4(w32[c], w32[c + 1], w32[c + 2], w32[c + 3], g32[o:o + Lc], g32[o + P:o + P + Lc],
+               g32[o + 2 * P:o + 2 * P + Lc], g32[o + 3 * P:o + 3 * P + Lc], cr, c == 0)
+        c += 4
+    for c in range(c, C):
         wc = w32[c]
         gs = g32[m0 + c * P:m0 + c * P + Lc]
         for j in range(Lc):
-            cr[j] += wc * gs[j]
+            cr[j] = (cr[j] if c > 0 else 0.0) + wc * gs[j]
+
+
+@njit(cache=True, fastmath=True)
+def _taps4(w0, w1, w2, w3, g0, g1, g2, g3, cr, first):
+    if first:
+        for j in range(len(cr)):
+            cr[j] = w0 * g0[j] + w1 * g1[j] + w2 * g2[j] + w3 * g3[j]
+    else:
+        for j in range(len(cr)):
+            cr[j] += w0 * g0[j] + w1 * g1[j] + w2 * g2[j] + w3 * g3[j]
 
 
 @njit(cache=True, fastmath=True)
@@ -79,13 +99,13 @@ def _count3(ww, thr, m0, L, a32, margin, corr):
     a00, a10, a11 = a32[0, m0:m0 + L], a32[1, m0:m0 + L], a32[2, m0:m0 + L]
     a20, a21, a22 = a32[3, m0:m0 + L], a32[4, m0:m0 + L], a32[5, m0:m0 + L]
     mg = margin[m0:m0 + L]
-    below = np.int32(0)
+    below = np.float32(0.0)  # a float count vectorises 8-wide (an int32 one only 4-wide)
     for j in range(L):
         z0 = a00[j] * b0[j]
         z1 = a10[j] * b0[j] + a11[j] * b1[j]
         z2 = a20[j] * b0[j] + a21[j] * b1[j] + a22[j] * b2[j]
         v = ww - ww * mg[j] - (z0 * z0 + z1 * z1 + z2 * z2)
-        below += np.int32(v < thr)
+        below += np.float32(1.0) if v < thr else np.float32(0.0)
     return below
 
 
@@ -97,14 +117,14 @@ def _count4(ww, thr, m0, L, a32, margin, corr):
     a20, a21, a22 = a32[3, m0:m0 + L], a32[4, m0:m0 + L], a32[5, m0:m0 + L]
     a30, a31, a32_, a33 = a32[6, m0:m0 + L], a32[7, m0:m0 + L], a32[8, m0:m0 + L], a32[9, m0:m0 + L]
     mg = margin[m0:m0 + L]
-    below = np.int32(0)
+    below = np.float32(0.0)  # a float count vectorises 8-wide (an int32 one only 4-wide)
     for j in range(L):
         z0 = a00[j] * b0[j]
         z1 = a10[j] * b0[j] + a11[j] * b1[j]
         z2 = a20[j] * b0[j] + a21[j] * b1[j] + a22[j] * b2[j]
         z3 = a30[j] * b0[j] + a31[j] * b1[j] + a32_[j] * b2[j] + a33[j] * b3[j]
         v = ww - ww * mg[j] - (z0 * z0 + z1 * z1 + z2 * z2 + z3 * z3)
-        below += np.int32(v < thr)
+        below += np.float32(1.0) if v < thr else np.float32(0.0)
     return below
 
 
@@ -202,6 +222,37 @@ def _push(ckey, cpos, cnt, thr, key, pos, L):
 
 
 @njit(cache=True)
+def _up32(v):
+    """The smallest float32 above v: for float32 keys, key < _up32(v)  <=>  key <= v."""
+    t = np.float32(v)
+    if t <= v:
+        t = np.nextafter(t, np.float32(np.inf))
+    return t
+
+
+@njit(cache=True)
+def _tighten(w, bias, ckey, cpos, cnt, thr, C, P, pinv, s_ext, s_scale, qbuf):
+    """Lower thr to the exact error of the list's PROBE smallest-key seeds (an upper bound on the
+    optimum: seeds with a larger key cannot win) and drop entries at or above it. Returns (cnt, thr)."""
+    order = np.argsort(ckey[:cnt])
+    best = np.inf
+    for i in order[:PROBE]:
+        err, _ = exact_error(w, bias, cpos[i], C, P, pinv, s_ext, s_scale, qbuf)
+        best = min(best, err)
+    t = _up32(best)
+    if t < thr:
+        thr = t
+        kept = 0
+        for i in range(cnt):
+            if ckey[i] < thr:
+                ckey[kept] = ckey[i]
+                cpos[kept] = cpos[i]
+                kept += 1
+        cnt = kept
+    return cnt, thr
+
+
+@njit(cache=True)
 def _pick(w, bias, cand_key, cand_pos, C, P, cycle, pinv, s_ext, s_scale, qbuf, qbest):
     """Exact errors of candidates in ascending key order; stops once key > best error.
 
@@ -224,9 +275,7 @@ def _pick(w, bias, cand_key, cand_pos, C, P, cycle, pinv, s_ext, s_scale, qbuf, 
 @njit(cache=True)
 def _rescan(w32, ww, thr, N, C, P, g32, a32, margin, corr, z, key, tile_pos, ill_pos, ill_key):
     """Every position with key <= thr (the rare fallback); ill_key holds the ill seeds' keys."""
-    thr32 = np.float32(thr)  # key <= thr  <=>  key < thr32 for float32 keys
-    if thr32 <= thr:
-        thr32 = np.nextafter(thr32, np.float32(np.inf))
+    thr32 = _up32(thr)
     cap = 1024 + len(ill_pos)
     ckey = np.empty(cap, dtype=np.float32)
     cpos = np.empty(cap, dtype=np.int64)
@@ -270,13 +319,18 @@ def search_kernel(wn, bias, w32, ww32, C, P, g32, a32, margin, ill_pos, ill_q32,
         thr = np.full(GROUP, BIG, dtype=np.float32)
         ill_z = np.empty(len(ill_pos), dtype=np.float32)
         ill_key = np.empty(len(ill_pos), dtype=np.float32)
+        qbuf = np.empty(P, dtype=np.int8)
         for m0 in range(0, N, TILE):
             L = min(TILE, N - m0)
+            ti = m0 // TILE
+            probe = ti < 8 or (ti & (ti + 1)) == 0  # after tiles 0..7, 15, 31
             for bi in range(b0, b1):
                 g = bi - b0
                 cnt[g], thr[g] = _scan_tile(w32[bi], ww32[bi], thr[g], m0, L, C, P, g32, a32, margin, corr, z,
                                             key, tile_pos, ckey[g], cpos[g], cnt[g])
-        qbuf = np.empty(P, dtype=np.int8)
+                if probe and cnt[g] > 0:
+                    cnt[g], thr[g] = _tighten(wn[bi], bias[bi], ckey[g], cpos[g], cnt[g], thr[g], C, P, pinv,
+                                              s_ext, s_scale, qbuf)
         for bi in range(b0, b1):
             g = bi - b0
             _ill_keys(w32[bi], ww32[bi], C, P, ill_q32, ill_margin, ill_z, ill_key)

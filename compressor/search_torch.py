@@ -5,7 +5,8 @@ Per chunk of blocks:
      ||w||^2 - w^T Proj(s) w with Proj(s) = Q Q^T (U = Q R) is linear in the C(C+1)/2 features
      w_c w_d, so [blocks x F] @ [F x N]; a uniform float32 margin makes it a safe bound
      (`projector_margin`);
-  2. the exact float64 error e0 (SPEC 3 quantizer) of the seed with the smallest bound;
+  2. the exact float64 error e0 (SPEC 3 quantizer): the least over the smallest-bound seeds
+     of SEGMENTS position ranges;
   3. every seed whose bound is <= e0 is checked exactly (the optimum is <= e0, so it is among
      them). Ties go to the lowest seed.
 """
@@ -25,30 +26,48 @@ def projector_margin(C: int) -> float:
     """Relative float32 error bound of key = ||w||^2 (1 - m) - features . proj, doubled.
 
     Features w_c w_d (times 2 off the diagonal) are rounded once from float64, projector
-    entries once (|Proj_cd| <= 1), F products summed: error <= gamma_(F+2) sum |Proj_cd w_c w_d|
-    <= gamma_(F+2) ||w||_1^2 <= gamma_(F+2) C ||w||^2; ||w||^2 rounding, the product by (1 - m)
-    and the final subtraction add at most 6 u ||w||^2.
+    entries once (|Proj_cd| <= 1), F products summed together with the ||w||^2 (1 - m) term
+    (one more feature with coefficient 1, padding features are 0): error
+    <= gamma_(F+4) (sum |Proj_cd w_c w_d| + ||w||^2) <= gamma_(F+4) (C + 1) ||w||^2; rounding
+    ||w||^2 (1 - m) to float32 adds 3 u ||w||^2.
     """
     F = C * (C + 1) // 2
-    return 2.0 * (_gamma(F + 2) * C + 6 * U32) + TABLE_ERROR
+    return 2.0 * (_gamma(F + 4) * (C + 1) + 3 * U32) + TABLE_ERROR
+
+
+#: Feature count padded to a multiple of 8 (GEMM alignment); the extra rows are zero.
+def _n_features(C: int) -> int:
+    return -(-(C * (C + 1) // 2 + 1) // 8) * 8
 
 
 @lru_cache(maxsize=4)
 def _projector_features(preset: Preset) -> np.ndarray:
-    """float32 [F, N]: coefficient of w_c w_d (c <= d) in w^T Proj(position n) w."""
+    """float32 [F', N]: -(coefficient of w_c w_d, c <= d, in w^T Proj(n) w), then a row of ones
+    (it multiplies the ||w||^2 (1 - m) feature), then zero rows up to F'."""
     C = preset.C
     U = basis_U(search_tables(preset).cycle, C, preset.P, preset.K, preset.taps)  # [N, C, P]
     Q, _ = np.linalg.qr(U)
     proj = Q @ Q.transpose(0, 2, 1)  # [N, C, C]
     iu, ju = np.triu_indices(C)
-    coef = proj[:, iu, ju] * np.where(iu == ju, 1.0, 2.0)
-    return np.ascontiguousarray(coef.T.astype(np.float32))
+    coef = -proj[:, iu, ju] * np.where(iu == ju, 1.0, 2.0)
+    out = np.zeros((_n_features(C), U.shape[0]), dtype=np.float32)
+    out[:len(iu)] = coef.T
+    out[len(iu)] = 1.0
+    return out
 
 
-def _features(wn: torch.Tensor) -> torch.Tensor:
-    C = wn.shape[1]
+def _features(wn: torch.Tensor, margin: float) -> torch.Tensor:
+    """float32 [n, F']: w_c w_d (c <= d), ||w||^2 (1 - margin), zeros."""
+    n, C = wn.shape
     iu, ju = np.triu_indices(C)
-    return (wn[:, iu] * wn[:, ju]).to(torch.float32)
+    f = torch.zeros((n, _n_features(C)), dtype=torch.float64, device=wn.device)
+    f[:, :len(iu)] = wn[:, iu] * wn[:, ju]
+    f[:, len(iu)] = (wn * wn).sum(-1) * (1 - margin)
+    return f.to(torch.float32)
+
+
+#: Position ranges whose smallest-bound seeds give the first exact upper bound.
+SEGMENTS = 16
 
 
 class TorchSearch:
@@ -102,27 +121,35 @@ class TorchSearch:
 
     def keys(self, w: torch.Tensor) -> torch.Tensor:
         """float32 [n, N]: lower bounds of the quantized error of blocks w at every position."""
-        ww = (w * w).sum(-1).to(torch.float32)
         tf32 = torch.backends.cuda.matmul.allow_tf32
         torch.backends.cuda.matmul.allow_tf32 = False  # the margin assumes plain float32 products
-        try:  # ||w||^2 (1 - margin) - features @ proj, in one GEMM with its epilogue
-            return torch.addmm((ww * (1 - self.margin)).unsqueeze(-1), _features(w), self.proj, alpha=-1)
+        try:  # ||w||^2 (1 - margin) - w^T Proj w as one GEMM
+            return _features(w, self.margin) @ self.proj
         finally:
             torch.backends.cuda.matmul.allow_tf32 = tf32
 
     def search(self, wn: np.ndarray, bias: np.ndarray):
         """(positions, x, q, err, candidates) for normalised nonzero blocks wn[n, C].
 
-        The seed of the smallest bound gives an exact error e0 >= the optimum; every seed whose
-        bound is <= e0 (it always includes that seed) is checked exactly.
+        The seeds of the smallest bound in each of SEGMENTS ranges of positions give exact
+        errors; their minimum e0 >= the optimum. Every seed whose bound is <= e0 is then
+        checked exactly. (Several seeds, not one: the smallest bound can belong to an
+        ill-conditioned seed whose clipped coefficients have a huge error.)
         """
         dev = self.device
         w = torch.as_tensor(wn, device=dev)
         b = torch.as_tensor(bias, device=dev)
         n = w.shape[0]
         key = self.keys(w)
-        pos0 = key.argmin(1)
-        e0 = self.exact(w, b, pos0)[0]
+        N = key.shape[1]
+        seg = -(-N // SEGMENTS)
+        head = key[:, :seg * (N // seg)].view(n, N // seg, seg)
+        pos0 = head.argmin(2) + torch.arange(0, N // seg * seg, seg, device=dev)
+        if N % seg:
+            pos0 = torch.cat([pos0, (key[:, N // seg * seg:].argmin(1) + N // seg * seg).unsqueeze(1)], 1)
+        k = pos0.shape[1]
+        rows0 = torch.arange(n, device=dev).repeat_interleave(k)
+        e0 = self.exact(w[rows0], b[rows0], pos0.reshape(-1))[0].view(n, k).amin(1)
         thr = e0.to(torch.float32)  # round up: key <= e0  =>  key <= thr
         thr = torch.where(thr.double() < e0, torch.nextafter(thr, torch.full_like(thr, float("inf"))), thr)
         rows, pos = (key <= thr.unsqueeze(-1)).nonzero(as_tuple=True)

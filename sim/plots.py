@@ -44,7 +44,8 @@ def _save(fig, path: Path) -> None:
 
 
 def plot_speedup(report: dict, path: Path) -> None:
-    fig = _figure(10, 4.2)
+    fig = _figure(10, 5.0)
+    fig.subplots_adjust(bottom=0.3)  # room for the per-board legend under the axes
     ax_gemv, ax_model = fig.subplots(1, 2)
     sweep = report["gemv_sweep"]
     for fmt in ("seedlm-4", "seedlm-3"):
@@ -65,8 +66,8 @@ def plot_speedup(report: dict, path: Path) -> None:
     params = {m["name"]: m["params"] / 1e9 for m in report["models"]}
     family = {m["name"]: m["name"].rsplit(" ", 1)[0] for m in report["models"]}  # "Llama 2 7B" -> "Llama 2"
     for i, board in enumerate(boards):
-        for fmt in ("seedlm-4", "seedlm-3"):
-            _, marker, line = FORMAT_STYLE[fmt]
+        for fmt in [f for f in report["formats"] if f != "fp16"]:
+            _, marker, line = FORMAT_STYLE.get(fmt, ("k", "D", "-"))
             label = f"{board} {fmt}"
             for fam in dict.fromkeys(family.values()):  # one line per model family: same vocab
                 pts = sorted((params[e["model"]], e["speedup_vs_fp16"]) for e in report["entries"]
@@ -78,11 +79,12 @@ def plot_speedup(report: dict, path: Path) -> None:
     for bound in (4.0, 16 / 3):
         ax_model.axhline(bound, color="k", lw=0.6, ls=":")
     _log_axes(ax_model)
-    sizes = sorted({round(p) for p in params.values()})
-    ax_model.set_xticks(sizes, [f"{p}B" for p in sizes])
+    ax_model.set_xticks([1, 2, 5, 10, 20, 50, 100], ["1B", "2B", "5B", "10B", "20B", "50B", "100B"])
+    ax_model.set_xlim(min(params.values()) / 1.3, max(params.values()) * 1.3)
     ax_model.set(xlabel="model parameters (billions)", ylabel="tokens/s speedup over 16 bits",
                  title="decode, per board")
-    ax_model.legend(fontsize=7, ncol=2)
+    if ax_model.get_legend_handles_labels()[0]:
+        ax_model.legend(fontsize=7, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.14))
     _save(fig, path)
 
 
@@ -145,10 +147,44 @@ PLOTS = {"speedup_vs_model_size.png": plot_speedup, "roofline.png": plot_rooflin
          "model_vs_rtl.png": plot_model_vs_rtl}
 
 
-def write_plots(report: dict, folder: Path) -> list[Path]:
+def write_plots(report: dict, folder: Path, parallel: bool = True):
+    """Start writing every plot into `folder`; returns `finish()`, which waits and returns the paths.
+
+    matplotlib draws on one core, so with `parallel` (and os.fork) each plot is drawn in
+    a child process forked after matplotlib is imported: `seedlm-fpga project` prints its
+    table meanwhile and stays under 2 s. A plot that fails raises in `finish()`.
+    """
+    from matplotlib import figure, font_manager  # noqa: F401  (import once, before forking)
+    from matplotlib.backends import backend_agg  # noqa: F401
+
+    # load the default font once too: each child would otherwise parse it again
+    font_manager.get_font(font_manager.findfont(font_manager.FontProperties()))
+
     folder.mkdir(parents=True, exist_ok=True)
-    out = []
-    for name, fn in PLOTS.items():
-        fn(report, folder / name)
-        out.append(folder / name)
-    return out
+    paths = [folder / name for name in PLOTS]
+    if not (parallel and hasattr(os, "fork")):
+        for path, fn in zip(paths, PLOTS.values()):
+            fn(report, path)
+        return lambda: paths
+    children = {}
+    for path, fn in zip(paths, PLOTS.values()):
+        pid = os.fork()
+        if pid == 0:  # child: draw one plot, never return into the caller
+            code = 1
+            try:
+                fn(report, path)
+                code = 0
+            except BaseException:
+                import traceback
+                traceback.print_exc()
+            finally:
+                os._exit(code)
+        children[pid] = path.name
+
+    def finish() -> list[Path]:
+        failed = [name for pid, name in children.items() if os.waitpid(pid, 0)[1] != 0]
+        if failed:
+            raise RuntimeError(f"drawing {', '.join(failed)} failed")
+        return paths
+
+    return finish

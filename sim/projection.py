@@ -124,6 +124,7 @@ def gemv_time(plan: EnginePlan, rows: int, cols: int, instances: int | None = No
         "bits_per_weight": model.bits_per_weight(cols),
         "macs": rows * cols,
         "fixed_cycles": parts["act"] + parts["latency"],
+        "bound": plan.bound,
     }
 
 
@@ -194,7 +195,7 @@ def project_format(board: BoardPlan, model: ModelShape, fmt: str, instances: dic
     }
 
 
-def _reasons(entry: dict, board: BoardPlan, model: ModelShape, all_fit: float | None) -> list[str]:
+def _reasons(entry: dict, board: BoardPlan, all_fit: float | None) -> list[str]:
     if entry.get("too_small"):
         return [entry["too_small"]]
     fmt = entry["format"]
@@ -234,7 +235,7 @@ def project(board: BoardPlan, model: ModelShape, formats=FORMATS) -> list[dict]:
             full = project_format(board, model, fmt, {plan.format: plan.channels})
             all_fit = fp16["token_seconds"] / full["token_seconds"]
         e["speedup_all_engines_fit"] = all_fit
-        e["reasons"] = _reasons(e, board, model, all_fit)
+        e["reasons"] = _reasons(e, board, all_fit)
         e["left_out"] = list(LEFT_OUT)
         entries.append(e)
     return entries

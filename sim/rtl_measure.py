@@ -12,8 +12,6 @@ from a bit-exact run: a wrong Y raises instead of returning a cycle count.
 """
 from __future__ import annotations
 
-ENGINE_KIND = {"seedlm": None, "baseline": "baseline"}
-
 
 def measure(engine: str, shapes, bus_bits: int, act_bits: int = 8, preset: str = "seedlm-4", gap: float = 0.0,
             seed: int = 0, max_cols: int | None = None) -> list[dict]:

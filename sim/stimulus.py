@@ -67,10 +67,10 @@ class GemvCase:
             raise ValueError(f"{self.label}: seed 0 in a block that is not all zero")
         return np.where(zero, 1, self.seeds)
 
-    def block_fields(self, row: int, j: int) -> str:
-        """A block (SeedLM) or beat-lane group (baseline) of `row`, for mismatch reports."""
+    def block_fields(self, row: int, j: int, group: int = 1) -> str:
+        """Block j of `row` (SeedLM), or its j-th group of `group` weights (baseline), for reports."""
         if self.engine == BASELINE:
-            return f"weights {self.weights[row, j].tolist()}"
+            return f"weights {self.weights[row, j * group:(j + 1) * group].tolist()}"
         return f"seed={int(self.seeds[row, j])} x={int(self.x[row, j])} q={self.q[row, j].tolist()}"
 
     def isolate_row(self, row: int, group: int) -> "GemvCase":
@@ -184,18 +184,24 @@ def random_case(engine: str, rows: int, cols: int, act_bits: int, seed: int = 0)
 def extreme_case(engine: str, rows: int, cols: int, act_bits: int, act_sign: int = -1,
                  seed: int = 0) -> GemvCase:
     """The largest magnitudes: q = -8 and x = 15 everywhere (baseline: -32768), and every
-    activation at its minimum (act_sign = -1) or maximum (+1)."""
+    activation at its minimum (act_sign = -1) or maximum (+1); act_sign = 0 picks min or
+    max per element so that every product of row 0 is negative: |Y[0]| near its bound."""
     rng = np.random.default_rng(seed)
     lo, hi = act_range(act_bits)
     acts = np.full(cols, lo if act_sign < 0 else hi, dtype=np.int64)
-    label = f"extreme {rows}x{cols} acts={'min' if act_sign < 0 else 'max'}"
+    label = f"extreme {rows}x{cols} acts={({-1: 'min', 1: 'max'}).get(act_sign, 'aligned')}"
     if engine == BASELINE:
-        return GemvCase(label, engine, cols, acts, weights=np.full((rows, cols), -32768, np.int16))
+        return GemvCase(label, engine, cols, acts if act_sign else np.full(cols, hi, np.int64),
+                        weights=np.full((rows, cols), -32768, np.int16))
     p = ref.get_preset(engine)
     nb = ref.blocks_per_row(cols, p.C)
     seeds = rng.integers(1, 1 << p.K, (rows, nb)).astype(np.uint16)
-    return GemvCase(label, engine, cols, acts, seeds=seeds, x=np.full((rows, nb), 15, np.uint8),
-                    q=np.full((rows, nb, p.P), -8, np.int8))
+    x = np.full((rows, nb), 15, np.uint8)
+    q = np.full((rows, nb, p.P), -8, np.int8)
+    if act_sign == 0:
+        acc = ref.block_acc(seeds[0], q[0], p).reshape(-1)[:cols]
+        acts = np.where(acc > 0, lo, hi).astype(np.int64)
+    return GemvCase(label, engine, cols, acts, seeds=seeds, x=x, q=q)
 
 
 def zero_words_case(engine: str, rows: int, cols: int, act_bits: int, seed: int = 0,

@@ -119,6 +119,13 @@ def test_integer_gemv_equals_reference_bit_for_bit(preset_name, rows, cols):
     Y = layer.integer_gemv(torch.from_numpy(acts)).numpy()
     for a, y in zip(acts, Y):
         assert np.array_equal(y, ref.gemv_seedlm(seeds, x, q, a, preset).astype(np.int64))
+    # int16 activations: partial sums pass 2^53 unless the product is split into column chunks
+    x[:] = 15
+    layer = IntegerSeedLMLinear(seeds, x, q, -12, preset, cols)
+    acts = rng.integers(-32768, 32768, (3, cols))
+    Y = layer.integer_gemv(torch.from_numpy(acts)).numpy()
+    for a, y in zip(acts, Y):
+        assert np.array_equal(y, ref.gemv_seedlm(seeds, x, q, a, preset).astype(np.int64))
 
 
 def test_integer_layer_on_real_activations(model):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from seedlm_fpga.cli import main
@@ -162,3 +163,26 @@ def test_project_output_that_is_a_file(tmp_path, capsys):
     f.write_text("x")
     assert main(["project", "-o", str(f), "--model", "llama-2-7b", "--board", "vcu118"]) == 2
     assert capsys.readouterr().err == f"seedlm-fpga project: error: output {f} exists and is not a folder\n"
+
+
+def test_project_a_checkpoint_uses_its_shapes_and_presets(tmp_path, capsys):
+    from test_llama_shapes import _encoded
+
+    from seedlm_fpga.compressor.container import write_container
+    rng = np.random.default_rng(0)
+    mixed = {f"model.layers.{i}.mlp.up_proj.weight": _encoded(256, 128, p, rng)
+             for i, p in enumerate(("seedlm-4", "seedlm-3"))}
+    carried = {"model.embed_tokens.weight": np.zeros((300, 128), np.float32)}
+    for name, comp in (("mixed", mixed), ("single", {k: v for k, v in mixed.items() if "layers.0" in k})):
+        path = tmp_path / f"{name}.seedlm"
+        write_container(path, comp, carried)
+        assert main(["project", "--checkpoint", str(path), "--board", "vcu118", "-o", str(tmp_path / name),
+                     "--json", "--no-plots"]) == 0
+        data = json.loads(capsys.readouterr().out)
+        entries = {e["format"]: e for e in data["entries"]}
+        assert list(entries) == (["fp16", "checkpoint"] if name == "mixed" else ["fp16", "seedlm-4"])
+        compressed = entries["checkpoint" if name == "mixed" else "seedlm-4"]
+        kinds = sorted((g["kind"], g["format"]) for g in compressed["gemvs"])
+        expected = [("lm_head", "fp16")] + [("up", p) for p in ("seedlm-4", "seedlm-3")[:len(comp)]]
+        assert kinds == sorted(expected)
+        assert compressed["speedup_vs_fp16"] > 1

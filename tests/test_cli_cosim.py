@@ -1,0 +1,44 @@
+"""`seedlm-fpga cosim`: argument errors, and one small run of both engines (JSON output).
+
+The run uses seedlm-3 and the baseline at W = 128, A = 8, max-cols 256: the same builds
+as tests/test_cosim_runner.py, so it adds no Verilator build to the suite.
+"""
+import json
+
+import pytest
+
+from seedlm_fpga.cli import main
+from seedlm_fpga.compressor import reference as ref
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--paper", "--rows", "5"], "--paper fixes the shape, bus and stalls; do not combine it with --rows"),
+    (["--paper", "--bus-bits", "64", "--gap", "0.1"],
+     "--paper fixes the shape, bus and stalls; do not combine it with --bus-bits, --gap"),
+    (["--gap", "1.5"], "--gap must lie in [0, 1), got 1.5"),
+    (["--ready-gap", "-0.1"], "--ready-gap must lie in [0, 1), got -0.1"),
+    (["--rows", "0"], "rows and cols must be at least 1, got 0 x 1024"),
+    (["--cols", "300", "--max-cols", "256"], "--max-cols 256 is less than --cols 300"),
+    (["--bus-bits", "16", "--cols", "64", "--max-cols", "256"],
+     "a 16-bit bus cannot hold one 32-bit seedlm-4 block (need --bus-bits >= 32)"),
+])
+def test_bad_arguments(capsys, argv, message):
+    assert main(["cosim", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err == f"seedlm-fpga cosim: error: {message}\n"
+
+
+def test_small_run_json(capsys):
+    rows, cols, W = 5, 40, 128
+    assert main(["cosim", "--rows", str(rows), "--cols", str(cols), "--bus-bits", str(W), "--preset",
+                 "seedlm-3", "--max-cols", "256", "--gap", "0.2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    s, b = out["seedlm"], out["baseline"]
+    assert out["ok"] and s["ok"] and b["ok"]
+    p = ref.get_preset("seedlm-3")
+    R = ref.ImageLayout(W, p.block_bits, ref.blocks_per_row(cols, p.C)).beats_per_row
+    assert s["weight_beats"] == rows * R == 5 * 2  # 4 blocks of 36 bits: 3 per 128-bit beat
+    assert b["weight_beats"] == rows * -(-cols // 8)
+    assert s["mismatched_rows"] == b["mismatched_rows"] == 0
+    assert out["speedup"] == round(b["cycles"] / s["cycles"], 4)
+    assert out["settings"]["gap"] == 0.2
