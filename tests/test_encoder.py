@@ -42,7 +42,7 @@ def hard_blocks(preset, n_gauss: int, seed: int = 0) -> np.ndarray:
     return np.array(rows)
 
 
-@pytest.mark.parametrize("name,n_gauss,bias", [("seedlm-4", 110, -17), ("seedlm-3", 60, -16)])
+@pytest.mark.parametrize("name,n_gauss,bias", [("seedlm-4", 90, -17), ("seedlm-3", 50, -16)])
 def test_search_matches_brute_force(name, n_gauss, bias):
     preset = get_preset(name)
     blocks = hard_blocks(preset, n_gauss)

@@ -3,7 +3,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from seedlm_fpga import cli
 from seedlm_fpga.compressor import reference as ref
