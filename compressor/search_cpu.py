@@ -4,9 +4,12 @@ Per group of blocks and per tile of TILE seed positions (tables of the tile stay
   1. corr = correlation of w with g (C MACs per position), z = R^-T b, key = lower bound
      (search_tables) -- vectorised float32 loops;
   2. a streaming candidate list per block: every position with key < thr is kept, thr is
-     lowered to the KEEP-th smallest key whenever the list fills, and (after tiles 0, 1, 3,
-     7, ...) to the exact error of the list's best PROBE seeds, an upper bound on the optimum;
-     so the list always holds every position seen with key < thr.
+     lowered to the KEEP-th smallest key whenever the list fills, and (after tiles 0..7, 15,
+     31) to the exact error of the list's best PROBE seeds, an upper bound on the optimum;
+     so the list always holds every position seen with key < thr. Tiles are first counted by
+     a store-free loop (it vectorises; most tiles have no key below thr), then sub-tiles.
+  3. the few hundred ill-conditioned seeds (search_tables.ILL_MARGIN) are bounded through
+     their orthonormal bases instead and pushed into the same list.
 Then per block, exactly (float64, SPEC 3 quantizer): candidates in ascending key order until
 key > best error. If the list ran out while thr <= best, an unseen seed might still win: the
 block is re-scanned collecting every key <= best (rare). Ties go to the lowest seed.
@@ -18,20 +21,20 @@ import math
 import numpy as np
 from numba import njit, prange
 
-TILE = 1024
-SUB = 128
-CAP = 64
-KEEP = 16
-GROUP = 16
+TILE = 1024  # positions per tile: its 8 float32 table rows (32 KB) stay in L1/L2 for a GROUP
+SUB = 128  # sub-tile of a tile with a hit
+CAP = 64  # candidate list capacity per block ...
+KEEP = 16  # ... compacted to the KEEP smallest keys when full
+GROUP = 16  # blocks sharing each tile of tables
 PROBE = 2  # candidates checked exactly at each early threshold update
 BIG = np.float32(3.0e38)  # finite sentinel: the kernel is compiled with fastmath (no infs)
 
 
 @njit(cache=True)
-def exact_error(w, bias, n, C, P, pinv, s_ext, s_scale, q):
-    """err(seed at position n) with SPEC 3 quantization, float64; fills q, returns (err, x)."""
+def exact_error(w, bias, n, C, P, pinv, s_ext, s_scale, q, t):
+    """err(seed at position n) with SPEC 3 quantization, float64; fills q (and scratch t[P]),
+    returns (err, x). Sums run c = 0 .. C-1 in order, as in brute_force_search."""
     tmax = 0.0
-    t = np.empty(P)
     for p in range(P):
         acc = 0.0
         for c in range(C):
@@ -66,29 +69,49 @@ def exact_error(w, bias, n, C, P, pinv, s_ext, s_scale, q):
 def _correlate(w32, m0, Lc, C, P, g32, corr):
     """corr[j] = sum_c w_c g(m0 + j + c*P) for j < Lc: b of position m0+j is corr[j+1 .. j+P].
 
-    Four taps per pass (weights in registers, one load and store of corr per 4 taps).
+    Taps eight (then four, then one) per pass, weights in registers: one load and store of
+    corr per pass instead of per tap.
     """
     cr = corr[:Lc]
+    g = g32[m0:m0 + Lc + (C - 1) * P]
     c = 0
+    while c + 8 <= C:
+        _taps8(w32[c:c + 8], g[c * P:], Lc, P, cr, c == 0)
+        c += 8
     while c + 4 <= C:
-        o = m0 + c * P
-        _taps4(w32[c], w32[c + 1], w32[c + 2], w32[c + 3], g32[o:o + Lc], g32[o + P:o + P + Lc],
-               g32[o + 2 * P:o + 2 * P + Lc], g32[o + 3 * P:o + 3 * P + Lc], cr, c == 0)
+        _taps4(w32[c:c + 4], g[c * P:], Lc, P, cr, c == 0)
         c += 4
     for c in range(c, C):
         wc = w32[c]
-        gs = g32[m0 + c * P:m0 + c * P + Lc]
+        gs = g[c * P:c * P + Lc]
         for j in range(Lc):
             cr[j] = (cr[j] if c > 0 else 0.0) + wc * gs[j]
 
 
 @njit(cache=True, fastmath=True)
-def _taps4(w0, w1, w2, w3, g0, g1, g2, g3, cr, first):
+def _taps8(w, g, Lc, P, cr, first):
+    w0, w1, w2, w3, w4, w5, w6, w7 = w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]
+    g0, g1, g2, g3 = g[0:Lc], g[P:P + Lc], g[2 * P:2 * P + Lc], g[3 * P:3 * P + Lc]
+    g4, g5, g6, g7 = g[4 * P:4 * P + Lc], g[5 * P:5 * P + Lc], g[6 * P:6 * P + Lc], g[7 * P:7 * P + Lc]
     if first:
-        for j in range(len(cr)):
+        for j in range(Lc):
+            cr[j] = (w0 * g0[j] + w1 * g1[j] + w2 * g2[j] + w3 * g3[j]
+                     + w4 * g4[j] + w5 * g5[j] + w6 * g6[j] + w7 * g7[j])
+    else:
+        for j in range(Lc):
+            cr[j] += (w0 * g0[j] + w1 * g1[j] + w2 * g2[j] + w3 * g3[j]
+                      + w4 * g4[j] + w5 * g5[j] + w6 * g6[j] + w7 * g7[j])
+
+
+@njit(cache=True, fastmath=True)
+def _taps4(w, g, Lc, P, cr, first):
+    w0, w1, w2, w3 = w[0], w[1], w[2], w[3]
+    g0, g1, g2, g3 = g[0:Lc], g[P:P + Lc], g[2 * P:2 * P + Lc], g[3 * P:3 * P + Lc]
+    if first:
+        for j in range(Lc):
             cr[j] = w0 * g0[j] + w1 * g1[j] + w2 * g2[j] + w3 * g3[j]
     else:
-        for j in range(len(cr)):
+        for j in range(Lc):
             cr[j] += w0 * g0[j] + w1 * g1[j] + w2 * g2[j] + w3 * g3[j]
 
 
@@ -154,7 +177,7 @@ def _keys(ww, thr, m0, L, P, a32, margin, corr, z, key):
 
 
 @njit(cache=True)
-def _scan_tile(w32, ww, thr, m0, L, C, P, g32, a32, margin, corr, z, key, tile_pos, ckey, cpos, cnt):
+def _scan_tile(w32, ww, thr, m0, L, C, P, g32, a32, margin, corr, z, key, tile_pos, ckey, cpos, cnt, scratch):
     """Push every position of the tile with key < thr into the list (ckey, cpos, cnt).
 
     The tile, then its sub-tiles of SUB positions, are first counted by the store-free
@@ -176,7 +199,7 @@ def _scan_tile(w32, ww, thr, m0, L, C, P, g32, a32, margin, corr, z, key, tile_p
         else:
             hits = 1
         if hits > 0 and _keys(ww, thr, m0 + s0, n, P, a32, margin, cs, z, key) > 0:
-            cnt, thr = _push(ckey, cpos, cnt, thr, key, tile_pos[m0 + s0:], n)
+            cnt, thr = _push(ckey, cpos, cnt, thr, key, tile_pos[m0 + s0:], n, scratch)
     return cnt, thr
 
 
@@ -199,12 +222,14 @@ def _ill_keys(w32, ww, C, P, q32, margin, z, key):
 
 
 @njit(cache=True)
-def _push(ckey, cpos, cnt, thr, key, pos, L):
+def _push(ckey, cpos, cnt, thr, key, pos, L, scratch):
     """Append pos[j] with key[j] < thr; compact to the KEEP smallest when full. Returns (cnt, thr)."""
     for j in range(L):
         if key[j] < thr:
             if cnt == CAP:
-                srt = np.sort(ckey[:cnt])
+                srt = scratch[:cnt]
+                srt[:] = ckey[:cnt]
+                srt.sort()
                 thr = srt[KEEP - 1]
                 kept = 0
                 for i in range(cnt):
@@ -231,13 +256,20 @@ def _up32(v):
 
 
 @njit(cache=True)
-def _tighten(w, bias, ckey, cpos, cnt, thr, C, P, pinv, s_ext, s_scale, qbuf):
+def _tighten(w, bias, ckey, cpos, cnt, thr, C, P, pinv, s_ext, s_scale, qbuf, tbuf):
     """Lower thr to the exact error of the list's PROBE smallest-key seeds (an upper bound on the
     optimum: seeds with a larger key cannot win) and drop entries at or above it. Returns (cnt, thr)."""
-    order = np.argsort(ckey[:cnt])
     best = np.inf
-    for i in order[:PROBE]:
-        err, _ = exact_error(w, bias, cpos[i], C, P, pinv, s_ext, s_scale, qbuf)
+    lo = np.float32(-BIG)  # probe the PROBE smallest keys, by repeated linear scans (cnt <= CAP)
+    for _ in range(min(PROBE, cnt)):
+        i_min, k_min = -1, BIG
+        for i in range(cnt):
+            if ckey[i] > lo and ckey[i] < k_min:
+                i_min, k_min = i, ckey[i]
+        if i_min < 0:
+            break
+        lo = k_min
+        err, _ = exact_error(w, bias, cpos[i_min], C, P, pinv, s_ext, s_scale, qbuf, tbuf)
         best = min(best, err)
     t = _up32(best)
     if t < thr:
@@ -253,7 +285,7 @@ def _tighten(w, bias, ckey, cpos, cnt, thr, C, P, pinv, s_ext, s_scale, qbuf):
 
 
 @njit(cache=True)
-def _pick(w, bias, cand_key, cand_pos, C, P, cycle, pinv, s_ext, s_scale, qbuf, qbest):
+def _pick(w, bias, cand_key, cand_pos, C, P, cycle, pinv, s_ext, s_scale, qbuf, tbuf, qbest):
     """Exact errors of candidates in ascending key order; stops once key > best error.
 
     Returns (best_err, best_pos, best_x, exhausted): `exhausted` is True when every candidate
@@ -265,7 +297,7 @@ def _pick(w, bias, cand_key, cand_pos, C, P, cycle, pinv, s_ext, s_scale, qbuf, 
         if cand_key[i] > best:
             return best, best_pos, best_x, False
         n = cand_pos[i]
-        err, x = exact_error(w, bias, n, C, P, pinv, s_ext, s_scale, qbuf)
+        err, x = exact_error(w, bias, n, C, P, pinv, s_ext, s_scale, qbuf, tbuf)
         if err < best or (err == best and cycle[n] < cycle[best_pos]):
             best, best_pos, best_x = err, n, x
             qbest[:] = qbuf
@@ -317,9 +349,11 @@ def search_kernel(wn, bias, w32, ww32, C, P, g32, a32, margin, ill_pos, ill_q32,
         cpos = np.empty((GROUP, CAP), dtype=np.int64)
         cnt = np.zeros(GROUP, dtype=np.int64)
         thr = np.full(GROUP, BIG, dtype=np.float32)
+        scratch = np.empty(CAP, dtype=np.float32)
         ill_z = np.empty(len(ill_pos), dtype=np.float32)
         ill_key = np.empty(len(ill_pos), dtype=np.float32)
         qbuf = np.empty(P, dtype=np.int8)
+        tbuf = np.empty(P)
         for m0 in range(0, N, TILE):
             L = min(TILE, N - m0)
             ti = m0 // TILE
@@ -327,22 +361,22 @@ def search_kernel(wn, bias, w32, ww32, C, P, g32, a32, margin, ill_pos, ill_q32,
             for bi in range(b0, b1):
                 g = bi - b0
                 cnt[g], thr[g] = _scan_tile(w32[bi], ww32[bi], thr[g], m0, L, C, P, g32, a32, margin, corr, z,
-                                            key, tile_pos, ckey[g], cpos[g], cnt[g])
+                                            key, tile_pos, ckey[g], cpos[g], cnt[g], scratch)
                 if probe and cnt[g] > 0:
                     cnt[g], thr[g] = _tighten(wn[bi], bias[bi], ckey[g], cpos[g], cnt[g], thr[g], C, P, pinv,
-                                              s_ext, s_scale, qbuf)
+                                              s_ext, s_scale, qbuf, tbuf)
         for bi in range(b0, b1):
             g = bi - b0
             _ill_keys(w32[bi], ww32[bi], C, P, ill_q32, ill_margin, ill_z, ill_key)
-            cnt[g], thr[g] = _push(ckey[g], cpos[g], cnt[g], thr[g], ill_key, ill_pos, len(ill_pos))
+            cnt[g], thr[g] = _push(ckey[g], cpos[g], cnt[g], thr[g], ill_key, ill_pos, len(ill_pos), scratch)
             best, pos, x, exhausted = _pick(wn[bi], bias[bi], ckey[g, :cnt[g]], cpos[g, :cnt[g]], C, P,
-                                            cycle, pinv, s_ext, s_scale, qbuf, out_q[bi])
+                                            cycle, pinv, s_ext, s_scale, qbuf, tbuf, out_q[bi])
             if exhausted and not thr[g] > best:
                 extra = _rescan(w32[bi], ww32[bi], best, N, C, P, g32, a32, margin, corr, z, key, tile_pos,
                                 ill_pos, ill_key)
                 ek = np.zeros(len(extra), dtype=np.float32)
                 best, pos, x, _ = _pick(wn[bi], bias[bi], ek, extra, C, P, cycle, pinv, s_ext,
-                                        s_scale, qbuf, out_q[bi])
+                                        s_scale, qbuf, tbuf, out_q[bi])
                 out_rescans[bi] = 1
             out_pos[bi] = pos
             out_x[bi] = x

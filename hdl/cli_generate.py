@@ -43,9 +43,6 @@ def _board_sizing(args) -> dict:
         raise UserError(str(exc)) from None
 
 
-BOARD_KEYS = ("board", "board_name", "part", "family", "clock_mhz", "instances", "instances_fit")
-
-
 def run(args) -> int:
     from .generate import DesignConfig, generate
 
@@ -55,7 +52,7 @@ def run(args) -> int:
         bus_bits = sized["bus_bits"] if bus_bits is None else bus_bits
         if max_cols is None and "max_cols" in sized:
             max_cols = sized["max_cols"]
-        board = {k: sized[k] for k in BOARD_KEYS if k in sized}
+        board = dict(sized)  # the whole sizing, derivation included, goes into design.json
     if bus_bits is None:
         raise UserError("give --bus-bits W (or --board NAME)")
     try:

@@ -111,6 +111,9 @@ def test_float32_keys_are_lower_bounds(name):
         assert np.all(ill <= residual[t.ill_pos])  # ... and bounded through their orthonormal basis
         # the bound is useful: within a small relative slack of the residual for most seeds
         assert np.median((residual[ok] - key[ok]) / ww) < 1e-4
+        # the torch path's projector-GEMM bound, every seed (ill-conditioned ones included)
+        tkey = encoder._torch_search(preset, "cpu").keys(torch.tensor(w[None]))[0].numpy()
+        assert np.all(tkey <= residual)
 
 
 def test_resolve_bias():
