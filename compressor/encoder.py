@@ -138,8 +138,8 @@ def search_blocks(blocks: np.ndarray, preset: Preset, bias: int, device: str = "
 
     blocks: float [n, C]. Returns (seeds uint16 [n], x uint8 [n], q int8 [n, P], err float64 [n]),
     err = ||w - w_hat||^2. kernel: "auto" (numba on CPU when installed, else torch), "numba",
-    "torch". `stats`, if given, receives diagnostics: "rescans" (numba: blocks that needed a
-    second pass), "candidates" (torch: seeds checked exactly).
+    "torch". `stats`, if given, receives diagnostics: "candidates" (seeds whose
+    lower bound did not rule them out, checked exactly or skipped by the ascending-key stop).
     """
     device = _check_device(device)
     w = np.ascontiguousarray(blocks, dtype=np.float64)
@@ -169,21 +169,19 @@ def search_blocks(blocks: np.ndarray, preset: Preset, bias: int, device: str = "
         xs = np.empty(m, dtype=np.int64)
         qs = np.zeros((m, P), dtype=np.int8)
         es = np.empty(m, dtype=np.float64)
-        rescans = np.zeros(m, dtype=np.int64)
+        cand = np.zeros(m, dtype=np.int64)
         w32 = wn.astype(np.float32)
         ww32 = (wn * wn).sum(axis=1).astype(np.float32)
         search_cpu.search_kernel(wn, bias_n, w32, ww32, C, P, tables.g32_ext, tables.a32, tables.margin,
                                  tables.ill_pos, tables.ill_q32, tables.ill_margin, tables.cycle, tables.pinv, tables.s_ext, float(preset.s_scale),
-                                 pos, xs, qs, es, rescans)
-        n_rescan = int(rescans.sum())
+                                 pos, xs, qs, es, cand)
+        n_cand = int(cand.sum())
     elif kernel == "torch":
         ts = _torch_search(preset, device)
         step = _torch_step(device, tables.n_seeds)
         parts = [ts.search(wn[i:i + step], bias_n[i:i + step]) for i in range(0, len(live), step)]
         pos, xs, qs, es = (np.concatenate([p[j] for p in parts]) for j in range(4))
-        n_rescan = 0
-        if stats is not None:
-            stats["candidates"] = stats.get("candidates", 0) + sum(p[4] for p in parts)
+        n_cand = sum(p[4] for p in parts)
     else:
         raise ValueError(f"unknown kernel {kernel!r} (use 'auto', 'numba' or 'torch')")
     seeds[live] = tables.cycle[pos]
@@ -191,7 +189,7 @@ def search_blocks(blocks: np.ndarray, preset: Preset, bias: int, device: str = "
     q[live] = qs
     err[live] = np.ldexp(es, 2 * k)
     if stats is not None:
-        stats["rescans"] = stats.get("rescans", 0) + n_rescan
+        stats["candidates"] = stats.get("candidates", 0) + n_cand
     return seeds, x, q, err
 
 

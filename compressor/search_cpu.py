@@ -22,11 +22,9 @@ import numpy as np
 from numba import njit, prange
 
 TILE = 1024  # positions per tile: its 8 float32 table rows (32 KB) stay in L1/L2 for a GROUP
-SUB = 128  # sub-tile of a tile with a hit
-CAP = 64  # candidate list capacity per block ...
-KEEP = 16  # ... compacted to the KEEP smallest keys when full
+SEG = 256  # positions per segment: pass 1 keeps the smallest key of each (TILE is a multiple)
 GROUP = 16  # blocks sharing each tile of tables
-PROBE = 2  # candidates checked exactly at each early threshold update
+PROBE = 4  # segments whose smallest-key seed is checked exactly for the first upper bound
 BIG = np.float32(3.0e38)  # finite sentinel: the kernel is compiled with fastmath (no infs)
 
 
@@ -116,39 +114,54 @@ def _taps4(w, g, Lc, P, cr, first):
 
 
 @njit(cache=True, fastmath=True)
-def _count3(ww, thr, m0, L, a32, margin, corr):
-    """P = 3: how many of positions m0 .. m0+L-1 have key < thr (vectorised: no stores)."""
+def _keys3(ww, m0, L, a32, margin, corr, key):
+    """P = 3: key[0:L] of positions m0 .. m0+L-1, one fused vectorised loop."""
     b0, b1, b2 = corr[1:1 + L], corr[2:2 + L], corr[3:3 + L]
     a00, a10, a11 = a32[0, m0:m0 + L], a32[1, m0:m0 + L], a32[2, m0:m0 + L]
     a20, a21, a22 = a32[3, m0:m0 + L], a32[4, m0:m0 + L], a32[5, m0:m0 + L]
     mg = margin[m0:m0 + L]
-    below = np.float32(0.0)  # a float count vectorises 8-wide (an int32 one only 4-wide)
     for j in range(L):
         z0 = a00[j] * b0[j]
         z1 = a10[j] * b0[j] + a11[j] * b1[j]
         z2 = a20[j] * b0[j] + a21[j] * b1[j] + a22[j] * b2[j]
-        v = ww - ww * mg[j] - (z0 * z0 + z1 * z1 + z2 * z2)
-        below += np.float32(1.0) if v < thr else np.float32(0.0)
-    return below
+        key[j] = ww - ww * mg[j] - (z0 * z0 + z1 * z1 + z2 * z2)
 
 
 @njit(cache=True, fastmath=True)
-def _count4(ww, thr, m0, L, a32, margin, corr):
-    """P = 4: as `_count3`."""
+def _keys4(ww, m0, L, a32, margin, corr, key):
+    """P = 4: as `_keys3`."""
     b0, b1, b2, b3 = corr[1:1 + L], corr[2:2 + L], corr[3:3 + L], corr[4:4 + L]
     a00, a10, a11 = a32[0, m0:m0 + L], a32[1, m0:m0 + L], a32[2, m0:m0 + L]
     a20, a21, a22 = a32[3, m0:m0 + L], a32[4, m0:m0 + L], a32[5, m0:m0 + L]
     a30, a31, a32_, a33 = a32[6, m0:m0 + L], a32[7, m0:m0 + L], a32[8, m0:m0 + L], a32[9, m0:m0 + L]
     mg = margin[m0:m0 + L]
-    below = np.float32(0.0)  # a float count vectorises 8-wide (an int32 one only 4-wide)
     for j in range(L):
         z0 = a00[j] * b0[j]
         z1 = a10[j] * b0[j] + a11[j] * b1[j]
         z2 = a20[j] * b0[j] + a21[j] * b1[j] + a22[j] * b2[j]
         z3 = a30[j] * b0[j] + a31[j] * b1[j] + a32_[j] * b2[j] + a33[j] * b3[j]
-        v = ww - ww * mg[j] - (z0 * z0 + z1 * z1 + z2 * z2 + z3 * z3)
-        below += np.float32(1.0) if v < thr else np.float32(0.0)
-    return below
+        key[j] = ww - ww * mg[j] - (z0 * z0 + z1 * z1 + z2 * z2 + z3 * z3)
+
+
+@njit(cache=True)
+def _ordered_min(ikey, L):
+    """min over key[0:L], read through its int32 view ikey as order-preserving integers
+    (negative floats have their magnitude bits flipped): an integer min vectorises, a float one
+    does not here. Returns the ordered integer of the smallest key."""
+    lo = np.int32(0x7FFFFFFF)
+    for j in range(L):
+        i = ikey[j]
+        i = i ^ np.int32(0x7FFFFFFF) if i < 0 else i
+        lo = i if i < lo else lo
+    return lo
+
+
+@njit(cache=True)
+def _ordered(v, f1, i1):
+    """The order-preserving int32 of float32 v (f1, i1: a one-element float32 buffer and its int32 view)."""
+    f1[0] = v
+    i = i1[0]
+    return i ^ np.int32(0x7FFFFFFF) if i < 0 else i
 
 
 @njit(cache=True, fastmath=True)
@@ -177,30 +190,15 @@ def _keys(ww, thr, m0, L, P, a32, margin, corr, z, key):
 
 
 @njit(cache=True)
-def _scan_tile(w32, ww, thr, m0, L, C, P, g32, a32, margin, corr, z, key, tile_pos, ckey, cpos, cnt, scratch):
-    """Push every position of the tile with key < thr into the list (ckey, cpos, cnt).
-
-    The tile, then its sub-tiles of SUB positions, are first counted by the store-free
-    vectorised loop (most tiles have no hit); only sub-tiles with a hit get their keys
-    written and pushed. Returns (cnt, thr).
-    """
-    _correlate(w32, m0, L + P + 1, C, P, g32, corr)
-    if P == 3 and _count3(ww, thr, m0, L, a32, margin, corr) == 0:
-        return cnt, thr
-    if P == 4 and _count4(ww, thr, m0, L, a32, margin, corr) == 0:
-        return cnt, thr
-    for s0 in range(0, L, SUB):
-        n = min(SUB, L - s0)
-        cs = corr[s0:]
-        if P == 3:
-            hits = _count3(ww, thr, m0 + s0, n, a32, margin, cs)
-        elif P == 4:
-            hits = _count4(ww, thr, m0 + s0, n, a32, margin, cs)
-        else:
-            hits = 1
-        if hits > 0 and _keys(ww, thr, m0 + s0, n, P, a32, margin, cs, z, key) > 0:
-            cnt, thr = _push(ckey, cpos, cnt, thr, key, tile_pos[m0 + s0:], n, scratch)
-    return cnt, thr
+def _segment_min(ww, m0, L, P, a32, margin, corr, z, key, ikey):
+    """Smallest key of positions m0 .. m0+L-1 (corr correlated from m0), as an ordered int32."""
+    if P == 3:
+        _keys3(ww, m0, L, a32, margin, corr, key)
+    elif P == 4:
+        _keys4(ww, m0, L, a32, margin, corr, key)
+    else:
+        _keys(ww, BIG, m0, L, P, a32, margin, corr, z, key)
+    return _ordered_min(ikey, L)
 
 
 @njit(cache=True, fastmath=True)
@@ -222,66 +220,12 @@ def _ill_keys(w32, ww, C, P, q32, margin, z, key):
 
 
 @njit(cache=True)
-def _push(ckey, cpos, cnt, thr, key, pos, L, scratch):
-    """Append pos[j] with key[j] < thr; compact to the KEEP smallest when full. Returns (cnt, thr)."""
-    for j in range(L):
-        if key[j] < thr:
-            if cnt == CAP:
-                srt = scratch[:cnt]
-                srt[:] = ckey[:cnt]
-                srt.sort()
-                thr = srt[KEEP - 1]
-                kept = 0
-                for i in range(cnt):
-                    if ckey[i] < thr:
-                        ckey[kept] = ckey[i]
-                        cpos[kept] = cpos[i]
-                        kept += 1
-                cnt = kept
-                if not key[j] < thr:
-                    continue
-            ckey[cnt] = key[j]
-            cpos[cnt] = pos[j]
-            cnt += 1
-    return cnt, thr
-
-
-@njit(cache=True)
 def _up32(v):
     """The smallest float32 above v: for float32 keys, key < _up32(v)  <=>  key <= v."""
     t = np.float32(v)
     if t <= v:
         t = np.nextafter(t, np.float32(np.inf))
     return t
-
-
-@njit(cache=True)
-def _tighten(w, bias, ckey, cpos, cnt, thr, C, P, pinv, s_ext, s_scale, qbuf, tbuf):
-    """Lower thr to the exact error of the list's PROBE smallest-key seeds (an upper bound on the
-    optimum: seeds with a larger key cannot win) and drop entries at or above it. Returns (cnt, thr)."""
-    best = np.inf
-    lo = np.float32(-BIG)  # probe the PROBE smallest keys, by repeated linear scans (cnt <= CAP)
-    for _ in range(min(PROBE, cnt)):
-        i_min, k_min = -1, BIG
-        for i in range(cnt):
-            if ckey[i] > lo and ckey[i] < k_min:
-                i_min, k_min = i, ckey[i]
-        if i_min < 0:
-            break
-        lo = k_min
-        err, _ = exact_error(w, bias, cpos[i_min], C, P, pinv, s_ext, s_scale, qbuf, tbuf)
-        best = min(best, err)
-    t = _up32(best)
-    if t < thr:
-        thr = t
-        kept = 0
-        for i in range(cnt):
-            if ckey[i] < thr:
-                ckey[kept] = ckey[i]
-                cpos[kept] = cpos[i]
-                kept += 1
-        cnt = kept
-    return cnt, thr
 
 
 @njit(cache=True)
@@ -305,79 +249,98 @@ def _pick(w, bias, cand_key, cand_pos, C, P, cycle, pinv, s_ext, s_scale, qbuf, 
 
 
 @njit(cache=True)
-def _rescan(w32, ww, thr, N, C, P, g32, a32, margin, corr, z, key, tile_pos, ill_pos, ill_key):
-    """Every position with key <= thr (the rare fallback); ill_key holds the ill seeds' keys."""
-    thr32 = _up32(thr)
-    cap = 1024 + len(ill_pos)
+def _segment_keys(w32, ww, s, N, C, P, g32, a32, margin, corr, z, key):
+    """Keys of segment s (positions s*SEG ..) into key[:L]; returns L."""
+    m0 = s * SEG
+    L = min(SEG, N - m0)
+    _correlate(w32, m0, L + P + 1, C, P, g32, corr)
+    _keys(ww, BIG, m0, L, P, a32, margin, corr, z, key)
+    return L
+
+
+@njit(cache=True)
+def _upper_bound(wn, bias, w32, ww, segmin, N, C, P, g32, a32, margin, pinv, s_ext, s_scale, corr, z, key,
+                 qbuf, tbuf):
+    """An upper bound on the optimum: the least exact error of the smallest-key seeds of the PROBE
+    segments with the smallest minima. (Several: the smallest key can belong to a seed whose
+    clipped coefficients have a large error.)"""
+    order = np.argsort(segmin)
+    e0 = np.inf
+    for k in range(min(PROBE, len(order))):
+        s = order[k]
+        L = _segment_keys(w32, ww, s, N, C, P, g32, a32, margin, corr, z, key)
+        err, _ = exact_error(wn, bias, s * SEG + np.argmin(key[:L]), C, P, pinv, s_ext, s_scale, qbuf, tbuf)
+        e0 = min(e0, err)
+    return e0
+
+
+@njit(cache=True)
+def _candidates(w32, ww, thr, thr_ord, segmin, N, C, P, g32, a32, margin, corr, z, key, ill_pos, ill_key):
+    """(keys, positions) of every position with key < thr: segments whose minimum is < thr are
+    recomputed, the others cannot hold one; the ill seeds come from ill_key."""
+    hit = np.flatnonzero(segmin < thr_ord)  # ordered integers: same order as the float keys
+    cap = len(hit) * SEG + len(ill_pos)
     ckey = np.empty(cap, dtype=np.float32)
     cpos = np.empty(cap, dtype=np.int64)
     cnt = 0
     for j in range(len(ill_pos)):
-        if ill_key[j] < thr32:
+        if ill_key[j] < thr:
+            ckey[cnt] = ill_key[j]
             cpos[cnt] = ill_pos[j]
             cnt += 1
-    for m0 in range(0, N, TILE):
-        L = min(TILE, N - m0)
-        if cap - cnt < TILE:
-            cap *= 2
-            ckey = np.concatenate((ckey, np.empty(cap - len(ckey), dtype=np.float32)))
-            cpos = np.concatenate((cpos, np.empty(cap - len(cpos), dtype=np.int64)))
-        _correlate(w32, m0, L + P + 1, C, P, g32, corr)
-        _keys(ww, thr32, m0, L, P, a32, margin, corr, z, key)
+    for s in hit:
+        L = _segment_keys(w32, ww, s, N, C, P, g32, a32, margin, corr, z, key)
         for j in range(L):
-            if key[j] < thr32:
-                cpos[cnt] = m0 + j
+            if key[j] < thr:
+                ckey[cnt] = key[j]
+                cpos[cnt] = s * SEG + j
                 cnt += 1
-    return cpos[:cnt]
+    return ckey[:cnt], cpos[:cnt]
 
 
 @njit(parallel=True, cache=True)
 def search_kernel(wn, bias, w32, ww32, C, P, g32, a32, margin, ill_pos, ill_q32, ill_margin, cycle, pinv,
-                  s_ext, s_scale, out_pos, out_x, out_q, out_err, out_rescans):
+                  s_ext, s_scale, out_pos, out_x, out_q, out_err, out_cand):
     """Exact arg-min over all N positions for each block of wn (normalised float64 [n, C])."""
     n = wn.shape[0]
     N = len(cycle)
+    nseg = (N + SEG - 1) // SEG
     ngroups = (n + GROUP - 1) // GROUP
-    tile_pos = np.arange(N + TILE)
     for gi in prange(ngroups):
         b0 = gi * GROUP
         b1 = min(n, b0 + GROUP)
         corr = np.empty(TILE + P + 1, dtype=np.float32)
         z = np.empty(TILE, dtype=np.float32)
         key = np.empty(TILE, dtype=np.float32)
-        ckey = np.empty((GROUP, CAP), dtype=np.float32)
-        cpos = np.empty((GROUP, CAP), dtype=np.int64)
-        cnt = np.zeros(GROUP, dtype=np.int64)
-        thr = np.full(GROUP, BIG, dtype=np.float32)
-        scratch = np.empty(CAP, dtype=np.float32)
+        segmin = np.empty((GROUP, nseg), dtype=np.int32)  # ordered integers (`_ordered_min`)
+        ikey = key.view(np.int32)
+        f1 = np.empty(1, dtype=np.float32)
+        i1 = f1.view(np.int32)
         ill_z = np.empty(len(ill_pos), dtype=np.float32)
         ill_key = np.empty(len(ill_pos), dtype=np.float32)
         qbuf = np.empty(P, dtype=np.int8)
         tbuf = np.empty(P)
+        # pass 1: the smallest key of each segment, tile by tile (the tile's tables stay cached
+        # across the group's blocks)
         for m0 in range(0, N, TILE):
             L = min(TILE, N - m0)
-            ti = m0 // TILE
-            probe = ti < 8 or (ti & (ti + 1)) == 0  # after tiles 0..7, 15, 31
             for bi in range(b0, b1):
-                g = bi - b0
-                cnt[g], thr[g] = _scan_tile(w32[bi], ww32[bi], thr[g], m0, L, C, P, g32, a32, margin, corr, z,
-                                            key, tile_pos, ckey[g], cpos[g], cnt[g], scratch)
-                if probe and cnt[g] > 0:
-                    cnt[g], thr[g] = _tighten(wn[bi], bias[bi], ckey[g], cpos[g], cnt[g], thr[g], C, P, pinv,
-                                              s_ext, s_scale, qbuf, tbuf)
+                _correlate(w32[bi], m0, L + P + 1, C, P, g32, corr)
+                for s0 in range(0, L, SEG):
+                    segmin[bi - b0, (m0 + s0) // SEG] = _segment_min(ww32[bi], m0 + s0, min(SEG, L - s0), P,
+                                                                     a32, margin, corr[s0:], z, key, ikey)
+        # pass 2, per block: an exact upper bound e0, then every seed with key <= e0 checked exactly
         for bi in range(b0, b1):
-            g = bi - b0
+            sm = segmin[bi - b0]
+            e0 = _upper_bound(wn[bi], bias[bi], w32[bi], ww32[bi], sm, N, C, P, g32, a32, margin, pinv, s_ext,
+                              s_scale, corr, z, key, qbuf, tbuf)
             _ill_keys(w32[bi], ww32[bi], C, P, ill_q32, ill_margin, ill_z, ill_key)
-            cnt[g], thr[g] = _push(ckey[g], cpos[g], cnt[g], thr[g], ill_key, ill_pos, len(ill_pos), scratch)
-            best, pos, x, exhausted = _pick(wn[bi], bias[bi], ckey[g, :cnt[g]], cpos[g, :cnt[g]], C, P,
-                                            cycle, pinv, s_ext, s_scale, qbuf, tbuf, out_q[bi])
-            if exhausted and not thr[g] > best:
-                extra = _rescan(w32[bi], ww32[bi], best, N, C, P, g32, a32, margin, corr, z, key, tile_pos,
-                                ill_pos, ill_key)
-                ek = np.zeros(len(extra), dtype=np.float32)
-                best, pos, x, _ = _pick(wn[bi], bias[bi], ek, extra, C, P, cycle, pinv, s_ext,
-                                        s_scale, qbuf, tbuf, out_q[bi])
-                out_rescans[bi] = 1
+            thr = _up32(e0)
+            ckey, cpos = _candidates(w32[bi], ww32[bi], thr, _ordered(thr, f1, i1), sm, N, C, P, g32, a32, margin, corr, z, key,
+                                     ill_pos, ill_key)
+            best, pos, x, _ = _pick(wn[bi], bias[bi], ckey, cpos, C, P, cycle, pinv, s_ext, s_scale, qbuf,
+                                    tbuf, out_q[bi])
             out_pos[bi] = pos
             out_x[bi] = x
             out_err[bi] = best
+            out_cand[bi] = len(cpos)
