@@ -254,7 +254,12 @@ def _segment_keys(w32, ww, s, N, C, P, g32, a32, margin, corr, z, key):
     m0 = s * SEG
     L = min(SEG, N - m0)
     _correlate(w32, m0, L + P + 1, C, P, g32, corr)
-    _keys(ww, BIG, m0, L, P, a32, margin, corr, z, key)
+    if P == 3:
+        _keys3(ww, m0, L, a32, margin, corr, key)
+    elif P == 4:
+        _keys4(ww, m0, L, a32, margin, corr, key)
+    else:
+        _keys(ww, BIG, m0, L, P, a32, margin, corr, z, key)
     return L
 
 
@@ -264,10 +269,16 @@ def _upper_bound(wn, bias, w32, ww, segmin, N, C, P, g32, a32, margin, pinv, s_e
     """An upper bound on the optimum: the least exact error of the smallest-key seeds of the PROBE
     segments with the smallest minima. (Several: the smallest key can belong to a seed whose
     clipped coefficients have a large error.)"""
-    order = np.argsort(segmin)
     e0 = np.inf
-    for k in range(min(PROBE, len(order))):
-        s = order[k]
+    prev = np.int32(-0x80000000)  # the PROBE smallest minima by repeated scans (ties: next index)
+    prev_s = -1
+    for _ in range(min(PROBE, len(segmin))):
+        s, lo = -1, np.int32(0x7FFFFFFF)
+        for i in range(len(segmin)):
+            v = segmin[i]
+            if (v > prev or (v == prev and i > prev_s)) and (s < 0 or v < lo):
+                s, lo = i, v
+        prev, prev_s = lo, s
         L = _segment_keys(w32, ww, s, N, C, P, g32, a32, margin, corr, z, key)
         err, _ = exact_error(wn, bias, s * SEG + np.argmin(key[:L]), C, P, pinv, s_ext, s_scale, qbuf, tbuf)
         e0 = min(e0, err)

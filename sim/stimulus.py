@@ -7,10 +7,11 @@ reference (SPEC 6). Makers below cover real compressed tensors (Gaussian weights
 stories260K matrix) and the corners of the datapath (q = -8, x = 15, activations at
 their extremes, all-zero block words, padded row tails).
 
-The Gaussian and stories tensors are compressed by `encode_fast`: least squares over a
-random subset of seeds, quantized exactly as SPEC 3. It is not the SPEC 4 encoder (it
-searches far fewer seeds), but its blocks are real compressed blocks, and the
-bit-exact check of the engine does not depend on how good the seeds are.
+Real tensors of up to `EXACT_ENCODE_BLOCKS` blocks (the test shapes, the stories260K
+matrix) are compressed by the project's exact encoder (`compressor.encoder.encode_tensor`).
+Larger ones (the paper's 2048 x 2048) use `encode_fast`: least squares over a random subset
+of seeds, quantized exactly as SPEC 3 -- real compressed blocks in seconds rather than a
+minute; the bit-exact check of the engine does not depend on how good the seeds are.
 """
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ from seedlm_fpga.compressor import reference as ref
 from seedlm_fpga.compressor.lfsr import basis_U
 
 BASELINE = "baseline"
+#: Tensors up to this many blocks go through the exact SPEC 4 encoder; larger ones through `encode_fast`.
+EXACT_ENCODE_BLOCKS = 1 << 15
 ENGINES = ("seedlm-4", "seedlm-3", BASELINE)
 
 
@@ -155,7 +158,13 @@ def weights_case(label: str, engine: str, weights, act_bits: int, rng: np.random
     acts = random_acts(cols, act_bits, rng) if acts is None else np.asarray(acts, dtype=np.int64)
     if engine == BASELINE:
         return GemvCase(label, engine, cols, acts, weights=to_int16(weights))
-    seeds, x, q, _ = encode_fast(weights, ref.get_preset(engine), rng)
+    preset = ref.get_preset(engine)
+    if weights.shape[0] * ref.blocks_per_row(cols, preset.C) <= EXACT_ENCODE_BLOCKS:
+        from seedlm_fpga.compressor.encoder import encode_tensor
+        enc = encode_tensor(weights, preset)
+        seeds, x, q = enc.seeds, enc.x, enc.q
+    else:
+        seeds, x, q, _ = encode_fast(weights, preset, rng)
     return GemvCase(label, engine, cols, acts, seeds=seeds, x=x, q=q)
 
 
