@@ -122,7 +122,7 @@ def _torch_search(preset: Preset, device: str):
 
 
 def _torch_step(device: str, n_seeds: int) -> int:
-    """Blocks per torch call: [step x N] float32 bounds plus a bool mask, about 1/3 of GPU memory
+    """Blocks per torch call: [step x N] float32 bounds, about 1/6 of GPU memory
     at most (32768 blocks, 11 GB, on an 80 GB H100)."""
     if device == "cpu":
         return 256

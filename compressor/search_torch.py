@@ -4,11 +4,12 @@ Per chunk of blocks:
   1. lower bound of the quantized error for all seeds as one float32 GEMM: the residual
      ||w||^2 - w^T Proj(s) w with Proj(s) = Q Q^T (U = Q R) is linear in the C(C+1)/2 features
      w_c w_d, so [blocks x F] @ [F x N]; a uniform float32 margin makes it a safe bound
-     (`projector_margin`);
+     (`projector_margin`). The bound matrix is read once more, for the smallest bound (and its
+     seed) of each segment of SEG positions;
   2. the exact float64 error e0 (SPEC 3 quantizer): the least over the smallest-bound seeds
-     of SEGMENTS position ranges;
+     of the PROBE segments with the smallest minima;
   3. every seed whose bound is <= e0 is checked exactly (the optimum is <= e0, so it is among
-     them). Ties go to the lowest seed.
+     them); only segments whose minimum is <= e0 are looked at again. Ties go to the lowest seed.
 """
 from __future__ import annotations
 
@@ -66,8 +67,11 @@ def _features(wn: torch.Tensor, margin: float) -> torch.Tensor:
     return f.to(torch.float32)
 
 
-#: Position ranges whose smallest-bound seeds give the first exact upper bound.
-SEGMENTS = 16
+#: Positions per segment (step 1), and segments whose smallest-bound seed gives e0 (step 2).
+SEG = 256
+PROBE = 8
+#: Bound of the padding positions past N (a feature row of ones scaled by it): never a candidate.
+PAD_KEY = 1.0e30
 
 
 class TorchSearch:
@@ -83,7 +87,12 @@ class TorchSearch:
         C, P = preset.C, preset.P
         self.s_idx = torch.arange(C * P, device=dev).reshape(C, P) + 1
         self.s_ext = torch.tensor(t.s_ext, dtype=torch.float64, device=dev)
-        self.proj = torch.as_tensor(_projector_features(preset), device=dev)
+        proj = _projector_features(preset)
+        N = proj.shape[1]
+        pad = np.zeros((proj.shape[0], -(-N // SEG) * SEG - N), dtype=np.float32)
+        pad[C * (C + 1) // 2] = PAD_KEY  # times ||w||^2 (1 - m) >= 0.24 for a normalised block
+        self.n_seeds = N
+        self.proj = torch.as_tensor(np.concatenate([proj, pad], axis=1), device=dev)
         self.margin = projector_margin(C)
 
     def exact(self, wn: torch.Tensor, bias: torch.Tensor, pos: torch.Tensor):
@@ -120,42 +129,49 @@ class TorchSearch:
         return idx
 
     def keys(self, w: torch.Tensor) -> torch.Tensor:
-        """float32 [n, N]: lower bounds of the quantized error of blocks w at every position."""
-        tf32 = torch.backends.cuda.matmul.allow_tf32
-        torch.backends.cuda.matmul.allow_tf32 = False  # the margin assumes plain float32 products
-        try:  # ||w||^2 (1 - margin) - w^T Proj w as one GEMM
+        """float32 [n, N'] (N' = N padded to a multiple of SEG): lower bounds of the quantized error
+        of blocks w at every position."""
+        with _plain_float32():  # ||w||^2 (1 - margin) - w^T Proj w as one GEMM
             return _features(w, self.margin) @ self.proj
-        finally:
-            torch.backends.cuda.matmul.allow_tf32 = tf32
 
     def search(self, wn: np.ndarray, bias: np.ndarray):
-        """(positions, x, q, err, candidates) for normalised nonzero blocks wn[n, C].
-
-        The seeds of the smallest bound in each of SEGMENTS ranges of positions give exact
-        errors; their minimum e0 >= the optimum. Every seed whose bound is <= e0 is then
-        checked exactly. (Several seeds, not one: the smallest bound can belong to an
-        ill-conditioned seed whose clipped coefficients have a huge error.)
-        """
+        """(positions, x, q, err, candidates) for normalised nonzero blocks wn[n, C]."""
         dev = self.device
         w = torch.as_tensor(wn, device=dev)
         b = torch.as_tensor(bias, device=dev)
         n = w.shape[0]
-        key = self.keys(w)
-        N = key.shape[1]
-        seg = -(-N // SEGMENTS)
-        head = key[:, :seg * (N // seg)].view(n, N // seg, seg)
-        pos0 = head.argmin(2) + torch.arange(0, N // seg * seg, seg, device=dev)
-        if N % seg:
-            pos0 = torch.cat([pos0, (key[:, N // seg * seg:].argmin(1) + N // seg * seg).unsqueeze(1)], 1)
+        seg = self.keys(w).view(n, -1, SEG)
+        smin, sarg = seg.min(-1)  # [n, segments]
+        top = smin.topk(min(PROBE, smin.shape[1]), dim=1, largest=False).indices
+        pos0 = top * SEG + sarg.gather(1, top)
         k = pos0.shape[1]
         rows0 = torch.arange(n, device=dev).repeat_interleave(k)
         e0 = self.exact(w[rows0], b[rows0], pos0.reshape(-1))[0].view(n, k).amin(1)
-        thr = e0.to(torch.float32)  # round up: key <= e0  =>  key <= thr
+        thr = e0.to(torch.float32)  # round up: key <= e0  <=>  key <= thr
         thr = torch.where(thr.double() < e0, torch.nextafter(thr, torch.full_like(thr, float("inf"))), thr)
-        rows, pos = (key <= thr.unsqueeze(-1)).nonzero(as_tuple=True)
-        del key
+        rows, segs = (smin <= thr.unsqueeze(-1)).nonzero(as_tuple=True)
+        hit, j = (seg[rows, segs] <= thr[rows].unsqueeze(-1)).nonzero(as_tuple=True)
+        del seg, smin, sarg
+        rows, pos = rows[hit], segs[hit] * SEG + j
         err = self.exact(w[rows], b[rows], pos)[0]
         bpos = pos[self._lowest(err, pos, rows, n)]
         err, x, q = self.exact(w, b, bpos)
         return (bpos.cpu().numpy(), x.cpu().numpy().astype(np.uint8),
                 q.cpu().numpy().astype(np.int8), err.cpu().numpy(), int(len(rows)))
+
+
+class _plain_float32:
+    """No TF32 (nor reduced-precision reductions) in float32 matmuls inside: the margin assumes
+    plain float32 products. Restores the caller's settings on exit."""
+
+    def __enter__(self):
+        m = torch.backends.cuda.matmul
+        self.saved = (m.allow_tf32, m.allow_fp16_reduced_precision_reduction)
+        m.allow_tf32 = False
+        self.precision = torch.get_float32_matmul_precision()
+        torch.set_float32_matmul_precision("highest")
+
+    def __exit__(self, *exc):
+        m = torch.backends.cuda.matmul
+        m.allow_tf32, m.allow_fp16_reduced_precision_reduction = self.saved
+        torch.set_float32_matmul_precision(self.precision)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import pytest
 import torch
@@ -11,8 +10,8 @@ from safetensors.torch import save_file
 
 from seedlm_fpga.compressor.checkpoints import load_checkpoint, select_tensors
 from seedlm_fpga.errors import UserError
+from shared_data import shared_file
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def _state_dict():
@@ -131,11 +130,7 @@ def test_missing_and_truncated(tmp_path):
 
 
 def test_llama2c_checkpoint(tmp_path):
-    path = DATA / "stories260K.bin"
-    if not path.exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{path} is missing (shared data is required under CI)")
-        pytest.skip(f"{path} not found (shared data absent)")
+    path = shared_file("stories260K.bin")
     ckpt = load_checkpoint(path)
     assert ckpt.kind == "llama2c" and json.loads(ckpt.info["llama2c_config"])["dim"] == 64
     assert ckpt.tensors["layers.4.w2"].shape == (64, 172) and ckpt.tensors["layers.4.w2"].dtype == torch.float32

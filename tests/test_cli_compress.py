@@ -1,7 +1,6 @@
 """`seedlm-fpga compress`: the table, determinism, --resume, and bad input (one line, exit 2)."""
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -15,8 +14,8 @@ from seedlm_fpga.cli import main
 from seedlm_fpga.compressor import encoder
 from seedlm_fpga.compressor.container import read_container
 from seedlm_fpga.compressor.reference import PRESETS, decode_tensor
+from shared_data import shared_file
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def _checkpoint(path: Path, **overrides) -> dict[str, torch.Tensor]:
@@ -147,11 +146,7 @@ def test_resume_refuses_other_flags_and_fresh_run_discards_partial(tmp_path, cap
 
 
 def test_stories260k_subset_then_inspect_decompress_image(tmp_path, capsys):
-    src = DATA / "stories260K.bin"
-    if not src.exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{src} is missing (shared data is required under CI)")
-        pytest.skip(f"{src} not found (shared data absent)")
+    src = shared_file("stories260K.bin")
     s = tmp_path / "s.seedlm"
     rc, out, err = _run(capsys, "compress", str(src), "-o", str(s), "--include", r"layers\.0\.w[qk]$")
     assert rc == 0, err

@@ -16,7 +16,6 @@ weights with cols a multiple of neither C nor the beat, a stories260K matrix (64
 uniformly random fields, q = -8 / x = 15 with activations at min and at max, all-zero
 block words, and a 1 x 1 GEMV. max_cols is 256 for all test builds.
 """
-import os
 
 import numpy as np
 import pytest
@@ -24,6 +23,7 @@ import pytest
 from seedlm_fpga.compressor import reference as ref
 from seedlm_fpga.sim import stimulus as stim
 from seedlm_fpga.sim.cosim_runner import generated_engine, run_cases
+from shared_data import shared_file
 
 MAX_COLS = 256
 MATRIX = [
@@ -34,12 +34,7 @@ MATRIX = [
 
 
 def stories_or_skip(engine, act_bits):
-    path = stim.shared_data_dir() / "stories260K.bin"
-    if not path.exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{path} is missing (required under CI)")
-        pytest.skip(f"{path} is absent (the shared real data lives in ../shared/data)")
-    return stim.stories_case(engine, act_bits, "layers.0.w2")
+    return stim.stories_case(engine, act_bits, "layers.0.w2", path=shared_file("stories260K.bin"))
 
 
 def cases_for(engine, act_bits):

@@ -2,17 +2,15 @@
 and the real stories260K."""
 from __future__ import annotations
 
-import os
 import struct
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from seedlm_fpga.compressor.llama2c import is_llama2c, read_llama2c, read_llama2c_config
 from seedlm_fpga.errors import UserError
+from shared_data import shared_file
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 DIM, HIDDEN, LAYERS, HEADS, KV_HEADS, VOCAB, SEQ = 16, 24, 2, 4, 2, 11, 6
 KV = KV_HEADS * (DIM // HEADS)
 
@@ -99,11 +97,7 @@ def test_size_mismatch_and_garbage(tmp_path):
 
 
 def test_stories260k():
-    path = DATA / "stories260K.bin"
-    if not path.exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{path} is missing (shared data is required under CI)")
-        pytest.skip(f"{path} not found (shared data absent)")
+    path = shared_file("stories260K.bin")
     cfg, tensors = read_llama2c(path)
     # Header and parameter count from ../shared/data/README.md.
     assert (cfg.dim, cfg.hidden_dim, cfg.n_layers, cfg.n_heads, cfg.n_kv_heads, cfg.vocab_size, cfg.seq_len) == (
