@@ -11,6 +11,7 @@ example:
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 
 from ..compressor.reference import PRESETS
 from ..errors import UserError
@@ -64,10 +65,10 @@ def run(args) -> int:
         design = generate(cfg, args.output, board=board)
     except OSError as exc:
         raise UserError(f"cannot write to {args.output}: {exc.strerror or exc}") from None
-    base = design["baseline"]
-    print(f"wrote {args.output}/seedlm_gemv.v ({cfg.preset}, W={cfg.bus_bits}, L={design['blocks_per_beat']}, "
+    base, out = design["baseline"], Path(args.output)
+    print(f"wrote {out / 'seedlm_gemv.v'} ({cfg.preset}, W={cfg.bus_bits}, L={design['blocks_per_beat']}, "
           f"A={cfg.act_bits}, N={design['acts_per_beat']}, latency {design['latency_cycles']} cycles)")
-    print(f"wrote {args.output}/baseline_gemv.v (16-bit weights, {base['weights_per_beat']} per beat, "
+    print(f"wrote {out / 'baseline_gemv.v'} (16-bit weights, {base['weights_per_beat']} per beat, "
           f"latency {base['latency_cycles']} cycles)")
-    print(f"wrote {args.output}/design.json")
+    print(f"wrote {out / 'design.json'}")
     return 0
