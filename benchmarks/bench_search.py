@@ -1,14 +1,16 @@
 """Blocks/s of the exact seed search against this machine's GEMM bound.
 
 For each preset (seedlm-4, seedlm-3) and device (CPU; CUDA when present) it searches a
-timed slice of a 4096 x 4096 Gaussian matrix (or the whole matrix with --full), prints
+timed slice of a 4096 x 4096 Gaussian matrix (--cpu-blocks on CPU; the whole matrix on CUDA
+unless --cuda-blocks is given), prints
 blocks/s and the time for the whole matrix (extrapolated from the slice, and labelled so),
 the float32 GEMM rate measured in the same run, the GEMM-bound estimate of
 2*C*P*(2^16-1) flops per block, the ratio to it, and the relative error ||W-W_hat||/||W||
 of the searched blocks.
 
     python benchmarks/bench_search.py                     # CPU (+ CUDA if present)
-    python benchmarks/bench_search.py --device cuda --full
+    NUMBA_NUM_THREADS=1 python benchmarks/bench_search.py --device cpu   # one core
+    python benchmarks/bench_search.py --device cuda
 """
 from __future__ import annotations
 

@@ -42,6 +42,8 @@ try:  # numba is the fast CPU path; without it the torch path runs (slower, same
 except ImportError:  # pragma: no cover - exercised only where numba is absent
     search_cpu = None
 
+#: Bumped whenever a change could alter any encoding (caches of encodings key on it).
+SEARCH_VERSION = 2
 #: log2 headroom of the "auto" bias above max|W| (see resolve_bias).
 AUTO_HEADROOM = 0
 #: A chunk of rows holds at most this many blocks: memory stays bounded on any tensor.

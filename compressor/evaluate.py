@@ -93,11 +93,11 @@ def _bias_label(biases: set[int]) -> str:
 # --- on-the-fly SeedLM encodes, cached --------------------------------------------------------------
 
 def encode_cached(w: np.ndarray, preset: Preset, bias, device: str = "cpu"):
-    """encode_tensor(w, preset, bias), memoized on disk by the weights' sha256 and the settings."""
-    from .encoder import EncodedTensor, encode_tensor
+    """encode_tensor(w, preset, bias), memoized on disk by the weights' sha256, the settings and the search version."""
+    from .encoder import SEARCH_VERSION, EncodedTensor, encode_tensor
 
     h = hashlib.sha256(np.ascontiguousarray(w, dtype=np.float32).tobytes())
-    h.update(f"{w.shape}|{preset.as_dict()}|{bias}".encode())
+    h.update(f"{w.shape}|{preset.as_dict()}|{bias}|search v{SEARCH_VERSION}".encode())
     path = cache_dir() / "encoded" / f"{h.hexdigest()[:32]}.npz"
     if path.exists():
         try:

@@ -1,18 +1,18 @@
 """Fused CPU kernel of the exact SPEC 4 seed search (numba).
 
-Per group of blocks and per tile of TILE seed positions (tables of the tile stay in L1):
-  1. corr = correlation of w with g (C MACs per position), z = R^-T b, key = lower bound
-     (search_tables) -- vectorised float32 loops;
-  2. a streaming candidate list per block: every position with key < thr is kept, thr is
-     lowered to the KEEP-th smallest key whenever the list fills, and (after tiles 0..7, 15,
-     31) to the exact error of the list's best PROBE seeds, an upper bound on the optimum;
-     so the list always holds every position seen with key < thr. Tiles are first counted by
-     a store-free loop (it vectorises; most tiles have no key below thr), then sub-tiles.
-  3. the few hundred ill-conditioned seeds (search_tables.ILL_MARGIN) are bounded through
-     their orthonormal bases instead and pushed into the same list.
-Then per block, exactly (float64, SPEC 3 quantizer): candidates in ascending key order until
-key > best error. If the list ran out while thr <= best, an unseen seed might still win: the
-block is re-scanned collecting every key <= best (rare). Ties go to the lowest seed.
+Seeds are ranked by a float32 lower bound `key` of their quantized error (search_tables).
+Pass 1, per group of GROUP blocks and per tile of TILE seed positions (the tile's tables stay
+in L1 across the group): correlation of w with g (C MACs per position), key of every position
+(one fused vectorised loop), and the smallest key of each segment of SEG positions; nothing
+else is stored and there is no threshold to maintain. Pass 2, per block:
+  1. e0 = the least exact error (float64, SPEC 3 quantizer) of the smallest-key seeds of the
+     PROBE segments with the smallest minima: an upper bound on the optimum;
+  2. candidates = every position with key <= e0: only segments whose minimum is <= e0 are
+     recomputed (a handful), plus the few hundred ill-conditioned seeds
+     (search_tables.ILL_MARGIN), bounded through their orthonormal bases;
+  3. exact errors of the candidates in ascending key order until key > best error.
+The optimum's key is <= its error <= e0, so it is among the candidates: the arg-min is exact,
+with no fallback pass. Ties go to the lowest seed.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import numpy as np
 from numba import njit, prange
 
 TILE = 1024  # positions per tile: its 8 float32 table rows (32 KB) stay in L1/L2 for a GROUP
-SEG = 256  # positions per segment: pass 1 keeps the smallest key of each (TILE is a multiple)
+SEG = 512  # positions per segment: pass 1 keeps the smallest key of each (TILE is a multiple)
 GROUP = 16  # blocks sharing each tile of tables
 PROBE = 4  # segments whose smallest-key seed is checked exactly for the first upper bound
 BIG = np.float32(3.0e38)  # finite sentinel: the kernel is compiled with fastmath (no infs)
@@ -230,22 +230,19 @@ def _up32(v):
 
 @njit(cache=True)
 def _pick(w, bias, cand_key, cand_pos, C, P, cycle, pinv, s_ext, s_scale, qbuf, tbuf, qbest):
-    """Exact errors of candidates in ascending key order; stops once key > best error.
-
-    Returns (best_err, best_pos, best_x, exhausted): `exhausted` is True when every candidate
-    had key <= best, so that seeds outside the list were not ruled out by it.
-    """
+    """Exact errors of candidates in ascending key order; stops once key > best error (such a
+    seed's error is above best). Returns (best_err, best_pos, best_x); fills qbest."""
     order = np.argsort(cand_key)
     best, best_pos, best_x = np.inf, -1, 0
     for i in order:
         if cand_key[i] > best:
-            return best, best_pos, best_x, False
+            break
         n = cand_pos[i]
         err, x = exact_error(w, bias, n, C, P, pinv, s_ext, s_scale, qbuf, tbuf)
         if err < best or (err == best and cycle[n] < cycle[best_pos]):
             best, best_pos, best_x = err, n, x
             qbest[:] = qbuf
-    return best, best_pos, best_x, True
+    return best, best_pos, best_x
 
 
 @njit(cache=True)
@@ -349,7 +346,7 @@ def search_kernel(wn, bias, w32, ww32, C, P, g32, a32, margin, ill_pos, ill_q32,
             thr = _up32(e0)
             ckey, cpos = _candidates(w32[bi], ww32[bi], thr, _ordered(thr, f1, i1), sm, N, C, P, g32, a32, margin, corr, z, key,
                                      ill_pos, ill_key)
-            best, pos, x, _ = _pick(wn[bi], bias[bi], ckey, cpos, C, P, cycle, pinv, s_ext, s_scale, qbuf,
+            best, pos, x = _pick(wn[bi], bias[bi], ckey, cpos, C, P, cycle, pinv, s_ext, s_scale, qbuf,
                                     tbuf, out_q[bi])
             out_pos[bi] = pos
             out_x[bi] = x

@@ -113,7 +113,12 @@ def test_float32_keys_are_lower_bounds(name):
         assert np.median((residual[ok] - key[ok]) / ww) < 1e-4
         # the torch path's projector-GEMM bound, every seed (ill-conditioned ones included)
         tkey = encoder._torch_search(preset, "cpu").keys(torch.tensor(w[None]))[0].numpy()
-        assert np.all(tkey <= residual)
+        assert np.all(tkey[:N] <= residual)
+        assert np.all(tkey[N:] > 1e20)  # padding to whole segments: never a candidate
+        # pass 1 of the numba kernel: the fused keys of P = 3 / P = 4, same bound
+        fused = np.empty(N, dtype=np.float32)
+        (sc._keys3 if P == 3 else sc._keys4)(ww, 0, N, t.a32, t.margin, corr, fused)
+        assert np.all(fused[ok] <= residual[ok]) and np.all(fused[~ok] > 1e20)
 
 
 def test_resolve_bias():
@@ -220,3 +225,34 @@ def test_cuda_matches_brute_force(name):
     w = np.random.default_rng(1).standard_normal((16, 64))
     a, b = encode_tensor(w, preset, device="cuda"), encode_tensor(w, preset)
     np.testing.assert_allclose(((w - a.decode()) ** 2).sum(), ((w - b.decode()) ** 2).sum(), rtol=1e-9)
+
+
+@pytest.mark.skipif(encoder.search_cpu is None, reason="numba not installed")
+def test_ordered_integers_keep_float_order():
+    """The numba kernel compares segment minima as order-preserving int32s of float32 keys."""
+    from seedlm_fpga.compressor.search_cpu import _ordered
+
+    rng = np.random.default_rng(7)
+    vals = np.concatenate([rng.standard_normal(200) * 10.0 ** rng.integers(-40, 38, 200),
+                           [0.0, -0.0, 1e-45, -1e-45, 3.0e38, -3.0e38, 1.0, np.nextafter(1.0, 2.0)]])
+    vals = vals.astype(np.float32)
+    f1 = np.empty(1, dtype=np.float32)
+    ords = np.array([_ordered(v, f1, f1.view(np.int32)) for v in vals])
+    for i in range(len(vals)):
+        assert np.all((vals < vals[i]) <= (ords < ords[i]))  # a < b  =>  ord(a) < ord(b)
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_same_encoding_for_any_input_dtype_and_kernel(name):
+    """Seeds, x and q depend only on the weights' values: float32 or float64 input, numba or torch."""
+    preset = get_preset(name)
+    w32 = (np.random.default_rng(11).standard_normal((4, 10 * preset.C)) * 0.03).astype(np.float32)
+    a, b = encode_tensor(w32, preset), encode_tensor(w32.astype(np.float64), preset)
+    for u, v in [(a.seeds, b.seeds), (a.x, b.x), (a.q, b.q)]:
+        np.testing.assert_array_equal(u, v)
+    blocks = w32.reshape(-1, preset.C).astype(np.float64)
+    results = [search_blocks(blocks, preset, a.bias, kernel=k) for k in KERNELS]
+    for r in results[1:]:
+        for u, v in zip(results[0], r):
+            np.testing.assert_array_equal(u, v)
+    np.testing.assert_array_equal(results[0][0].reshape(a.seeds.shape), a.seeds)
