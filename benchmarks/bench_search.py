@@ -45,7 +45,8 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def bench(name: str, device: str, rows: int, cols: int, n_slice: int | None, flops: float) -> None:
+def bench(name: str, device: str, rows: int, cols: int, n_slice: int | None, flops: float,
+          kernel: str = "auto") -> None:
     preset = get_preset(name)
     C, P = preset.C, preset.P
     w = np.random.default_rng(0).standard_normal((rows, cols)).astype(np.float32) * 0.02
@@ -53,11 +54,11 @@ def bench(name: str, device: str, rows: int, cols: int, n_slice: int | None, flo
     blocks = w[:, :cols_used].reshape(-1, C).astype(np.float64)
     total = len(blocks)
     bias = resolve_bias("auto", w, preset)
-    search_blocks(blocks[:64], preset, bias, device)  # warm-up: tables, compilation, upload
+    search_blocks(blocks[:64], preset, bias, device, kernel=kernel)  # warm-up: tables, compilation, upload
     sub = blocks if n_slice is None or n_slice >= total else blocks[:n_slice]
     sync(device)
     t0 = time.perf_counter()
-    seeds, x, q, err = search_blocks(sub, preset, bias, device)
+    seeds, x, q, err = search_blocks(sub, preset, bias, device, kernel=kernel)
     sync(device)
     dt = time.perf_counter() - t0
     rate = len(sub) / dt
@@ -67,7 +68,7 @@ def bench(name: str, device: str, rows: int, cols: int, n_slice: int | None, flo
     rel = np.linalg.norm(sub - w_hat) / np.linalg.norm(sub)
     whole = total / rate
     label = "measured" if len(sub) == total else f"extrapolated from {len(sub)} blocks"
-    print(f"{name:9s} {device:5s} {rate:12,.0f} blocks/s | {rows}x{cols} ({total:,} blocks): "
+    print(f"{name:9s} {device:5s} {kernel:5s} {rate:12,.0f} blocks/s | {rows}x{cols} ({total:,} blocks): "
           f"{whole:8.2f} s ({label}) | GEMM bound {bound:12,.0f} blocks/s "
           f"({per_block / 1e6:.2f} MFLOP/block) -> {rate / bound:5.2f}x of bound | rel err {rel:.4f}")
 
@@ -79,6 +80,8 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=4096)
     ap.add_argument("--cols", type=int, default=4096)
     ap.add_argument("--cpu-blocks", type=int, default=16384, help="timed slice on CPU")
+    ap.add_argument("--kernels", default="auto",
+                    help="comma-separated search kernels to time on CPU (auto, numba, gemm, torch)")
     ap.add_argument("--cuda-blocks", type=int, default=None, help="timed slice on CUDA (default: all)")
     args = ap.parse_args()
     devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
@@ -93,8 +96,10 @@ def main() -> None:
         what = torch.cuda.get_device_name() if device == "cuda" else "CPU"
         print(f"{device}: {what}, float32 GEMM {flops / 1e9:,.0f} GFLOP/s")
         n_slice = args.cpu_blocks if device == "cpu" else args.cuda_blocks
+        kernels = args.kernels.split(",") if device == "cpu" else ["auto"]
         for name in args.presets.split(","):
-            bench(name, device, args.rows, args.cols, n_slice, flops)
+            for kernel in kernels:
+                bench(name, device, args.rows, args.cols, n_slice, flops, kernel)
 
 
 if __name__ == "__main__":

@@ -144,7 +144,7 @@ def search_blocks(blocks: np.ndarray, preset: Preset, bias: int, device: str = "
 
     blocks: float [n, C]. Returns (seeds uint16 [n], x uint8 [n], q int8 [n, P], err float64 [n]),
     err = ||w - w_hat||^2. kernel: "auto" (numba on CPU when installed, else torch), "numba",
-    "torch". `stats`, if given, receives diagnostics: "candidates" (seeds whose
+    "gemm" (CPU: pass 1 as a BLAS GEMM, pass 2 numba; see search_gemm), "torch". `stats`, if given, receives diagnostics: "candidates" (seeds whose
     lower bound did not rule them out, checked exactly or skipped by the ascending-key stop).
     """
     device = _check_device(device)
@@ -182,6 +182,12 @@ def search_blocks(blocks: np.ndarray, preset: Preset, bias: int, device: str = "
                                  tables.ill_pos, tables.ill_q32, tables.ill_margin, tables.cycle, tables.pinv, tables.s_ext, float(preset.s_scale),
                                  pos, xs, qs, es, cand)
         n_cand = int(cand.sum())
+    elif kernel == "gemm":
+        if device != "cpu" or search_cpu is None:
+            raise ValueError("the gemm kernel needs device='cpu' and numba installed")
+        from . import search_gemm
+
+        pos, xs, qs, es, n_cand = search_gemm.search(wn, bias_n, tables)
     elif kernel == "torch":
         ts = _torch_search(preset, device)
         step = _torch_step(device, tables.n_seeds)
@@ -189,7 +195,7 @@ def search_blocks(blocks: np.ndarray, preset: Preset, bias: int, device: str = "
         pos, xs, qs, es = (np.concatenate([p[j] for p in parts]) for j in range(4))
         n_cand = sum(p[4] for p in parts)
     else:
-        raise ValueError(f"unknown kernel {kernel!r} (use 'auto', 'numba' or 'torch')")
+        raise ValueError(f"unknown kernel {kernel!r} (use 'auto', 'numba', 'gemm' or 'torch')")
     seeds[live] = tables.cycle[pos]
     x[live] = xs
     q[live] = qs

@@ -16,7 +16,7 @@ from seedlm_fpga.compressor.reference import (PAPER_BIAS, blocks_per_row, decode
 from seedlm_fpga.compressor.search_tables import search_tables
 
 PRESETS = ["seedlm-4", "seedlm-3"]
-KERNELS = ["torch"] + (["numba"] if encoder.search_cpu is not None else [])
+KERNELS = ["torch"] + (["numba", "gemm"] if encoder.search_cpu is not None else [])
 CUDA = torch.cuda.is_available()
 
 
@@ -119,6 +119,19 @@ def test_float32_keys_are_lower_bounds(name):
         fused = np.empty(N, dtype=np.float32)
         (sc._keys3 if P == 3 else sc._keys4)(ww, 0, N, t.a32, t.margin, corr, fused)
         assert np.all(fused[ok] <= residual[ok]) and np.all(fused[~ok] > 1e20)
+        # pass 1 of the gemm kernel: per-segment minima of the projector bound, every seed
+        segmin = gemm_segment_keys(w, preset)
+        lowest = np.array([residual[s:s + sc.SEG].min() for s in range(0, N, sc.SEG)])
+        assert len(segmin) == len(lowest) and np.all(segmin <= lowest)
+        assert np.all(segmin >= lowest - 1e-4 * ww)  # and tight
+
+
+def gemm_segment_keys(w: np.ndarray, preset) -> np.ndarray:
+    """The gemm kernel's segment minima of one normalised block, back from ordered int32 to float."""
+    from seedlm_fpga.compressor import search_gemm
+
+    i = search_gemm.segment_minima(w[None], preset)[0]
+    return np.where(i < 0, i ^ 0x7FFFFFFF, i).astype(np.int32).view(np.float32).astype(np.float64)
 
 
 def test_resolve_bias():

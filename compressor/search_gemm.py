@@ -1,0 +1,123 @@
+"""CPU seed search with pass 1 as a tiled float32 GEMM (torch/BLAS), pass 2 from `search_cpu`.
+
+Pass 1: the lower bound of every seed is linear in the C(C+1)/2 quadratic features of w,
+
+    key(n) = ||w||^2 (1 - m) - sum_{c<=d} f_cd(w) Proj(n)_cd,   f_cc = w_c^2, f_cd = 2 w_c w_d,
+
+with Proj(n) = Q Q^T (U = Q R, float64) the orthogonal projector onto span(U(n)): |Proj_cd| <= 1
+whatever cond(U), so one uniform relative margin bounds the float32 rounding for every seed,
+ill-conditioned ones included (`search_torch.projector_margin`; the features and table are
+shared with the torch path). [blocks x F] @ [F x TILE] per call into a cache-sized buffer,
+reduced at once to the smallest key of each segment of `search_cpu.SEG` positions.
+
+Pass 2 is the numba kernel's, unchanged (`search_cpu`): upper bound e0 from the PROBE
+segments with the smallest minima, recompute (correlation keys) only segments whose minimum
+is <= e0, exact float64 checks. Mixing the two bounds is safe: both are below the true
+residual, so the optimum's segment has a GEMM minimum <= e0 and the optimum itself a
+correlation key <= e0.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import torch
+from numba import njit, prange
+
+from . import search_cpu as sc
+from .reference import Preset
+from .search_tables import SearchTables
+from .search_torch import PAD_KEY, _features, _plain_float32, _projector_features, projector_margin
+
+#: Seed positions and blocks per GEMM call: the [BLOCKS x TILE] float32 output (4 MiB, the
+#: two cores' L2) stays cached between the GEMM and the segment reduction. Measured here
+#: (2 cores, F' = 40): 1024 x 1024 runs at ~230 GFLOP/s, 256 x 4096 at ~175, 64 x 4096 slower.
+TILE = 1024
+BLOCKS = 1024
+
+
+@lru_cache(maxsize=4)
+def _tiles(preset: Preset) -> torch.Tensor:
+    """float32 [tiles, F', TILE]: the projector feature table, padded to whole tiles (padding
+    positions get key PAD_KEY * ||w||^2 (1 - m): never a segment minimum), each tile contiguous."""
+    proj = _projector_features(preset)
+    F, N = proj.shape
+    n_tiles = -(-N // TILE)
+    pad = np.zeros((F, n_tiles * TILE - N), dtype=np.float32)
+    pad[preset.C * (preset.C + 1) // 2] = PAD_KEY
+    full = np.concatenate([proj, pad], axis=1)
+    return torch.from_numpy(np.ascontiguousarray(full.reshape(F, n_tiles, TILE).transpose(1, 0, 2)))
+
+
+def segment_minima(wn: np.ndarray, preset: Preset) -> np.ndarray:
+    """int32 [n, segments]: the smallest key of each segment of SEG positions, as the
+    order-preserving integers of `search_cpu._ordered` (normalised blocks wn [n, C])."""
+    tiles = _tiles(preset)
+    n_tiles, F, T = tiles.shape
+    spt = T // sc.SEG
+    n_seg = -(-_projector_features(preset).shape[1] // sc.SEG)  # as search_cpu: the last may be short
+    feats = _features(torch.from_numpy(wn), projector_margin(preset.C))
+    n = len(wn)
+    out = torch.empty((n_tiles, n, spt), dtype=torch.float32)
+    buf = torch.empty((BLOCKS, T), dtype=torch.float32)
+    with _plain_float32():  # the margin assumes plain float32 products
+        for b0 in range(0, n, BLOCKS):
+            b1 = min(n, b0 + BLOCKS)
+            fb = feats[b0:b1]
+            kb = buf[:b1 - b0]
+            for i in range(n_tiles):
+                torch.mm(fb, tiles[i], out=kb)
+                torch.amin(kb.view(b1 - b0, spt, sc.SEG), dim=2, out=out[i, b0:b1])
+    keys = out.permute(1, 0, 2).reshape(n, n_tiles * spt)[:, :n_seg].contiguous()
+    i = keys.view(torch.int32)
+    return torch.where(i < 0, i ^ 0x7FFFFFFF, i).numpy()
+
+
+@njit(parallel=True, cache=True)
+def _pass2(wn, bias, w32, ww32, segmin, C, P, g32, a32, margin, ill_pos, ill_q32, ill_margin, cycle, pinv,
+           s_ext, s_scale, out_pos, out_x, out_q, out_err, out_cand):
+    """search_cpu.search_kernel's pass 2 for each block, given its segment minima."""
+    n = wn.shape[0]
+    N = len(cycle)
+    for bi in prange(n):
+        corr = np.empty(sc.TILE + P + 1, dtype=np.float32)
+        z = np.empty(sc.TILE, dtype=np.float32)
+        key = np.empty(sc.TILE, dtype=np.float32)
+        f1 = np.empty(1, dtype=np.float32)
+        i1 = f1.view(np.int32)
+        ill_z = np.empty(len(ill_pos), dtype=np.float32)
+        ill_key = np.empty(len(ill_pos), dtype=np.float32)
+        qbuf = np.empty(P, dtype=np.int8)
+        tbuf = np.empty(P)
+        sm = segmin[bi]
+        e0 = sc._upper_bound(wn[bi], bias[bi], w32[bi], ww32[bi], sm, N, C, P, g32, a32, margin, pinv, s_ext,
+                             s_scale, corr, z, key, qbuf, tbuf)
+        sc._ill_keys(w32[bi], ww32[bi], C, P, ill_q32, ill_margin, ill_z, ill_key)
+        thr = sc._up32(e0)
+        ckey, cpos = sc._candidates(w32[bi], ww32[bi], thr, sc._ordered(thr, f1, i1), sm, N, C, P, g32, a32,
+                                    margin, corr, z, key, ill_pos, ill_key)
+        best, pos, x = sc._pick(wn[bi], bias[bi], ckey, cpos, C, P, cycle, pinv, s_ext, s_scale, qbuf, tbuf,
+                                out_q[bi])
+        out_pos[bi] = pos
+        out_x[bi] = x
+        out_err[bi] = best
+        out_cand[bi] = len(cpos)
+
+
+def search(wn: np.ndarray, bias: np.ndarray, tables: SearchTables):
+    """(positions, x, q, err, candidates) for normalised nonzero blocks wn [n, C] (float64)."""
+    preset = tables.preset
+    C, P = preset.C, preset.P
+    m = len(wn)
+    segmin = segment_minima(wn, preset)
+    pos = np.empty(m, dtype=np.int64)
+    xs = np.empty(m, dtype=np.int64)
+    qs = np.zeros((m, P), dtype=np.int8)
+    es = np.empty(m, dtype=np.float64)
+    cand = np.zeros(m, dtype=np.int64)
+    w32 = wn.astype(np.float32)
+    ww32 = (wn * wn).sum(axis=1).astype(np.float32)
+    _pass2(wn, np.ascontiguousarray(bias, dtype=np.int64), w32, ww32, segmin, C, P, tables.g32_ext, tables.a32,
+           tables.margin, tables.ill_pos, tables.ill_q32, tables.ill_margin, tables.cycle, tables.pinv,
+           tables.s_ext, float(preset.s_scale), pos, xs, qs, es, cand)
+    return pos, xs, qs, es, int(cand.sum())
