@@ -4,8 +4,10 @@ For every block w of C weights it returns the seed, exponent code x and coeffici
 with the lowest quantized error ||w - w_hat||^2 (SPEC 3 quantizer, float64), ties to the
 lowest seed -- the same result as `brute_force_search`, only fast:
 
-- CPU: a fused numba kernel (`search_cpu`): correlation with the LFSR cycle + float32 lower
-  bound per seed in cache-sized tiles, a streaming candidate list, exact float64 checks.
+- CPU (default): `search_gemm`: pass 1 (float32 lower bound of every seed, smallest per
+  segment) as a tiled BLAS GEMM over quadratic features of w, pass 2 (exact float64 checks of
+  the few seeds it cannot rule out) from the numba kernel. kernel="numba": the fused numba
+  kernel (`search_cpu`, pass 1 by correlation with the LFSR cycle); same result, slower here.
 - CUDA (``device="cuda"``), or CPU without numba: plain torch ops (`search_torch`).
 Both prune only with a lower bound that provably stays below the true unquantized residual
 (float32 rounding bounded, see `search_tables`), so the arg-min is exact.
@@ -143,9 +145,10 @@ def search_blocks(blocks: np.ndarray, preset: Preset, bias: int, device: str = "
     """Best seed per block (exact SPEC 4 arg-min, ties to the lowest seed).
 
     blocks: float [n, C]. Returns (seeds uint16 [n], x uint8 [n], q int8 [n, P], err float64 [n]),
-    err = ||w - w_hat||^2. kernel: "auto" (numba on CPU when installed, else torch), "numba",
-    "gemm" (CPU: pass 1 as a BLAS GEMM, pass 2 numba; see search_gemm), "torch". `stats`, if given, receives diagnostics: "candidates" (seeds whose
-    lower bound did not rule them out, checked exactly or skipped by the ascending-key stop).
+    err = ||w - w_hat||^2. kernel: "auto" (gemm on CPU when numba is installed, else torch),
+    "gemm" (CPU: pass 1 as a BLAS GEMM, pass 2 numba; see search_gemm), "numba", "torch".
+    `stats`, if given, receives diagnostics: "candidates" (seeds whose lower bound did not rule
+    them out, checked exactly or skipped by the ascending-key stop).
     """
     device = _check_device(device)
     w = np.ascontiguousarray(blocks, dtype=np.float64)
@@ -166,7 +169,7 @@ def search_blocks(blocks: np.ndarray, preset: Preset, bias: int, device: str = "
     bias_n = int(bias) - k
     tables = search_tables(preset)
     if kernel == "auto":
-        kernel = "numba" if device == "cpu" and search_cpu is not None else "torch"
+        kernel = "gemm" if device == "cpu" and search_cpu is not None else "torch"
     if kernel == "numba":
         if device != "cpu" or search_cpu is None:
             raise ValueError("the numba kernel needs device='cpu' and numba installed")
