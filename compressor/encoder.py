@@ -173,18 +173,7 @@ def search_blocks(blocks: np.ndarray, preset: Preset, bias: int, device: str = "
     if kernel == "numba":
         if device != "cpu" or search_cpu is None:
             raise ValueError("the numba kernel needs device='cpu' and numba installed")
-        m = len(live)
-        pos = np.empty(m, dtype=np.int64)
-        xs = np.empty(m, dtype=np.int64)
-        qs = np.zeros((m, P), dtype=np.int8)
-        es = np.empty(m, dtype=np.float64)
-        cand = np.zeros(m, dtype=np.int64)
-        w32 = wn.astype(np.float32)
-        ww32 = (wn * wn).sum(axis=1).astype(np.float32)
-        search_cpu.search_kernel(wn, bias_n, w32, ww32, C, P, tables.g32_ext, tables.a32, tables.margin,
-                                 tables.ill_pos, tables.ill_q32, tables.ill_margin, tables.cycle, tables.pinv, tables.s_ext, float(preset.s_scale),
-                                 pos, xs, qs, es, cand)
-        n_cand = int(cand.sum())
+        pos, xs, qs, es, n_cand = search_cpu.search(wn, bias_n, tables)
     elif kernel == "gemm":
         if device != "cpu" or search_cpu is None:
             raise ValueError("the gemm kernel needs device='cpu' and numba installed")

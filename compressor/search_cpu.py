@@ -352,3 +352,29 @@ def search_kernel(wn, bias, w32, ww32, C, P, g32, a32, margin, ill_pos, ill_q32,
             out_x[bi] = x
             out_err[bi] = best
             out_cand[bi] = len(cpos)
+
+
+def run(kernel, wn: np.ndarray, bias: np.ndarray, tables, *pass_inputs):
+    """Call a search kernel with `search_kernel`'s arguments around `pass_inputs`.
+
+    Returns (positions, x, q, err, candidates) for normalised nonzero blocks wn [n, C].
+    """
+    preset = tables.preset
+    C, P = preset.C, preset.P
+    m = len(wn)
+    pos = np.empty(m, dtype=np.int64)
+    xs = np.empty(m, dtype=np.int64)
+    qs = np.zeros((m, P), dtype=np.int8)
+    es = np.empty(m, dtype=np.float64)
+    cand = np.zeros(m, dtype=np.int64)
+    w32 = wn.astype(np.float32)
+    ww32 = (wn * wn).sum(axis=1).astype(np.float32)
+    kernel(wn, np.ascontiguousarray(bias, dtype=np.int64), w32, ww32, *pass_inputs, C, P, tables.g32_ext,
+           tables.a32, tables.margin, tables.ill_pos, tables.ill_q32, tables.ill_margin, tables.cycle,
+           tables.pinv, tables.s_ext, float(preset.s_scale), pos, xs, qs, es, cand)
+    return pos, xs, qs, es, int(cand.sum())
+
+
+def search(wn: np.ndarray, bias: np.ndarray, tables):
+    """(positions, x, q, err, candidates) with the fused kernel (both passes in numba)."""
+    return run(search_kernel, wn, bias, tables)

@@ -133,18 +133,4 @@ def _pass2(wn, bias, w32, ww32, segmin, C, P, g32, a32, margin, ill_pos, ill_q32
 
 def search(wn: np.ndarray, bias: np.ndarray, tables: SearchTables):
     """(positions, x, q, err, candidates) for normalised nonzero blocks wn [n, C] (float64)."""
-    preset = tables.preset
-    C, P = preset.C, preset.P
-    m = len(wn)
-    segmin = segment_minima(wn, preset)
-    pos = np.empty(m, dtype=np.int64)
-    xs = np.empty(m, dtype=np.int64)
-    qs = np.zeros((m, P), dtype=np.int8)
-    es = np.empty(m, dtype=np.float64)
-    cand = np.zeros(m, dtype=np.int64)
-    w32 = wn.astype(np.float32)
-    ww32 = (wn * wn).sum(axis=1).astype(np.float32)
-    _pass2(wn, np.ascontiguousarray(bias, dtype=np.int64), w32, ww32, segmin, C, P, tables.g32_ext, tables.a32,
-           tables.margin, tables.ill_pos, tables.ill_q32, tables.ill_margin, tables.cycle, tables.pinv,
-           tables.s_ext, float(preset.s_scale), pos, xs, qs, es, cand)
-    return pos, xs, qs, es, int(cand.sum())
+    return sc.run(_pass2, wn, bias, tables, segment_minima(wn, tables.preset))
