@@ -192,13 +192,19 @@ def _keys(ww, thr, m0, L, P, a32, margin, corr, z, key):
 @njit(cache=True)
 def _segment_min(ww, m0, L, P, a32, margin, corr, z, key, ikey):
     """Smallest key of positions m0 .. m0+L-1 (corr correlated from m0), as an ordered int32."""
+    _keys_any(ww, m0, L, P, a32, margin, corr, z, key)
+    return _ordered_min(ikey, L)
+
+
+@njit(cache=True)
+def _keys_any(ww, m0, L, P, a32, margin, corr, z, key):
+    """Keys of positions m0 .. m0+L-1 into key[:L], with the unrolled kernel for P = 3 or 4."""
     if P == 3:
         _keys3(ww, m0, L, a32, margin, corr, key)
     elif P == 4:
         _keys4(ww, m0, L, a32, margin, corr, key)
     else:
         _keys(ww, BIG, m0, L, P, a32, margin, corr, z, key)
-    return _ordered_min(ikey, L)
 
 
 @njit(cache=True, fastmath=True)
@@ -251,12 +257,7 @@ def _segment_keys(w32, ww, s, N, C, P, g32, a32, margin, corr, z, key):
     m0 = s * SEG
     L = min(SEG, N - m0)
     _correlate(w32, m0, L + P + 1, C, P, g32, corr)
-    if P == 3:
-        _keys3(ww, m0, L, a32, margin, corr, key)
-    elif P == 4:
-        _keys4(ww, m0, L, a32, margin, corr, key)
-    else:
-        _keys(ww, BIG, m0, L, P, a32, margin, corr, z, key)
+    _keys_any(ww, m0, L, P, a32, margin, corr, z, key)
     return L
 
 

@@ -13,6 +13,13 @@ from __future__ import annotations
 import random
 
 
+def _bind(port, dut, prefix: str):
+    """Attach the DUT's `prefix`_tdata/_tvalid/_tready/_tlast signals to `port`."""
+    for name in ("tdata", "tvalid", "tready", "tlast"):
+        setattr(port, name, getattr(dut, f"{prefix}_{name}"))
+    port.name = prefix
+
+
 class StreamSource:
     """Master of a stream (memory side): presents beats in order, tlast on the final one.
 
@@ -22,11 +29,7 @@ class StreamSource:
     """
 
     def __init__(self, dut, prefix: str, rng: random.Random, gap: float = 0.0):
-        self.tdata = getattr(dut, f"{prefix}_tdata")
-        self.tvalid = getattr(dut, f"{prefix}_tvalid")
-        self.tready = getattr(dut, f"{prefix}_tready")
-        self.tlast = getattr(dut, f"{prefix}_tlast")
-        self.name = prefix
+        _bind(self, dut, prefix)
         self.rng = rng
         self.gap = gap
         self.load([])
@@ -80,11 +83,7 @@ class StreamSink:
 
     def __init__(self, dut, prefix: str, rng: random.Random, ready_gap: float = 0.0,
                  signed: bool = True):
-        self.tdata = getattr(dut, f"{prefix}_tdata")
-        self.tvalid = getattr(dut, f"{prefix}_tvalid")
-        self.tready = getattr(dut, f"{prefix}_tready")
-        self.tlast = getattr(dut, f"{prefix}_tlast")
-        self.name = prefix
+        _bind(self, dut, prefix)
         self.rng = rng
         self.ready_gap = ready_gap
         self.signed = signed
