@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from seedlm_fpga.compressor.encoder import resolve_bias, search_blocks
-from seedlm_fpga.compressor.reference import decode_blocks, get_preset
+from seedlm_fpga.core.reference import decode_blocks, get_preset
 
 
 def gemm_rate(device: str, n: int = 4096, reps: int = 5) -> float:

@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from seedlm_fpga.sim.cli_project import RTL_CYCLES, model_vs_rtl
+from seedlm_fpga.cli.project import RTL_CYCLES, model_vs_rtl
 
 #: (engine, preset, bus bits, act bits, gap, shapes)
 SPREAD = [

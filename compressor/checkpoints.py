@@ -21,7 +21,7 @@ import torch
 
 from seedlm_fpga.errors import UserError
 
-from .llama2c import is_llama2c, read_llama2c
+from seedlm_fpga.compressor.llama2c import is_llama2c, read_llama2c
 
 #: Default exclusions: embeddings and the output head stay uncompressed (they are lookups or
 #: the most sensitive matrix, and the paper keeps them at 16 bits).

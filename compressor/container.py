@@ -25,8 +25,8 @@ import torch
 
 from seedlm_fpga.errors import UserError
 
-from .encoder import EncodedTensor
-from .reference import PRESETS, Preset, blocks_per_row
+from seedlm_fpga.compressor.encoder import EncodedTensor
+from seedlm_fpga.core.reference import PRESETS, Preset, blocks_per_row
 
 FORMAT = "seedlm"
 FORMAT_VERSION = "1"

@@ -34,13 +34,13 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import UserError
-from .reference import PAPER_BIAS, Preset, blocks_per_row, decode_tensor, quantize
-from .lfsr import basis_S
-from .search_tables import search_tables
+from seedlm_fpga.errors import UserError
+from seedlm_fpga.core.reference import PAPER_BIAS, Preset, blocks_per_row, decode_tensor, quantize
+from seedlm_fpga.core.lfsr import basis_S
+from seedlm_fpga.compressor.search_tables import search_tables
 
 try:  # numba is the fast CPU path; without it the torch path runs (slower, same result)
-    from . import search_cpu
+    from seedlm_fpga.compressor import search_cpu
 except ImportError:  # pragma: no cover - exercised only where numba is absent
     search_cpu = None
 
@@ -120,7 +120,7 @@ def _check_device(device: str) -> str:
 
 @lru_cache(maxsize=4)
 def _torch_search(preset: Preset, device: str):
-    from .search_torch import TorchSearch
+    from seedlm_fpga.compressor.search_torch import TorchSearch
 
     return TorchSearch(preset, device)
 
@@ -177,7 +177,7 @@ def search_blocks(blocks: np.ndarray, preset: Preset, bias: int, device: str = "
     elif kernel == "gemm":
         if device != "cpu" or search_cpu is None:
             raise ValueError("the gemm kernel needs device='cpu' and numba installed")
-        from . import search_gemm
+        from seedlm_fpga.compressor import search_gemm
 
         pos, xs, qs, es, n_cand = search_gemm.search(wn, bias_n, tables)
     elif kernel == "torch":

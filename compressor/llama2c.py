@@ -1,7 +1,7 @@
 """Reader for llama2.c checkpoints: the legacy "v0" header and the v1 "ak42" header.
 
 Tensors come out under clear names (``tok_embeddings``, ``layers.0.wq``, ...), each
-matrix as (out_features, in_features) like torch Linear. See ../shared/data/README.md
+matrix as (out_features, in_features) like torch Linear. See examples/README.md
 and llama2.c's export.py for the byte layouts.
 """
 from __future__ import annotations

@@ -36,10 +36,10 @@ import numpy as np
 import torch
 from numba import njit, prange
 
-from . import search_cpu as sc
-from .reference import Preset
-from .search_tables import SearchTables
-from .search_torch import PAD_KEY, _features, _plain_float32, _projector_features, projector_margin
+from seedlm_fpga.compressor import search_cpu as sc
+from seedlm_fpga.core.reference import Preset
+from seedlm_fpga.compressor.search_tables import SearchTables
+from seedlm_fpga.compressor.search_torch import PAD_KEY, _features, _plain_float32, _projector_features, projector_margin
 
 #: Seed positions and blocks per GEMM call (per worker). Measured here, seedlm-4, pass 1 in us
 #: per block on 2 cores (noisy shared machine, 3 runs each): 2048 x 1024: 29-31, 1024 x 1024:

@@ -3,7 +3,7 @@
 Seeds are handled by their *position* n on the LFSR cycle (seed = cycle[n]); with
 g(m) = S(cycle[m]) / (2^(K-1) - 1) the basis of seed cycle[n] is
 U[c][p] = g(n + c*P + p + 1), so b = U^T w for every seed comes from one correlation
-of w with g (C multiply-adds per seed; see /work/shared/notes/seed-search.md).
+of w with g (C multiply-adds per seed).
 
 The fast searches rank seeds by a float32 *lower bound* on the quantized error,
 
@@ -21,8 +21,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from .lfsr import basis_U, lfsr_cycle
-from .reference import Preset
+from seedlm_fpga.core.lfsr import basis_U, lfsr_cycle
+from seedlm_fpga.core.reference import Preset
 
 U32 = 2.0 ** -24  # unit roundoff of float32
 #: Relative error of the float64 tables (QR / inverse of U with cond(U) < 1e6: ~1e6 * 2^-53).

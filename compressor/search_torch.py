@@ -18,9 +18,9 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from .lfsr import basis_U
-from .reference import Preset
-from .search_tables import TABLE_ERROR, U32, _gamma, search_tables
+from seedlm_fpga.core.lfsr import basis_U
+from seedlm_fpga.core.reference import Preset
+from seedlm_fpga.compressor.search_tables import TABLE_ERROR, U32, _gamma, search_tables
 
 
 def projector_margin(C: int) -> float:

@@ -10,7 +10,7 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .engine_core import GemvCore
+from seedlm_fpga.hdl.engine_core import GemvCore
 
 
 def axi_port_widths(core: GemvCore) -> dict[str, int]:

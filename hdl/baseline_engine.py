@@ -15,11 +15,11 @@ from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..compressor.reference import gemv_baseline
-from .config import BASELINE_WEIGHT_BITS, DesignConfig
-from .dot_unit import RowAccumulator
-from .engine_core import GemvCore, datapath_input_layout
-from .pipeline import adder_tree, delay, sum_bits, tree_stages
+from seedlm_fpga.core.reference import gemv_baseline
+from seedlm_fpga.core.engine_shape import BASELINE_WEIGHT_BITS, DesignConfig
+from seedlm_fpga.hdl.dot_unit import RowAccumulator
+from seedlm_fpga.hdl.engine_core import GemvCore, datapath_input_layout
+from seedlm_fpga.hdl.pipeline import adder_tree, delay, sum_bits, tree_stages
 
 
 class BaselineBeat(wiring.Component):

@@ -20,9 +20,9 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..compressor.reference import Preset, block_acc
-from .lfsr import LFSR
-from .pipeline import balanced_sum, delay
+from seedlm_fpga.core.reference import Preset, block_acc
+from seedlm_fpga.hdl.lfsr import LFSR
+from seedlm_fpga.hdl.pipeline import balanced_sum, delay
 
 
 def block_word_layout(preset: Preset) -> data.StructLayout:

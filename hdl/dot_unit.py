@@ -18,9 +18,9 @@ from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..compressor.reference import Preset
-from .block_decoder import acc_bits, decoded_layout
-from .pipeline import adder_tree, delay, sum_bits, tree_stages
+from seedlm_fpga.core.reference import Preset
+from seedlm_fpga.hdl.block_decoder import acc_bits, decoded_layout
+from seedlm_fpga.hdl.pipeline import adder_tree, delay, sum_bits, tree_stages
 
 MAX_SHIFT = 15  # x is a 4-bit code
 

@@ -36,9 +36,9 @@ from amaranth.lib import data, enum, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .config import EngineShape
-from .dot_unit import RowAccumulator, y_layout
-from .pipeline import delay
+from seedlm_fpga.core.engine_shape import EngineShape
+from seedlm_fpga.hdl.dot_unit import RowAccumulator, y_layout
+from seedlm_fpga.hdl.pipeline import delay
 
 
 def beat_layout(data_bits: int) -> data.StructLayout:

@@ -43,12 +43,12 @@ from amaranth.hdl import Module, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..compressor.reference import gemv_seedlm
-from .block_decoder import BlockDecoder
-from .config import DesignConfig
-from .dot_unit import DotUnit, RowAccumulator, beat_sum_bits
-from .engine_core import GemvCore, datapath_input_layout
-from .pipeline import delay, tree_stages
+from seedlm_fpga.core.reference import gemv_seedlm
+from seedlm_fpga.hdl.block_decoder import BlockDecoder
+from seedlm_fpga.core.engine_shape import DesignConfig
+from seedlm_fpga.hdl.dot_unit import DotUnit, RowAccumulator, beat_sum_bits
+from seedlm_fpga.hdl.engine_core import GemvCore, datapath_input_layout
+from seedlm_fpga.hdl.pipeline import delay, tree_stages
 
 
 class SeedLMBeat(wiring.Component):

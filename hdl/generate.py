@@ -17,12 +17,12 @@ from pathlib import Path
 import amaranth
 from amaranth.back import verilog
 
-from .. import __version__
-from .axi_top import AxiStreamTop, axi_port_widths
-from .baseline_engine import BaselineEngine
-from .config import DesignConfig
-from .engine_core import GemvCore
-from .gemv_engine import GemvEngine
+from seedlm_fpga import __version__
+from seedlm_fpga.hdl.axi_top import AxiStreamTop, axi_port_widths
+from seedlm_fpga.hdl.baseline_engine import BaselineEngine
+from seedlm_fpga.core.engine_shape import DesignConfig
+from seedlm_fpga.hdl.engine_core import GemvCore
+from seedlm_fpga.hdl.gemv_engine import GemvEngine
 
 __all__ = ["DesignConfig", "generate", "describe", "SEEDLM_TOP", "BASELINE_TOP"]
 

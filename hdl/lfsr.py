@@ -16,7 +16,7 @@ from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..compressor.lfsr import default_taps, lfsr_states
+from seedlm_fpga.core.lfsr import default_taps, lfsr_states
 
 
 def sequence_masks(K: int, taps: tuple[int, ...], M: int) -> list[int]:

@@ -15,7 +15,7 @@ import os
 import shutil
 from pathlib import Path
 
-from ..errors import UserError
+from seedlm_fpga.errors import UserError
 
 
 def verilator_root() -> Path:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..compressor.reference import PRESETS
+from seedlm_fpga.core.reference import PRESETS
 
 ENGINES = ("seedlm", "baseline")
 BASELINE_WEIGHT_BITS = 16

@@ -23,10 +23,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from ..boards.sizing import SLACK  # bandwidth share a bus may leave unused rather than double
-from ..compressor.reference import PRESETS
-from .cycle_model import CycleModel
-from .llama_shapes import LAYER_KINDS, ModelShape
+from seedlm_fpga.flows.sizing import SLACK  # bandwidth share a bus may leave unused rather than double
+from seedlm_fpga.core.reference import PRESETS
+from seedlm_fpga.sim.cycle_model import CycleModel
+from seedlm_fpga.sim.llama_shapes import LAYER_KINDS, ModelShape
 
 FORMATS = ("fp16", "seedlm-4", "seedlm-3")
 
@@ -260,7 +260,7 @@ def _pow2_at_least(bits: float) -> int:
 def plan_board(board, formats=FORMATS, act_bits: int = 8) -> BoardPlan:
     """Engines of every format on `board` (id, path or `Board`), from boards.sizing."""
     from seedlm_fpga.boards.board import load_board
-    from seedlm_fpga.boards.sizing import size_for_board
+    from seedlm_fpga.flows.sizing import size_for_board
 
     b = load_board(board)
     mem = b.primary_memory

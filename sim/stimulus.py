@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from seedlm_fpga.compressor import reference as ref
-from seedlm_fpga.compressor.lfsr import basis_U
+from seedlm_fpga.core import reference as ref
+from seedlm_fpga.core.lfsr import basis_U
 
 BASELINE = "baseline"
 #: Tensors up to this many blocks go through the exact SPEC 4 encoder; larger ones through `encode_fast`.
@@ -233,17 +233,13 @@ def zero_words_case(engine: str, rows: int, cols: int, act_bits: int, seed: int 
     return case
 
 
-def shared_data_dir() -> Path:
-    """<repo>/../shared/data, where the real checkpoints live (never copied into the repo)."""
-    return Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
 def stories_case(engine: str, act_bits: int, tensor: str = "layers.0.w2", rows: int | None = None,
                  seed: int = 0, path: str | Path | None = None) -> GemvCase:
     """A stories260K matrix (default w2: 64 x 172, rows not a multiple of C nor of a beat)."""
     from seedlm_fpga.compressor.llama2c import read_llama2c
+    from seedlm_fpga.examples import MODEL
 
-    path = Path(path) if path is not None else shared_data_dir() / "stories260K.bin"
+    path = Path(path) if path is not None else MODEL
     _, tensors = read_llama2c(path)
     w = tensors[tensor][:rows]
     rng = np.random.default_rng(seed)

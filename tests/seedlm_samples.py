@@ -6,7 +6,7 @@ import torch
 
 from seedlm_fpga.compressor.container import write_container
 from seedlm_fpga.compressor.encoder import EncodedTensor
-from seedlm_fpga.compressor.reference import PRESETS, blocks_per_row
+from seedlm_fpga.core.reference import PRESETS, blocks_per_row
 
 
 def random_encoded(rng: np.random.Generator, rows: int, cols: int, preset: str = "seedlm-4",

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from seedlm_fpga.compressor.baselines import DEFAULT_BASELINES, Baseline, relative_error
+from seedlm_fpga.evaluation.baselines import DEFAULT_BASELINES, Baseline, relative_error
 
 
 @pytest.mark.parametrize("baseline, shape, bits", [

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from seedlm_fpga.boards.board import Board, list_boards, load_board, parse_board
-from seedlm_fpga.cli import main
+from seedlm_fpga.cli.main import main
 from seedlm_fpga.errors import UserError
 
 #: The issue's table (independent of the YAML files): part prefix, LUT, DSP, BRAM36, URAM.

@@ -10,7 +10,7 @@ from safetensors.torch import save_file
 
 from seedlm_fpga.compressor.checkpoints import load_checkpoint, select_tensors
 from seedlm_fpga.errors import UserError
-from shared_data import shared_file
+from example_data import example_file
 
 
 
@@ -130,7 +130,7 @@ def test_missing_and_truncated(tmp_path):
 
 
 def test_llama2c_checkpoint(tmp_path):
-    path = shared_file("stories260K.bin")
+    path = example_file("stories260K.bin")
     ckpt = load_checkpoint(path)
     assert ckpt.kind == "llama2c" and json.loads(ckpt.info["llama2c_config"])["dim"] == 64
     assert ckpt.tensors["layers.4.w2"].shape == (64, 172) and ckpt.tensors["layers.4.w2"].dtype == torch.float32

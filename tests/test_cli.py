@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from seedlm_fpga import __version__
-from seedlm_fpga.cli import COMMANDS, main
+from seedlm_fpga.cli.main import COMMANDS, main
 
 
 def test_top_help_lists_every_command(capsys):

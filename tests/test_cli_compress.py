@@ -10,11 +10,11 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from seedlm_fpga.cli import main
+from seedlm_fpga.cli.main import main
 from seedlm_fpga.compressor import encoder
 from seedlm_fpga.compressor.container import read_container
-from seedlm_fpga.compressor.reference import PRESETS, decode_tensor
-from shared_data import shared_file
+from seedlm_fpga.core.reference import PRESETS, decode_tensor
+from example_data import example_file
 
 
 
@@ -146,7 +146,7 @@ def test_resume_refuses_other_flags_and_fresh_run_discards_partial(tmp_path, cap
 
 
 def test_stories260k_subset_then_inspect_decompress_image(tmp_path, capsys):
-    src = shared_file("stories260K.bin")
+    src = example_file("stories260K.bin")
     s = tmp_path / "s.seedlm"
     rc, out, err = _run(capsys, "compress", str(src), "-o", str(s), "--include", r"layers\.0\.w[qk]$")
     assert rc == 0, err

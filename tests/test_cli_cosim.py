@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from seedlm_fpga.cli import main
-from seedlm_fpga.compressor import reference as ref
+from seedlm_fpga.cli.main import main
+from seedlm_fpga.core import reference as ref
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -6,8 +6,8 @@ import torch
 from safetensors import safe_open
 from seedlm_samples import sample_container
 
-from seedlm_fpga.cli import main
-from seedlm_fpga.compressor.reference import decode_tensor
+from seedlm_fpga.cli.main import main
+from seedlm_fpga.core.reference import decode_tensor
 
 
 def _load(path):

@@ -7,9 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from seedlm_samples import random_encoded, sample_container
 
-from seedlm_fpga.cli import main
+from seedlm_fpga.cli.main import main
 from seedlm_fpga.compressor.container import read_container
-from seedlm_fpga.compressor.reference import PRESETS, memory_image, pack_words, parse_memory_image, unpack_words
+from seedlm_fpga.core.reference import PRESETS, memory_image, pack_words, parse_memory_image, unpack_words
 
 
 def spec_word(seed: int, x: int, q, preset) -> int:

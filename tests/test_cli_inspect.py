@@ -5,7 +5,7 @@ import json
 
 from seedlm_samples import sample_container
 
-from seedlm_fpga.cli import main
+from seedlm_fpga.cli.main import main
 
 
 def test_inspect_json(tmp_path, capsys):

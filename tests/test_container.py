@@ -77,7 +77,7 @@ def test_sizes():
        dtype=st.sampled_from(["float32", "float16", "bfloat16", "float64"]),
        carried_shape=st.lists(st.integers(0, 4), max_size=3))
 def test_round_trip_property(tmp_path_factory, rows, cols, preset, bias, seed, dtype, carried_shape):
-    from seedlm_fpga.compressor.reference import PRESETS
+    from seedlm_fpga.core.reference import PRESETS
 
     cols = max(cols, PRESETS[preset].C)
     rng = np.random.default_rng(seed)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seedlm_fpga.compressor import reference as ref
+from seedlm_fpga.core import reference as ref
 from seedlm_fpga.sim import cosim_build
 from seedlm_fpga.sim.cosim_runner import Engine, _judge, run_cases
 from seedlm_fpga.sim.stimulus import GemvCase

@@ -20,10 +20,10 @@ block words, and a 1 x 1 GEMV. max_cols is 256 for all test builds.
 import numpy as np
 import pytest
 
-from seedlm_fpga.compressor import reference as ref
+from seedlm_fpga.core import reference as ref
 from seedlm_fpga.sim import stimulus as stim
 from seedlm_fpga.sim.cosim_runner import generated_engine, run_cases
-from shared_data import shared_file
+from example_data import example_file
 
 MAX_COLS = 256
 MATRIX = [
@@ -34,7 +34,7 @@ MATRIX = [
 
 
 def stories_or_skip(engine, act_bits):
-    return stim.stories_case(engine, act_bits, "layers.0.w2", path=shared_file("stories260K.bin"))
+    return stim.stories_case(engine, act_bits, "layers.0.w2", path=example_file("stories260K.bin"))
 
 
 def cases_for(engine, act_bits):

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from seedlm_fpga.compressor.reference import PRESETS, baseline_image, memory_image
+from seedlm_fpga.core.reference import PRESETS, baseline_image, memory_image
 from seedlm_fpga.sim.cycle_model import CycleModel, design_models
 
 CONFIGS = [(p, w, a) for p in ("seedlm-4", "seedlm-3") for w in (32, 64, 96, 128, 256, 512, 1024, 2048)
@@ -113,7 +113,7 @@ def test_model_within_1pct_of_verilator_with_a_throttled_memory(engine, preset, 
 
 def test_stored_rtl_cycles_agree_with_the_model():
     """sim/rtl_cycles.json (benchmarks/rtl_cycles.py): what `project` prints as model-vs-RTL."""
-    from seedlm_fpga.sim.cli_project import RTL_CYCLES, model_vs_rtl
+    from seedlm_fpga.cli.project import RTL_CYCLES, model_vs_rtl
     if not RTL_CYCLES.exists():
         if os.environ.get("CI") == "true":
             pytest.fail(f"{RTL_CYCLES} is missing: run python benchmarks/rtl_cycles.py")

@@ -10,8 +10,8 @@ import torch
 from seedlm_fpga.compressor import encoder
 from seedlm_fpga.compressor.encoder import (EncodedTensor, brute_force_search, encode_tensor, resolve_bias,
                                             search_blocks)
-from seedlm_fpga.compressor.lfsr import basis_U
-from seedlm_fpga.compressor.reference import (PAPER_BIAS, blocks_per_row, decode_blocks, decode_tensor,
+from seedlm_fpga.core.lfsr import basis_U
+from seedlm_fpga.core.reference import (PAPER_BIAS, blocks_per_row, decode_blocks, decode_tensor,
                                               get_preset)
 from seedlm_fpga.compressor.search_tables import search_tables
 
@@ -74,7 +74,7 @@ def test_brute_force_is_spec4():
     assert err == pytest.approx(((w - w_hat) ** 2).sum(), rel=1e-12)
     seeds = rng.integers(1, 1 << 16, 300)
     U = basis_U(seeds, preset.C, preset.P)
-    from seedlm_fpga.compressor.reference import quantize
+    from seedlm_fpga.core.reference import quantize
     t = np.einsum("spc,c->sp", np.linalg.pinv(U), w)
     xs, qs = quantize(t, -17)
     errs = ((w - decode_blocks(seeds, xs, qs, -17, preset)) ** 2).sum(1)

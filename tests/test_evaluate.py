@@ -4,17 +4,17 @@ import json
 import numpy as np
 import pytest
 
-from seedlm_fpga import cli
-from seedlm_fpga.compressor import reference as ref
-from seedlm_fpga.compressor.baselines import Baseline, relative_error
+from seedlm_fpga.cli import cli
+from seedlm_fpga.core import reference as ref
+from seedlm_fpga.evaluation.baselines import Baseline, relative_error
 from seedlm_fpga.compressor.container import write_container
 from seedlm_fpga.compressor.encoder import EncodedTensor
-from seedlm_fpga.compressor.evaluate import LanguageModelData, evaluate
+from seedlm_fpga.evaluation.evaluate import LanguageModelData, evaluate
 from seedlm_fpga.compressor.llama2c import read_llama2c
-from seedlm_fpga.compressor.llama_model import Transformer, perplexity
-from seedlm_fpga.compressor.tokenizer import Tokenizer, encode_stories
+from seedlm_fpga.evaluation.llama_model import Transformer, perplexity
+from seedlm_fpga.evaluation.tokenizer import Tokenizer, encode_stories
 
-from shared_data import shared_file
+from example_data import example_file
 
 P4 = ref.PRESETS["seedlm-4"]
 
@@ -34,14 +34,14 @@ def fixed_seed_encode(w, preset, bias, seed=1) -> EncodedTensor:
 @pytest.fixture(scope="module")
 def real(tmp_path_factory):
     """stories260K, a fixed-seed .seedlm of its 35 layer matrices, and 5 stories' token ids."""
-    ckpt = shared_file("stories260K.bin")
+    ckpt = example_file("stories260K.bin")
     cfg, tensors = read_llama2c(ckpt)
     names = [n for n, t in tensors.items() if n.startswith("layers.") and t.ndim == 2]
     path = tmp_path_factory.mktemp("ev") / "fixed.seedlm"
     write_container(path, {n: fixed_seed_encode(tensors[n], P4, -10) for n in names},
                     {n: t for n, t in tensors.items() if n not in names})
-    tok = Tokenizer.load(shared_file("tok512.bin"), cfg.vocab_size)
-    stories = encode_stories(shared_file("tinystories_val.txt"), tok, 5, use_cache=False)
+    tok = Tokenizer.load(example_file("tok512.bin"), cfg.vocab_size)
+    stories = encode_stories(example_file("tinystories_val.txt"), tok, 5, use_cache=False)
     return ckpt, cfg, tensors, names, path, stories
 
 
@@ -81,8 +81,8 @@ def test_rtn_sensitivity_figure_from_the_data_readme(real):
     """The data README: RTN int4 g64 (symmetric absmax per group, every matrix including the
     embedding) gives perplexity 4.41 on the first 100 stories."""
     ckpt, cfg, tensors, *_ = real
-    tok = Tokenizer.load(shared_file("tok512.bin"), cfg.vocab_size)
-    stories = encode_stories(shared_file("tinystories_val.txt"), tok, 100, use_cache=False)
+    tok = Tokenizer.load(example_file("tok512.bin"), cfg.vocab_size)
+    stories = encode_stories(example_file("tinystories_val.txt"), tok, 100, use_cache=False)
     rtn = Baseline("rtn", 4, 64)
     quantized = {n: rtn.quantize(t).astype(np.float32) if t.ndim == 2 and not n.startswith("freq") else t
                  for n, t in tensors.items()}

@@ -4,9 +4,9 @@ import random
 import numpy as np
 import pytest
 
-from seedlm_fpga.compressor.reference import activation_beats, baseline_image, gemv_baseline
+from seedlm_fpga.core.reference import activation_beats, baseline_image, gemv_baseline
 from seedlm_fpga.hdl.baseline_engine import BaselineEngine
-from seedlm_fpga.hdl.config import DesignConfig
+from seedlm_fpga.core.engine_shape import DesignConfig
 
 from hdl_sim_util import image_beats, run_gemv
 

@@ -4,7 +4,7 @@ import random
 import numpy as np
 import pytest
 
-from seedlm_fpga.compressor.reference import PRESETS, block_acc, pack_words
+from seedlm_fpga.core.reference import PRESETS, block_acc, pack_words
 from seedlm_fpga.hdl.block_decoder import BlockDecoder, acc_bits
 
 from hdl_sim_util import run

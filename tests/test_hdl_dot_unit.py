@@ -3,7 +3,7 @@ import random
 
 import pytest
 
-from seedlm_fpga.compressor.reference import PRESETS
+from seedlm_fpga.core.reference import PRESETS
 from seedlm_fpga.hdl.block_decoder import acc_bits
 from seedlm_fpga.hdl.dot_unit import DotUnit, RowAccumulator
 from seedlm_fpga.hdl.pipeline import tree_stages

@@ -4,9 +4,9 @@ import random
 import numpy as np
 import pytest
 
-from seedlm_fpga.compressor.reference import (activation_beats, blocks_per_row, gemv_seedlm,
+from seedlm_fpga.core.reference import (activation_beats, blocks_per_row, gemv_seedlm,
                                               memory_image)
-from seedlm_fpga.hdl.config import DesignConfig
+from seedlm_fpga.core.engine_shape import DesignConfig
 from seedlm_fpga.hdl.gemv_engine import GemvEngine
 
 from hdl_sim_util import image_beats, run, run_gemv, run_gemvs
@@ -91,7 +91,7 @@ def test_extremes_do_not_overflow():
     p = cfg.preset_obj
     rng = np.random.default_rng(3)
     seeds = rng.integers(1, 1 << 16, (1, 8))
-    from seedlm_fpga.compressor.reference import block_acc
+    from seedlm_fpga.core.reference import block_acc
     acc = block_acc(seeds, np.full((1, 8, p.P), -8), p).reshape(-1)
     amax, amin = (1 << 15) - 1, -(1 << 15)
     jobs, refs = [], []

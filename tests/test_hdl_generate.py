@@ -5,8 +5,8 @@ import re
 
 import pytest
 
-from seedlm_fpga.cli import main
-from seedlm_fpga.compressor.reference import PRESETS, baseline_y_bits, seedlm_y_bits
+from seedlm_fpga.cli.main import main
+from seedlm_fpga.core.reference import PRESETS, baseline_y_bits, seedlm_y_bits
 from seedlm_fpga.hdl.generate import DesignConfig, describe
 from seedlm_fpga.hdl.verilator_env import LINT_WAIVERS, lint, verilator_bin, verilator_env
 
@@ -141,11 +141,11 @@ def test_output_path_is_a_file(tmp_path, capsys):
 
 
 def test_board_option(tmp_path, capsys):
-    if importlib.util.find_spec("seedlm_fpga.boards.sizing") is None:
+    if importlib.util.find_spec("seedlm_fpga.flows.sizing") is None:
         assert main(["generate", "--board", "ulx3s-85f", "-o", str(tmp_path / "o")]) == 2
         assert capsys.readouterr().err == "seedlm-fpga generate: error: boards are not available yet\n"
         return
-    from seedlm_fpga.boards.sizing import size_for_board
+    from seedlm_fpga.flows.sizing import size_for_board
     sized = size_for_board("ulx3s-85f", "seedlm-4", 8)
     assert main(["generate", "--board", "ulx3s-85f", "--max-cols", "512", "-o", str(tmp_path / "o")]) == 0
     d = json.loads((tmp_path / "o" / "design.json").read_text())

@@ -3,7 +3,7 @@ import random
 
 import pytest
 
-from seedlm_fpga.compressor.lfsr import TAPS, lfsr_cycle, lfsr_states
+from seedlm_fpga.core.lfsr import TAPS, lfsr_cycle, lfsr_states
 from seedlm_fpga.hdl.lfsr import LFSR, LFSRBank, sequence_masks
 
 from hdl_sim_util import run

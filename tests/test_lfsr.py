@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from seedlm_fpga.compressor.lfsr import (TAPS, basis_S, basis_U, basis_V, lfsr_cycle, lfsr_states,
+from seedlm_fpga.core.lfsr import (TAPS, basis_S, basis_U, basis_V, lfsr_cycle, lfsr_states,
                                          lfsr_step)
 
 

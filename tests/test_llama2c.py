@@ -9,7 +9,7 @@ import pytest
 
 from seedlm_fpga.compressor.llama2c import is_llama2c, read_llama2c, read_llama2c_config
 from seedlm_fpga.errors import UserError
-from shared_data import shared_file
+from example_data import example_file
 
 DIM, HIDDEN, LAYERS, HEADS, KV_HEADS, VOCAB, SEQ = 16, 24, 2, 4, 2, 11, 6
 KV = KV_HEADS * (DIM // HEADS)
@@ -97,9 +97,9 @@ def test_size_mismatch_and_garbage(tmp_path):
 
 
 def test_stories260k():
-    path = shared_file("stories260K.bin")
+    path = example_file("stories260K.bin")
     cfg, tensors = read_llama2c(path)
-    # Header and parameter count from ../shared/data/README.md.
+    # Header and parameter count from examples/README.md.
     assert (cfg.dim, cfg.hidden_dim, cfg.n_layers, cfg.n_heads, cfg.n_kv_heads, cfg.vocab_size, cfg.seq_len) == (
         64, 172, 5, 8, 4, 512, 512)
     assert cfg.shared_classifier and cfg.version == 0 and "output" not in tensors

@@ -4,24 +4,24 @@ import numpy as np
 import pytest
 import torch
 
-from seedlm_fpga.compressor import reference as ref
+from seedlm_fpga.core import reference as ref
 from seedlm_fpga.compressor.llama2c import read_llama2c
-from seedlm_fpga.compressor.llama_model import (IntegerSeedLMLinear, Transformer, perplexity,
+from seedlm_fpga.evaluation.llama_model import (IntegerSeedLMLinear, Transformer, perplexity,
                                                 quantize_activations)
-from seedlm_fpga.compressor.tokenizer import Tokenizer, encode_stories
+from seedlm_fpga.evaluation.tokenizer import Tokenizer, encode_stories
 
-from shared_data import shared_file
+from example_data import example_file
 
 
 @pytest.fixture(scope="module")
 def model():
-    cfg, tensors = read_llama2c(shared_file("stories260K.bin"))
+    cfg, tensors = read_llama2c(example_file("stories260K.bin"))
     return cfg, tensors, Transformer.from_state_dict(cfg, tensors)
 
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    return Tokenizer.load(shared_file("tok512.bin"), 512)
+    return Tokenizer.load(example_file("tok512.bin"), 512)
 
 
 def run_c_logits(cfg, w, tokens):
@@ -90,7 +90,7 @@ def test_reference_perplexity_first_100_stories(model, tokenizer, tmp_path, monk
     """The data README: 3.579 over 32,997 predicted tokens (fp32, one pass per story)."""
     monkeypatch.setenv("SEEDLM_FPGA_CACHE", str(tmp_path))
     _, _, m = model
-    stories = encode_stories(shared_file("tinystories_val.txt"), tokenizer, 100)
+    stories = encode_stories(example_file("tinystories_val.txt"), tokenizer, 100)
     ppl, count = perplexity(m, stories, batch=4)
     assert count == 32997
     assert ppl == pytest.approx(3.579, abs=0.005)

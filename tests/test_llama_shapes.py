@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from seedlm_fpga.compressor.reference import PRESETS
+from seedlm_fpga.core.reference import PRESETS
 from seedlm_fpga.errors import UserError
 from seedlm_fpga.sim.llama_shapes import (BUILTIN_MODELS, builtin_model, model_from_checkpoint, model_from_config,
                                           resolve_model)

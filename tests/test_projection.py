@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from seedlm_fpga.cli import main
+from seedlm_fpga.cli.main import main
 from seedlm_fpga.sim.llama_shapes import builtin_model
 from seedlm_fpga.sim.projection import BoardPlan, EnginePlan, gemv_time, plan_board, project
 
@@ -91,7 +91,7 @@ def test_fits_memory_counts_embeddings_and_the_16_bit_lm_head():
 
 
 def test_alveo_u280_uses_the_board_sizing():
-    from seedlm_fpga.boards.sizing import size_for_board
+    from seedlm_fpga.flows.sizing import size_for_board
     plan = plan_board("alveo-u280")
     for fmt in ("seedlm-4", "seedlm-3"):
         s = size_for_board("alveo-u280", fmt)
@@ -102,7 +102,7 @@ def test_alveo_u280_uses_the_board_sizing():
 
 
 def test_a_board_too_small_for_seedlm_says_why():
-    from seedlm_fpga.boards.sizing import size_for_board
+    from seedlm_fpga.flows.sizing import size_for_board
     e = {x["format"]: x for x in project(plan_board("icebreaker"), builtin_model("llama-2-7b"))}
     reason = size_for_board("icebreaker", "seedlm-4", strict=False)["reason"]
     assert e["seedlm-4"]["tokens_per_s"] is None and e["seedlm-4"]["reasons"] == [reason]

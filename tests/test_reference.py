@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from seedlm_fpga.compressor import reference as ref
-from seedlm_fpga.compressor.lfsr import basis_S
+from seedlm_fpga.core import reference as ref
+from seedlm_fpga.core.lfsr import basis_S
 
 P4, P3 = ref.PRESETS["seedlm-4"], ref.PRESETS["seedlm-3"]
 

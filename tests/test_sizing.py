@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from seedlm_fpga.boards.board import list_boards, load_board, parse_board
-from seedlm_fpga.boards.sizing import size_for_board, split_rows
+from seedlm_fpga.flows.sizing import size_for_board, split_rows
 from seedlm_fpga.errors import UserError
 
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from seedlm_fpga.boards.board import load_board
-from seedlm_fpga.boards.synth import count_resources, io_wrapper, nextpnr_device_args, synth_and_pnr
-from seedlm_fpga.cli import main
+from seedlm_fpga.flows.synth import count_resources, io_wrapper, nextpnr_device_args, synth_and_pnr
+from seedlm_fpga.cli.main import main
 from seedlm_fpga.errors import UserError
 
 BASELINES = Path(__file__).parent / "baselines"

@@ -5,10 +5,10 @@ import struct
 import numpy as np
 import pytest
 
-from seedlm_fpga.compressor import tokenizer as tk
+from seedlm_fpga.evaluation import tokenizer as tk
 from seedlm_fpga.errors import UserError
 
-from shared_data import shared_file
+from example_data import example_file
 
 
 def llama2c_encode(tok: tk.Tokenizer, text: str) -> list[int]:
@@ -65,8 +65,8 @@ def test_merges_follow_llama2c_on_a_toy_vocabulary(tmp_path):
 
 
 def test_real_tokenizer_matches_llama2c_and_round_trips():
-    tok = tk.Tokenizer.load(shared_file("tok512.bin"), 512)
-    stories = tk.read_stories(shared_file("tinystories_val.txt"), 5)
+    tok = tk.Tokenizer.load(example_file("tok512.bin"), 512)
+    stories = tk.read_stories(example_file("tinystories_val.txt"), 5)
     for story in stories[:2]:
         assert tok.encode(story) == llama2c_encode(tok, story)
     for story in stories:
@@ -77,8 +77,8 @@ def test_real_tokenizer_matches_llama2c_and_round_trips():
 def test_first_100_stories_predict_32997_tokens(tmp_path, monkeypatch):
     """The data README's count: BOS + story (at most 512 tokens), every position after BOS."""
     monkeypatch.setenv("SEEDLM_FPGA_CACHE", str(tmp_path))
-    tok = tk.Tokenizer.load(shared_file("tok512.bin"), 512)
-    text = shared_file("tinystories_val.txt")
+    tok = tk.Tokenizer.load(example_file("tok512.bin"), 512)
+    text = example_file("tinystories_val.txt")
     encoded = tk.encode_stories(text, tok, 100)
     assert len(encoded) == 100
     assert sum(min(len(s) + 1, 512) - 1 for s in encoded) == 32997

@@ -27,10 +27,10 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from seedlm_fpga.compressor.reference import Preset, get_preset
+from seedlm_fpga.core.reference import Preset, get_preset
 from seedlm_fpga.errors import UserError
 
-from .board import Board, load_board
+from seedlm_fpga.boards.board import Board, load_board
 
 #: Share of a channel's usable bandwidth a bus width may leave unused rather than double.
 SLACK = 0.05

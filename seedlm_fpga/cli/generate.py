@@ -13,9 +13,9 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from ..compressor.reference import PRESETS
-from ..errors import UserError
-from .config import ACT_BITS, DEFAULT_MAX_COLS
+from seedlm_fpga.core.reference import PRESETS
+from seedlm_fpga.errors import UserError
+from seedlm_fpga.core.engine_shape import ACT_BITS, DEFAULT_MAX_COLS
 
 
 def add_arguments(parser):
@@ -35,9 +35,9 @@ def add_arguments(parser):
 
 
 def _board_sizing(args) -> dict:
-    if importlib.util.find_spec("seedlm_fpga.boards.sizing") is None:
+    if importlib.util.find_spec("seedlm_fpga.flows.sizing") is None:
         raise UserError("boards are not available yet")
-    from ..boards.sizing import size_for_board
+    from seedlm_fpga.flows.sizing import size_for_board
     try:
         return size_for_board(args.board, args.preset, args.act_bits)
     except ValueError as exc:
@@ -45,7 +45,7 @@ def _board_sizing(args) -> dict:
 
 
 def run(args) -> int:
-    from .generate import DesignConfig, generate
+    from seedlm_fpga.hdl.generate import DesignConfig, generate
 
     bus_bits, max_cols, board = args.bus_bits, args.max_cols, None
     if args.board is not None:

@@ -22,9 +22,9 @@ import torch
 from seedlm_fpga import __version__
 from seedlm_fpga.errors import UserError
 
-from .checkpoints import Checkpoint, load_checkpoint, select_tensors
-from .container import bits_per_weight, natural_key, packed_bytes, read_container, write_container
-from .reference import PRESETS, get_preset
+from seedlm_fpga.compressor.checkpoints import Checkpoint, load_checkpoint, select_tensors
+from seedlm_fpga.compressor.container import bits_per_weight, natural_key, packed_bytes, read_container, write_container
+from seedlm_fpga.core.reference import PRESETS, get_preset
 
 
 def add_arguments(parser) -> None:
@@ -43,7 +43,7 @@ def add_arguments(parser) -> None:
 def _parse_bias(text: str):
     if text in ("auto", "paper"):
         return text
-    from .encoder import resolve_bias
+    from seedlm_fpga.compressor.encoder import resolve_bias
 
     try:
         value = int(text)
@@ -165,7 +165,7 @@ def run(args) -> int:
 def _compress_all(ckpt, names, preset, bias, device, partial: PartialState) -> dict:
     from tqdm import tqdm
 
-    from .encoder import encode_tensor
+    from seedlm_fpga.compressor.encoder import encode_tensor
 
     blocks = {n: ckpt.tensors[n].shape[0] * -(-ckpt.tensors[n].shape[1] // preset.C) for n in names}
     compressed = {}

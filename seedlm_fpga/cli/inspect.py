@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .container import bits_per_weight, packed_bytes, read_container
-from .reference import blocks_per_row
+from seedlm_fpga.compressor.container import bits_per_weight, packed_bytes, read_container
+from seedlm_fpga.core.reference import blocks_per_row
 
 
 def add_arguments(parser) -> None:
@@ -43,7 +43,7 @@ def _numel(shape) -> int:
 
 
 def run(args) -> int:
-    from .cli_compress import format_table
+    from seedlm_fpga.cli.compress import format_table
 
     info = describe(args.input)
     if args.json:

@@ -6,7 +6,7 @@ projection.json plus three PNG plots in ./seedlm-report/.
 
 Times come from the cycle model of the generated RTL (sim/cycle_model.py: exact against
 Verilator without stalls), the boards' memories and the engine sizing of
-seedlm_fpga.boards.sizing. A token counts the seven GEMVs of every layer and the lm_head
+seedlm_fpga.flows.sizing. A token counts the seven GEMVs of every layer and the lm_head
 (kept at 16 bits); attention over the KV cache, norms, RoPE and sampling are left out.
 """
 from __future__ import annotations
@@ -17,9 +17,9 @@ from pathlib import Path
 
 from seedlm_fpga.errors import UserError
 
-from .cycle_model import CycleModel
-from .llama_shapes import BUILTIN_MODELS, builtin_model, model_from_checkpoint, model_from_config
-from .projection import FORMATS, LEFT_OUT, layer_breakdown, plan_board, project
+from seedlm_fpga.sim.cycle_model import CycleModel
+from seedlm_fpga.sim.llama_shapes import BUILTIN_MODELS, builtin_model, model_from_checkpoint, model_from_config
+from seedlm_fpga.sim.projection import FORMATS, LEFT_OUT, layer_breakdown, plan_board, project
 
 DEFAULT_BOARDS = ("alveo-u280", "vcu118", "kria-kv260", "ulx3s-85f")
 RTL_CYCLES = Path(__file__).resolve().parent / "rtl_cycles.json"
@@ -251,7 +251,7 @@ def run(args) -> int:
         _write_json(report, out / "projection.json")
         finish = lambda: []  # noqa: E731
         if not args.no_plots:
-            from .plots import write_plots
+            from seedlm_fpga.sim.plots import write_plots
             finish = write_plots(report, out)  # drawn in the background while the table prints
         print(json.dumps(report, indent=1) if args.json else format_table(report), flush=True)
         written = [out / "projection.json"] + finish()

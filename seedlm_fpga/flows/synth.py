@@ -34,7 +34,7 @@ from pathlib import Path
 
 from seedlm_fpga.errors import UserError
 
-from .board import Board
+from seedlm_fpga.boards.board import Board
 
 #: The module name every synthesized design is renamed to (``rename -top``).
 TOP = "synth_top"
@@ -284,7 +284,7 @@ def write_engine(work: Path, preset: str, bus_bits: int, act_bits: int, max_cols
     where that module is absent, converts the Amaranth engine to RTLIL directly.
     """
     try:
-        from seedlm_fpga.hdl.config import DesignConfig
+        from seedlm_fpga.core.engine_shape import DesignConfig
         cfg = DesignConfig(preset=preset, bus_bits=bus_bits, act_bits=act_bits, max_cols=max_cols)
     except ValueError as exc:
         raise UserError(str(exc)) from None

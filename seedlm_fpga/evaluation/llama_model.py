@@ -25,8 +25,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .llama2c import Llama2cConfig
-from .reference import Preset, blocks_per_row, block_acc
+from seedlm_fpga.compressor.llama2c import Llama2cConfig
+from seedlm_fpga.core.reference import Preset, blocks_per_row, block_acc
 
 RMS_EPS = 1e-5
 ROPE_THETA = 10000.0

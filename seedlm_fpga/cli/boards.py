@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from .board import Board, list_boards, load_board
+from seedlm_fpga.boards.board import Board, list_boards, load_board
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

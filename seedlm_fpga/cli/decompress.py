@@ -11,7 +11,7 @@ import torch
 
 from seedlm_fpga.errors import UserError
 
-from .container import FLOAT_DTYPES, read_container, write_safetensors
+from seedlm_fpga.compressor.container import FLOAT_DTYPES, read_container, write_safetensors
 
 
 def add_arguments(parser) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .lfsr import basis_S, default_taps
+from seedlm_fpga.core.lfsr import basis_S, default_taps
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..compressor.reference import Preset, blocks_per_row, get_preset
+from seedlm_fpga.core.reference import Preset, blocks_per_row, get_preset
 
 #: Default max-cols: 28672 is the longest row of SPEC 9 (Llama 2/3 70B down_proj); the
 #: activation buffer then holds 28 KiB (int8) or 56 KiB (int16).

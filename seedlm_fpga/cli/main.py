@@ -10,21 +10,21 @@ import argparse
 import importlib
 import sys
 
-from . import __version__
-from .errors import UserError
+from seedlm_fpga import __version__
+from seedlm_fpga.errors import UserError
 
 #: command -> (module, one-line help). Order is the order of `seedlm-fpga --help`.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "compress": ("seedlm_fpga.compressor.cli_compress", "compress a checkpoint to a .seedlm file (data-free)"),
-    "decompress": ("seedlm_fpga.compressor.cli_decompress", "rebuild a safetensors state dict from a .seedlm file"),
-    "inspect": ("seedlm_fpga.compressor.cli_inspect", "show what a .seedlm file holds"),
-    "image": ("seedlm_fpga.compressor.cli_image", "write the memory image a GEMV engine streams (SPEC 5.3)"),
-    "evaluate": ("seedlm_fpga.compressor.cli_evaluate", "compression error and perplexity against data-free baselines"),
-    "generate": ("seedlm_fpga.hdl.cli_generate", "write Verilog of the SeedLM and 16-bit baseline GEMV engines"),
-    "cosim": ("seedlm_fpga.sim.cli_cosim", "run the generated Verilog under cocotb + Verilator, bit-exact, with cycle counts"),
-    "boards": ("seedlm_fpga.boards.cli_boards", "list the shipped FPGA boards"),
-    "synth": ("seedlm_fpga.boards.cli_synth", "synthesize / place-and-route an engine for a board with open tools"),
-    "project": ("seedlm_fpga.sim.cli_project", "project decode speedups for Llama-scale models on a board"),
+    "compress": ("seedlm_fpga.cli.compress", "compress a checkpoint to a .seedlm file (data-free)"),
+    "decompress": ("seedlm_fpga.cli.decompress", "rebuild a safetensors state dict from a .seedlm file"),
+    "inspect": ("seedlm_fpga.cli.inspect", "show what a .seedlm file holds"),
+    "image": ("seedlm_fpga.cli.image", "write the memory image a GEMV engine streams (SPEC 5.3)"),
+    "evaluate": ("seedlm_fpga.cli.evaluate", "compression error and perplexity against data-free baselines"),
+    "generate": ("seedlm_fpga.cli.generate", "write Verilog of the SeedLM and 16-bit baseline GEMV engines"),
+    "cosim": ("seedlm_fpga.cli.cosim", "run the generated Verilog under cocotb + Verilator, bit-exact, with cycle counts"),
+    "boards": ("seedlm_fpga.cli.boards", "list the shipped FPGA boards"),
+    "synth": ("seedlm_fpga.cli.synth", "synthesize / place-and-route an engine for a board with open tools"),
+    "project": ("seedlm_fpga.cli.project", "project decode speedups for Llama-scale models on a board"),
 }
 
 

@@ -20,9 +20,9 @@ import numpy as np
 
 from seedlm_fpga.errors import UserError
 
-from .baselines import DEFAULT_BASELINES, Baseline, relative_error
-from .reference import PAPER_BIAS, PRESETS, Preset, blocks_per_row, decode_tensor
-from .tokenizer import cache_dir
+from seedlm_fpga.evaluation.baselines import DEFAULT_BASELINES, Baseline, relative_error
+from seedlm_fpga.core.reference import PAPER_BIAS, PRESETS, Preset, blocks_per_row, decode_tensor
+from seedlm_fpga.evaluation.tokenizer import cache_dir
 
 
 @dataclass
@@ -94,7 +94,7 @@ def _bias_label(biases: set[int]) -> str:
 
 def encode_cached(w: np.ndarray, preset: Preset, bias, device: str = "cpu"):
     """encode_tensor(w, preset, bias), memoized on disk by the weights' sha256, the settings and the search version."""
-    from .encoder import SEARCH_VERSION, EncodedTensor, encode_tensor
+    from seedlm_fpga.compressor.encoder import SEARCH_VERSION, EncodedTensor, encode_tensor
 
     h = hashlib.sha256(np.ascontiguousarray(w, dtype=np.float32).tobytes())
     h.update(f"{w.shape}|{preset.as_dict()}|{bias}|search v{SEARCH_VERSION}".encode())
@@ -142,8 +142,8 @@ def evaluate(compressed_path, reference_path, lm: LanguageModelData | None = Non
     `lm` enables perplexity (llama2.c references only); `progress(total=..., desc=...)`
     makes a progress bar (tqdm-like) for each perplexity run.
     """
-    from .checkpoints import load_checkpoint
-    from .container import read_container
+    from seedlm_fpga.compressor.checkpoints import load_checkpoint
+    from seedlm_fpga.compressor.container import read_container
 
     container = read_container(compressed_path)
     ckpt = load_checkpoint(reference_path)
@@ -216,7 +216,7 @@ def _label(encs: dict) -> str:
 def _perplexities(ev: Evaluation, lm: LanguageModelData, originals, variants, encoded, progress) -> None:
     import torch
 
-    from .llama_model import IntegerSeedLMLinear, Transformer, perplexity
+    from seedlm_fpga.evaluation.llama_model import IntegerSeedLMLinear, Transformer, perplexity
 
     base = {n: t.float().numpy() for n, t in originals.items()}
 
@@ -254,7 +254,7 @@ def _fmt(v, spec: str) -> str:
 
 
 def format_report(ev: Evaluation, per_tensor: bool = True) -> str:
-    from .cli_compress import format_table
+    from seedlm_fpga.cli.compress import format_table
 
     shown = [m for m in ev.methods if m.role in ("compressed", "seedlm", "baseline")]
     short = _short_names(shown)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from seedlm_fpga.errors import UserError
 
-from .container import atomic_write, read_container
-from .reference import ImageLayout, blocks_per_row, memory_image
+from seedlm_fpga.compressor.container import atomic_write, read_container
+from seedlm_fpga.core.reference import ImageLayout, blocks_per_row, memory_image
 
 
 def add_arguments(parser) -> None:

@@ -43,9 +43,9 @@ def add_arguments(parser) -> None:
 
 def _language_model(args):
     """(LanguageModelData or None, note): perplexity needs a llama2.c model, a tokenizer and text."""
-    from .evaluate import LanguageModelData
-    from .llama2c import is_llama2c, read_llama2c_config
-    from .tokenizer import Tokenizer, encode_stories
+    from seedlm_fpga.evaluation.evaluate import LanguageModelData
+    from seedlm_fpga.compressor.llama2c import is_llama2c, read_llama2c_config
+    from seedlm_fpga.evaluation.tokenizer import Tokenizer, encode_stories
 
     ref = Path(args.reference)
     if args.no_perplexity:
@@ -80,7 +80,7 @@ def _language_model(args):
 def run(args) -> int:
     from tqdm import tqdm
 
-    from .evaluate import SWEEP, evaluate, format_report
+    from seedlm_fpga.evaluation.evaluate import SWEEP, evaluate, format_report
 
     lm, note = _language_model(args)
     if args.device != "cpu" and not args.sweep:

@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 
 
-from .board import load_board
-from .sizing import BUFFER_SHARE, DEFAULT_MAX_COLS, FILL, max_cols_for_board, size_for_board
-from .synth import shares, synth_and_pnr, write_engine
+from seedlm_fpga.boards.board import load_board
+from seedlm_fpga.flows.sizing import BUFFER_SHARE, DEFAULT_MAX_COLS, FILL, max_cols_for_board, size_for_board
+from seedlm_fpga.flows.synth import shares, synth_and_pnr, write_engine
 
 #: The paper's SeedLM design (SPEC 8): W = 512, seedlm-4, 128 weights per cycle.
 PAPER_RESOURCES = {"lut": 67_000, "ff": 45_400, "dsp": 128, "bram36": 144}
