@@ -1,4 +1,4 @@
-"""Measured RTL cycles of the paper's GEMV experiment (SPEC 8), and simulator speed.
+"""Measured RTL cycles of the paper's GEMV experiment (format §8), and simulator speed.
 
 Runs the generated Verilog under cocotb + Verilator (bit-exact against the numpy
 reference) and prints cycles, speedups and their targets:
@@ -51,7 +51,7 @@ def main() -> int:
     args = parser.parse_args()
     ok = True
 
-    print("SPEC 8: GEMV 2048 x 2048, W = 512 bits (64 B/cycle), A = 8, no stalls")
+    print("format §8: GEMV 2048 x 2048, W = 512 bits (64 B/cycle), A = 8, no stalls")
     s, b = run_pair("seedlm-4", 2048, 2048)
     speedup = b.cycles / s.cycles
     print(f"  seedlm-4 {s.cycles:,} cycles (target <= 32,900; paper 34,331; ideal 32,768)")

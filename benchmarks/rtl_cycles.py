@@ -4,7 +4,7 @@
     python benchmarks/rtl_cycles.py --check    # print model vs stored RTL, measure nothing
 
 `seedlm-fpga project` prints these figures beside the cycle model (its model-vs-RTL table,
-plot and the paper comparison of SPEC 8) without running a simulator. Every count comes
+plot and the paper comparison of format §8) without running a simulator. Every count comes
 from a bit-exact co-simulation (sim.cosim_runner): a wrong Y stops the script.
 
 The spread: both presets and the baseline at 64-, 128- and 512-bit buses (512 bits = the
@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from seedlm_fpga.cli.project import RTL_CYCLES, model_vs_rtl
+from seedlm_fpga.sim.projection_report import RTL_CYCLES, model_vs_rtl
 
 #: (engine, preset, bus bits, act bits, gap, shapes)
 SPREAD = [
@@ -33,7 +33,7 @@ SPREAD = [
     ("baseline", None, 64, 8, 0.0, [(1, 4), (3, 100), (4, 1024)]),
     ("baseline", None, 64, 8, 0.1, [(20, 4096)]),
     ("baseline", None, 128, 16, 0.0, [(1, 8), (5, 100), (3, 1024)]),
-    # the paper's GEMV (SPEC 8): 2048 x 2048 at 64 bytes per cycle
+    # the paper's GEMV (format §8): 2048 x 2048 at 64 bytes per cycle
     ("seedlm", "seedlm-4", 512, 8, 0.0, [(2048, 2048), (64, 4096)]),
     ("seedlm", "seedlm-3", 512, 8, 0.0, [(64, 4096)]),
     ("baseline", None, 512, 8, 0.0, [(2048, 2048), (64, 4096)]),

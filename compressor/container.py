@@ -1,4 +1,4 @@
-"""The `.seedlm` container (SPEC 5.1): a safetensors file, written deterministically and atomically.
+"""The `.seedlm` container (format §5.1): a safetensors file, written deterministically and atomically.
 
 Each compressed tensor NAME is stored as three parts, ``NAME.seed`` (uint16 [rows, nb]),
 ``NAME.exp`` (uint8 [rows, nb]) and ``NAME.coef`` (int8 [rows, nb, P]), plus a metadata
@@ -21,28 +21,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
+from seedlm_fpga.core.reference import PRESETS, EncodedTensor, Preset, blocks_per_row
 from seedlm_fpga.errors import UserError
-
-from seedlm_fpga.compressor.encoder import EncodedTensor
-from seedlm_fpga.core.reference import PRESETS, Preset, blocks_per_row
 
 FORMAT = "seedlm"
 FORMAT_VERSION = "1"
 #: Metadata keys that are not tensor entries: the format tag and our own keys ("seedlm.*").
 EXTRA_PREFIX = "seedlm."
 PARTS = ("seed", "exp", "coef")
-FLOAT_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32,
-                "float64": torch.float64}
-
-# safetensors dtype tags for the torch dtypes we can store.
+#: Original dtypes a compressed tensor may record (decompress restores them).
+FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
+#: safetensors dtype tags, by torch dtype name (torch itself is imported only to read or write data).
 _ST_DTYPE = {
-    torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
-    torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8",
-    torch.uint64: "U64", torch.uint32: "U32", torch.uint16: "U16", torch.uint8: "U8",
-    torch.bool: "BOOL", torch.float8_e4m3fn: "F8_E4M3", torch.float8_e5m2: "F8_E5M2",
+    "float64": "F64", "float32": "F32", "float16": "F16", "bfloat16": "BF16",
+    "int64": "I64", "int32": "I32", "int16": "I16", "int8": "I8",
+    "uint64": "U64", "uint32": "U32", "uint16": "U16", "uint8": "U8",
+    "bool": "BOOL", "float8_e4m3fn": "F8_E4M3", "float8_e5m2": "F8_E5M2",
 }
+
+
+def torch_dtype(name: str):
+    """The torch dtype of a FLOAT_DTYPES name."""
+    import torch
+
+    return getattr(torch, name)
 
 
 # --- atomic, deterministic safetensors writing ---------------------------------------------------
@@ -67,11 +70,19 @@ def atomic_write(path: str | Path):
         raise
 
 
-def _as_torch(t) -> torch.Tensor:
+def _as_torch(t):
+    import torch
+
     t = torch.from_numpy(np.ascontiguousarray(t)) if isinstance(t, np.ndarray) else t
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"expected a numpy array or torch tensor, got {type(t).__name__}")
     return t.detach().cpu().contiguous()
+
+
+def _tensor_bytes(t) -> bytes:
+    import torch
+
+    return t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""
 
 
 def write_safetensors(path: str | Path, tensors: dict, metadata: dict[str, str] | None = None) -> None:
@@ -82,10 +93,11 @@ def write_safetensors(path: str | Path, tensors: dict, metadata: dict[str, str] 
     blobs, offset = [], 0
     for name in sorted(tensors):
         t = _as_torch(tensors[name])
-        if t.dtype not in _ST_DTYPE:
+        dtype = str(t.dtype).removeprefix("torch.")
+        if dtype not in _ST_DTYPE:
             raise UserError(f"tensor {name!r} has dtype {t.dtype}, which safetensors cannot store")
-        blob = t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""
-        header[name] = {"dtype": _ST_DTYPE[t.dtype], "shape": list(t.shape),
+        blob = _tensor_bytes(t)
+        header[name] = {"dtype": _ST_DTYPE[dtype], "shape": list(t.shape),
                         "data_offsets": [offset, offset + len(blob)]}
         blobs.append(blob)
         offset += len(blob)
@@ -175,7 +187,7 @@ class Container:
     """What a .seedlm file holds: compressed tensors, their original dtypes, carried tensors."""
 
     compressed: dict[str, EncodedTensor]
-    carried: dict[str, torch.Tensor]
+    carried: dict  # name -> torch.Tensor
     dtypes: dict[str, str] = field(default_factory=dict)  # original dtype of each compressed tensor
     metadata: dict[str, str] = field(default_factory=dict)  # the raw safetensors metadata
 
@@ -220,54 +232,87 @@ def write_container(path: str | Path, compressed: dict[str, EncodedTensor], carr
     write_safetensors(path, tensors, metadata)
 
 
-def _open(path: Path):
+def _open(path: Path, framework: str = "pt"):
     from safetensors import SafetensorError, safe_open
 
     if not path.is_file():
         raise UserError(f"{path}: no such file")
     try:
-        return safe_open(str(path), framework="pt")
+        return safe_open(str(path), framework=framework)
     except (SafetensorError, OSError, ValueError):
         raise UserError(f"{path}: not a valid .seedlm file (truncated, or not safetensors)") from None
+
+
+@dataclass
+class ContainerHeader:
+    """A .seedlm file's header, validated, without reading tensor data (numpy only, no torch)."""
+
+    path: Path
+    metadata: dict[str, str]
+    entries: dict[str, dict]  # compressed NAME -> its metadata entry (shape, K, C, P, taps, bias, dtype, preset)
+    presets: dict[str, Preset]  # compressed NAME -> its preset
+    shapes: dict[str, tuple[int, ...]]  # every stored safetensors tensor -> its shape
+
+    @property
+    def carried(self) -> list[str]:
+        """Names of the tensors stored uncompressed, in natural order."""
+        parts = {f"{name}.{p}" for name in self.entries for p in PARTS}
+        return sorted(set(self.shapes) - parts, key=natural_key)
+
+
+def _header(path: Path, f) -> ContainerHeader:
+    metadata = dict(f.metadata() or {})
+    if metadata.get("format") != FORMAT:
+        raise UserError(f"{path}: not a .seedlm file (metadata format is {metadata.get('format')!r}, "
+                        f"expected {FORMAT!r})")
+    if metadata.get("format_version") != FORMAT_VERSION:
+        raise UserError(f"{path}: unsupported .seedlm format_version {metadata.get('format_version')!r} "
+                        f"(this reader knows {FORMAT_VERSION})")
+    shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    names = set(shapes)
+    entries, presets = {}, {}
+    for name in sorted((k for k in metadata if k not in ("format", "format_version")
+                        and not k.startswith(EXTRA_PREFIX)), key=natural_key):
+        where = f"{path}: tensor {name!r}"
+        entries[name], presets[name] = _parse_entry(where, metadata[name])
+        missing = [f"{name}.{p}" for p in PARTS if f"{name}.{p}" not in names]
+        if missing:
+            raise UserError(f"{where}: missing {', '.join(missing)}")
+    header = ContainerHeader(path, metadata, entries, presets, shapes)
+    for n in header.carried:
+        base = n[:-len(".seed")] if n.endswith(".seed") else None
+        if base is not None and {f"{base}.exp", f"{base}.coef"} <= names:
+            raise UserError(f"{path}: tensor {base!r}: blocks present but no metadata entry")
+    return header
+
+
+def read_header(path: str | Path) -> ContainerHeader:
+    """Read and validate a .seedlm file's header (names, shapes, metadata); no tensor data, no torch."""
+    path = Path(path)
+    with _open(path, framework="numpy") as f:
+        return _header(path, f)
 
 
 def read_container(path: str | Path) -> Container:
     """Read and validate a .seedlm file; raises UserError naming the first problem found."""
     path = Path(path)
     with _open(path) as f:
-        metadata = dict(f.metadata() or {})
-        if metadata.get("format") != FORMAT:
-            raise UserError(f"{path}: not a .seedlm file (metadata format is {metadata.get('format')!r}, "
-                            f"expected {FORMAT!r})")
-        if metadata.get("format_version") != FORMAT_VERSION:
-            raise UserError(f"{path}: unsupported .seedlm format_version {metadata.get('format_version')!r} "
-                            f"(this reader knows {FORMAT_VERSION})")
-        names = set(f.keys())
-        entries = {k: v for k, v in metadata.items()
-                   if k not in ("format", "format_version") and not k.startswith(EXTRA_PREFIX)}
+        header = _header(path, f)
         compressed, dtypes = {}, {}
-        for name in sorted(entries, key=natural_key):
-            where = f"{path}: tensor {name!r}"
-            e, preset = _parse_entry(where, entries[name])
-            missing = [f"{name}.{p}" for p in PARTS if f"{name}.{p}" not in names]
-            if missing:
-                raise UserError(f"{where}: missing {', '.join(missing)}")
+        for name, e in header.entries.items():
+            preset = header.presets[name]
             seeds, x, q = (_read_numpy(f, f"{name}.{p}") for p in PARTS)
-            _check_parts(where, preset, e["shape"], seeds, x, q)
+            _check_parts(f"{path}: tensor {name!r}", preset, e["shape"], seeds, x, q)
             compressed[name] = EncodedTensor(seeds=seeds, x=x, q=q, bias=e["bias"], preset=preset,
                                              shape=tuple(e["shape"]))
             dtypes[name] = e["dtype"]
-        parts = {f"{name}.{p}" for name in compressed for p in PARTS}
-        carried_names = sorted(names - parts, key=natural_key)
-        for n in carried_names:
-            base = n[:-len(".seed")] if n.endswith(".seed") else None
-            if base is not None and {f"{base}.exp", f"{base}.coef"} <= names:
-                raise UserError(f"{path}: tensor {base!r}: blocks present but no metadata entry")
-        carried = {n: f.get_tensor(n) for n in carried_names}
-    return Container(compressed=compressed, carried=carried, dtypes=dtypes, metadata=metadata)
+        carried = {n: f.get_tensor(n) for n in header.carried}
+    return Container(compressed=compressed, carried=carried, dtypes=dtypes, metadata=header.metadata)
 
 
 def _read_numpy(f, key: str) -> np.ndarray:
+    import torch
+
     t = f.get_tensor(key)
     return (t.float() if t.dtype == torch.bfloat16 else t).numpy()  # numpy has no bfloat16
 

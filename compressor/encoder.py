@@ -1,7 +1,7 @@
-"""The SeedLM encoder: exact SPEC 4 seed search over all 2^K - 1 seeds, tensor by tensor.
+"""The SeedLM encoder: exact format §4 seed search over all 2^K - 1 seeds, tensor by tensor.
 
 For every block w of C weights it returns the seed, exponent code x and coefficients q
-with the lowest quantized error ||w - w_hat||^2 (SPEC 3 quantizer, float64), ties to the
+with the lowest quantized error ||w - w_hat||^2 (format §3 quantizer, float64), ties to the
 lowest seed -- the same result as `brute_force_search`, only fast:
 
 - CPU (default): `search_gemm`: pass 1 (float32 lower bound of every seed, smallest per
@@ -15,7 +15,7 @@ Both prune only with a lower bound that provably stays below the true unquantize
 Blocks are scaled by a power of two (max |w| in [0.5, 1)) and the bias shifted to match:
 x and q are unchanged by such a scaling, and errors scale back exactly.
 
-Per-tensor exponent bias b (SPEC 3), `resolve_bias`:
+Per-tensor exponent bias b (format §3), `resolve_bias`:
 - "auto" (default): b = floor(log2 max|W|) - 17 + AUTO_HEADROOM (0), so that x = 15 holds
   coefficients up to 2^(18 + b) = 2^(E+1) > max|W|: the largest blocks sit at the top code and
   small blocks keep 15 octaves below. Measured (seedlm-4 / -3, exact search) on stories260K
@@ -28,14 +28,13 @@ Per-tensor exponent bias b (SPEC 3), `resolve_bias`:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable
 
 import numpy as np
 
 from seedlm_fpga.errors import UserError
-from seedlm_fpga.core.reference import PAPER_BIAS, Preset, blocks_per_row, decode_tensor, quantize
+from seedlm_fpga.core.reference import PAPER_BIAS, EncodedTensor, Preset, blocks_per_row, quantize
 from seedlm_fpga.core.lfsr import basis_S
 from seedlm_fpga.compressor.search_tables import search_tables
 
@@ -58,20 +57,6 @@ class EncoderInputError(UserError, ValueError):
     """Bad weights or options for the encoder (a UserError for the CLI, a ValueError for callers)."""
 
 
-@dataclass
-class EncodedTensor:
-    seeds: np.ndarray  # uint16 [rows, nb]
-    x: np.ndarray  # uint8 [rows, nb]
-    q: np.ndarray  # int8 [rows, nb, P]
-    bias: int
-    preset: Preset
-    shape: tuple[int, int]  # (rows, cols) of the original tensor
-
-    def decode(self) -> np.ndarray:
-        """W_hat [rows, cols] (float64), via reference.decode_tensor."""
-        return decode_tensor(self.seeds, self.x, self.q, self.bias, self.preset, self.shape[1])
-
-
 # --- the exhaustive reference ----------------------------------------------------------------
 
 @lru_cache(maxsize=4)
@@ -82,7 +67,7 @@ def _brute_tables(preset: Preset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def brute_force_search(block: np.ndarray, preset: Preset, bias: int) -> tuple[int, int, np.ndarray, float]:
-    """SPEC 4 by exhaustion: every seed, t = pinv(U) w, reference.quantize, err = ||w - w_hat||^2.
+    """format §4 by exhaustion: every seed, t = pinv(U) w, reference.quantize, err = ||w - w_hat||^2.
 
     Returns (seed, x, q[P], err); ties go to the lowest seed. float64 numpy throughout.
     Sums run in a fixed order (c = 0, 1, ..., C-1), the order every fast path uses too, so
@@ -142,7 +127,7 @@ def _torch_step(device: str, n_seeds: int) -> int:
 
 def search_blocks(blocks: np.ndarray, preset: Preset, bias: int, device: str = "cpu", *,
                   kernel: str = "auto", stats: dict | None = None):
-    """Best seed per block (exact SPEC 4 arg-min, ties to the lowest seed).
+    """Best seed per block (exact format §4 arg-min, ties to the lowest seed).
 
     blocks: float [n, C]. Returns (seeds uint16 [n], x uint8 [n], q int8 [n, P], err float64 [n]),
     err = ||w - w_hat||^2. kernel: "auto" (gemm on CPU when numba is installed, else torch),
@@ -161,7 +146,7 @@ def search_blocks(blocks: np.ndarray, preset: Preset, bias: int, device: str = "
     q = np.zeros((n, P), dtype=np.int8)
     err = np.zeros(n, dtype=np.float64)
     mx = np.abs(w).max(axis=1) if n else np.zeros(0)
-    live = np.flatnonzero(mx > 0)  # zero blocks: seed 1, x = 0, q = 0, err = 0 (SPEC 3)
+    live = np.flatnonzero(mx > 0)  # zero blocks: seed 1, x = 0, q = 0, err = 0 (format §3)
     if len(live) == 0:
         return seeds, x, q, err
     k = np.frexp(mx[live])[1].astype(np.int64)  # max |w| = m 2^k, m in [0.5, 1)

@@ -1,11 +1,11 @@
-"""Fused CPU kernel of the exact SPEC 4 seed search (numba).
+"""Fused CPU kernel of the exact format §4 seed search (numba).
 
 Seeds are ranked by a float32 lower bound `key` of their quantized error (search_tables).
 Pass 1, per group of GROUP blocks and per tile of TILE seed positions (the tile's tables stay
 in L1 across the group): correlation of w with g (C MACs per position), key of every position
 (one fused vectorised loop), and the smallest key of each segment of SEG positions; nothing
 else is stored and there is no threshold to maintain. Pass 2, per block:
-  1. e0 = the least exact error (float64, SPEC 3 quantizer) of the smallest-key seeds of the
+  1. e0 = the least exact error (float64, format §3 quantizer) of the smallest-key seeds of the
      PROBE segments with the smallest minima: an upper bound on the optimum;
   2. candidates = every position with key <= e0: only segments whose minimum is <= e0 are
      recomputed (a handful), plus the few hundred ill-conditioned seeds
@@ -30,7 +30,7 @@ BIG = np.float32(3.0e38)  # finite sentinel: the kernel is compiled with fastmat
 
 @njit(cache=True)
 def exact_error(w, bias, n, C, P, pinv, s_ext, s_scale, q, t):
-    """err(seed at position n) with SPEC 3 quantization, float64; fills q (and scratch t[P]),
+    """err(seed at position n) with format §3 quantization, float64; fills q (and scratch t[P]),
     returns (err, x). Sums run c = 0 .. C-1 in order, as in brute_force_search."""
     tmax = 0.0
     for p in range(P):

@@ -1,4 +1,4 @@
-"""Per-preset constant tables for the SPEC 4 seed search (built once, cached).
+"""Per-preset constant tables for the format §4 seed search (built once, cached).
 
 Seeds are handled by their *position* n on the LFSR cycle (seed = cycle[n]); with
 g(m) = S(cycle[m]) / (2^(K-1) - 1) the basis of seed cycle[n] is

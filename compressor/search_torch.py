@@ -1,4 +1,4 @@
-"""The exact SPEC 4 seed search in plain torch ops (the CUDA path; also runs on CPU).
+"""The exact format §4 seed search in plain torch ops (the CUDA path; also runs on CPU).
 
 Per chunk of blocks:
   1. lower bound of the quantized error for all seeds as one float32 GEMM: the residual
@@ -6,7 +6,7 @@ Per chunk of blocks:
      w_c w_d, so [blocks x F] @ [F x N]; a uniform float32 margin makes it a safe bound
      (`projector_margin`). The bound matrix is read once more, for the smallest bound (and its
      seed) of each segment of SEG positions;
-  2. the exact float64 error e0 (SPEC 3 quantizer): the least over the smallest-bound seeds
+  2. the exact float64 error e0 (format §3 quantizer): the least over the smallest-bound seeds
      of the PROBE segments with the smallest minima;
   3. every seed whose bound is <= e0 is checked exactly (the optimum is <= e0, so it is among
      them); only segments whose minimum is <= e0 are looked at again. Ties go to the lowest seed.
@@ -96,7 +96,7 @@ class TorchSearch:
         self.margin = projector_margin(C)
 
     def exact(self, wn: torch.Tensor, bias: torch.Tensor, pos: torch.Tensor):
-        """err, x, q of blocks wn[m, C] at positions pos[m] (float64, SPEC 3)."""
+        """err, x, q of blocks wn[m, C] at positions pos[m] (float64, format §3)."""
         pinv = self.pinv[pos]
         t = torch.zeros_like(pinv[..., 0])
         for c in range(wn.shape[1]):  # fixed order c = 0 .. C-1, as brute_force_search

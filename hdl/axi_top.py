@@ -1,4 +1,4 @@
-"""`AxiStreamTop`: a thin wrapper giving a `GemvCore` engine the SPEC 10 port names.
+"""`AxiStreamTop`: a thin wrapper giving a `GemvCore` engine the format §10 port names.
 
 Amaranth names `lib.stream` members ``<port>__payload`` / ``__valid`` / ``__ready``;
 this wrapper exposes flat ports instead: ``cols``, ``s_axis_act_{tdata,tvalid,tready,tlast}``,

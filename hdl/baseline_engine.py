@@ -1,4 +1,4 @@
-"""`BaselineEngine`: the 16-bit GEMV engine of SPEC 7, same ports and control as `GemvEngine`.
+"""`BaselineEngine`: the 16-bit GEMV engine of format §7, same ports and control as `GemvEngine`.
 
 Each W-bit weight beat carries W/16 int16 weights of one row (rows start on fresh beats,
 tail zero), so it meets E = W/16 activations: word k of the activation buffer. The
@@ -16,10 +16,9 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from seedlm_fpga.core.reference import gemv_baseline
-from seedlm_fpga.core.engine_shape import BASELINE_WEIGHT_BITS, DesignConfig
-from seedlm_fpga.hdl.dot_unit import RowAccumulator
+from seedlm_fpga.core.engine_shape import BASELINE_WEIGHT_BITS, DesignConfig, latency_of, tree_stages
 from seedlm_fpga.hdl.engine_core import GemvCore, datapath_input_layout
-from seedlm_fpga.hdl.pipeline import adder_tree, delay, sum_bits, tree_stages
+from seedlm_fpga.hdl.pipeline import adder_tree, delay, sum_bits
 
 
 class BaselineBeat(wiring.Component):
@@ -61,12 +60,11 @@ class BaselineEngine(GemvCore):
     def __init__(self, cfg: DesignConfig):
         self.cfg = cfg
         super().__init__(cfg.baseline, lambda: BaselineBeat(cfg), BaselineBeat.latency_for(cfg))
+        assert self.latency_cycles == latency_of(cfg.baseline_stages), "hdl and core.engine_shape disagree"
 
     def pipeline_stages(self) -> list[dict]:
         """Named stages from weight-beat acceptance to Y valid; cycles sum to latency_cycles."""
-        stages = [("beat", 1), ("prod", 1), ("sum", tree_stages(self.shape.acts_per_word)),
-                  ("row", RowAccumulator.latency), ("fifo", self.FIFO_LATENCY)]
-        return [{"name": n, "cycles": c} for n, c in stages]
+        return [{"name": n, "cycles": c} for n, c in self.cfg.baseline_stages]
 
     @staticmethod
     def reference(weights, acts):

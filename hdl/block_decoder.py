@@ -1,4 +1,4 @@
-"""`BlockDecoder`: one SPEC 5.2 block word -> the C exact integers acc[c] of SPEC 6.
+"""`BlockDecoder`: one format §5.2 block word -> the C exact integers acc[c] of format §6.
 
     acc[c] = sum_p S[c][p] * q_p,   S[c][p] = (state c*P + p + 1 after seed) - 2^(K-1)
 
@@ -26,7 +26,7 @@ from seedlm_fpga.hdl.pipeline import balanced_sum, delay
 
 
 def block_word_layout(preset: Preset) -> data.StructLayout:
-    """SPEC 5.2, little-endian fields: seed [0, K), x [K, K+4), q_0 .. q_(P-1) 4 bits each."""
+    """format §5.2, little-endian fields: seed [0, K), x [K, K+4), q_0 .. q_(P-1) 4 bits each."""
     return data.StructLayout({
         "seed": preset.K,
         "x": 4,

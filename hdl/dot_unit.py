@@ -1,7 +1,7 @@
 """The MAC array of a SeedLM beat, and the row accumulator shared by both engines.
 
 `DotUnit` takes the L decoded blocks of one weight beat and the L*C activations they
-meet, and returns the beat's contribution to Y[r] (SPEC 6):
+meet, and returns the beat's contribution to Y[r] (format §6):
 
     prod   acc[l][c] * a[l*C + c]        (L*C signed multiplies: one DSP each)
     dot    d[l] = sum_c prod[l][c]       (adder tree, `pipeline.adder_tree`)
@@ -20,7 +20,8 @@ from amaranth.lib.wiring import In, Out
 
 from seedlm_fpga.core.reference import Preset
 from seedlm_fpga.hdl.block_decoder import acc_bits, decoded_layout
-from seedlm_fpga.hdl.pipeline import adder_tree, delay, sum_bits, tree_stages
+from seedlm_fpga.core.engine_shape import ROW_LATENCY, tree_stages
+from seedlm_fpga.hdl.pipeline import adder_tree, delay, sum_bits
 
 MAX_SHIFT = 15  # x is a 4-bit code
 
@@ -102,7 +103,7 @@ class RowAccumulator(wiring.Component):
     engine guarantees room downstream (credits), so nothing here ever stalls.
     """
 
-    latency = 1
+    latency = ROW_LATENCY
 
     def __init__(self, sum_bits_: int, y_bits: int):
         self.y_bits = y_bits

@@ -36,7 +36,7 @@ from amaranth.lib import data, enum, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from seedlm_fpga.core.engine_shape import EngineShape
+from seedlm_fpga.core.engine_shape import FIFO_LATENCY, EngineShape
 from seedlm_fpga.hdl.dot_unit import RowAccumulator, y_layout
 from seedlm_fpga.hdl.pipeline import delay
 
@@ -87,7 +87,7 @@ class GemvCore(wiring.Component):
             "y": Out(stream.Signature(y_layout(shape.y_bits))),
         })
 
-    FIFO_LATENCY = 2  # SyncFIFOBuffered: write in cycle t -> r_rdy in cycle t + 2
+    FIFO_LATENCY = FIFO_LATENCY  # SyncFIFOBuffered: write in cycle t -> r_rdy in cycle t + 2
 
     def elaborate(self, platform):
         m = Module()

@@ -1,8 +1,8 @@
-"""`GemvEngine`: the SeedLM GEMV engine of SPEC 10 (Y = W_hat a, exact integers, SPEC 6).
+"""`GemvEngine`: the SeedLM GEMV engine of format §10 (Y = W_hat a, exact integers, format §6).
 
 Ports (lib.stream; `axi_top.AxiStreamTop` renames them to the AXI4-Stream names):
 ``cols``; ``act`` = s_axis_act (N activations of A bits per beat, {data, last});
-``w`` = s_axis_w (the SPEC 5.3 memory image, W bits per beat, {data, last});
+``w`` = s_axis_w (the format §5.3 memory image, W bits per beat, {data, last});
 ``y`` = m_axis_y (one signed Y[r] per transfer, {data, last}).
 
 Each weight beat holds L = floor(W / B) block words; all L are decoded and multiplied in
@@ -10,7 +10,7 @@ the beat's cycle (L `BlockDecoder` lanes and a `DotUnit`), so the engine takes o
 weight beat per clock: the bus is the only limit. Nothing is time-multiplexed: on the
 narrow buses of small boards (W = 32..64 bits) L is 1 or 2 and a lane is already small.
 W >= B is required: a narrower bus (e.g. 16 bits) cannot carry one block word in a
-SPEC 5.3 image; it would need a block gearbox and its own image variant.
+format §5.3 image; it would need a block gearbox and its own image variant.
 
 Pipeline (stage names are the register names in the Verilog), per weight beat:
 
@@ -45,10 +45,10 @@ from amaranth.lib.wiring import In, Out
 
 from seedlm_fpga.core.reference import gemv_seedlm
 from seedlm_fpga.hdl.block_decoder import BlockDecoder
-from seedlm_fpga.core.engine_shape import DesignConfig
-from seedlm_fpga.hdl.dot_unit import DotUnit, RowAccumulator, beat_sum_bits
+from seedlm_fpga.core.engine_shape import DesignConfig, latency_of
+from seedlm_fpga.hdl.dot_unit import DotUnit, beat_sum_bits
 from seedlm_fpga.hdl.engine_core import GemvCore, datapath_input_layout
-from seedlm_fpga.hdl.pipeline import delay, tree_stages
+from seedlm_fpga.hdl.pipeline import delay
 
 
 class SeedLMBeat(wiring.Component):
@@ -97,14 +97,11 @@ class GemvEngine(GemvCore):
     def __init__(self, cfg: DesignConfig):
         self.cfg = cfg
         super().__init__(cfg.seedlm, lambda: SeedLMBeat(cfg), SeedLMBeat.latency_for(cfg))
+        assert self.latency_cycles == latency_of(cfg.seedlm_stages), "hdl and core.engine_shape disagree"
 
     def pipeline_stages(self) -> list[dict]:
         """Named stages from weight-beat acceptance to Y valid; cycles sum to latency_cycles."""
-        p, L = self.cfg.preset_obj, self.cfg.blocks_per_beat
-        stages = [("beat", 1), ("basis", 1), ("sq", 1), ("acc", 1), ("prod", 1),
-                  ("dot", tree_stages(p.C)), ("shift", 1), ("lanes", tree_stages(L)),
-                  ("row", RowAccumulator.latency), ("fifo", self.FIFO_LATENCY)]
-        return [{"name": n, "cycles": c} for n, c in stages]
+        return [{"name": n, "cycles": c} for n, c in self.cfg.seedlm_stages]
 
     @staticmethod
     def reference(seeds, x, q, acts, preset):

@@ -1,11 +1,11 @@
-"""The SPEC 1 LFSR in hardware: M consecutive states per cycle, a new seed every cycle.
+"""The format §1 LFSR in hardware: M consecutive states per cycle, a new seed every cycle.
 
 The LFSR is linear over GF(2): every bit of the state n steps after the seed is an XOR
 of seed bits. `sequence_masks` computes, at elaboration time, which seed bits; since
 the register shifts, consecutive states share all but one bit, so M states cost M XOR
 functions (not M*K). `LFSR` is a single stage of XOR trees (no iteration, no feedback
 loop in the circuit): it takes a fresh seed every cycle and delivers the M states that
-FOLLOW it (the seed itself excluded, SPEC 2).
+FOLLOW it (the seed itself excluded, format §2).
 
 Each component sits beside the reference it must equal (`reference`), in the manner of
 Glasgow's LFSR: the tests compare the two over the whole period.
@@ -46,7 +46,7 @@ def xor_of(seed, mask: int):
 
 
 class LFSR(wiring.Component):
-    """M states of the SPEC 1 LFSR following `seed`, one seed per cycle, registered.
+    """M states of the format §1 LFSR following `seed`, one seed per cycle, registered.
 
     Ports: ``seed`` (stream of K-bit seeds, always ready) and ``states`` (stream of M
     K-bit states, ``states.payload[i]`` = state i + 1 after the seed), one cycle later.
@@ -63,7 +63,7 @@ class LFSR(wiring.Component):
         })
 
     def reference(self, seed: int) -> list[int]:
-        """What `states` must carry for `seed` (the numpy reference of SPEC 1)."""
+        """What `states` must carry for `seed` (the numpy reference of format §1)."""
         return [int(s) for s in lfsr_states(seed, self.M, self.K, self.taps)]
 
     def elaborate(self, platform):

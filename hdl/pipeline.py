@@ -7,9 +7,7 @@ from __future__ import annotations
 
 from amaranth.hdl import Shape, Signal, signed
 
-#: Adder-tree levels per pipeline register: two 2-input adds of <= 48 bits per stage is
-#: comfortable at 250-300 MHz on current FPGAs (one carry chain each).
-LEVELS_PER_STAGE = 2
+from seedlm_fpga.core.engine_shape import LEVELS_PER_STAGE
 
 
 def delay(m, value, cycles: int, name: str):
@@ -24,12 +22,6 @@ def delay(m, value, cycles: int, name: str):
 def sum_bits(term_bits: int, n_terms: int) -> int:
     """Signed width that holds the sum of `n_terms` signed `term_bits`-bit values."""
     return term_bits + max(0, (n_terms - 1).bit_length())
-
-
-def tree_stages(n_terms: int, levels_per_stage: int = LEVELS_PER_STAGE) -> int:
-    """Registers an `adder_tree` of `n_terms` inserts: ceil(levels / levels_per_stage)."""
-    levels = max(0, (n_terms - 1).bit_length())
-    return -(-levels // levels_per_stage)
 
 
 def balanced_sum(terms: list):

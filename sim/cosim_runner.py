@@ -28,7 +28,7 @@ _DESIGNS: tempfile.TemporaryDirectory | None = None
 
 @dataclass(frozen=True)
 class Engine:
-    """A Verilog GEMV engine with the SPEC 10 ports, and what the testbench must know of it."""
+    """A Verilog GEMV engine with the format §10 ports, and what the testbench must know of it."""
 
     kind: str              # "seedlm-4" | "seedlm-3" | "baseline": which reference it follows
     sources: tuple[Path, ...]

@@ -1,4 +1,4 @@
-"""The cocotb testbench of a GEMV engine (SPEC 10 ports); runs inside the simulator.
+"""The cocotb testbench of a GEMV engine (format §10 ports); runs inside the simulator.
 
 Reads its stimulus from the JSON file named by $SEEDLM_COSIM_STIMULUS::
 
@@ -76,7 +76,7 @@ class _Bench:
                 timeout = True
                 break
             if not weights_loaded and self.act.done:
-                self.w.load(weights)  # activations go first (SPEC 10)
+                self.w.load(weights)  # activations go first (format §10)
                 weights_loaded = True
             await self.step()
         last_expected = self.y.cycles[rows - 1] if len(self.y.cycles) >= rows else None

@@ -6,17 +6,11 @@ clock (the core never stalls with the output ready), then the pipeline drains:
 
     cycles = ceil(cols / N) + rows * R + latency
 
-  N        activations per beat: the largest divisor of E with N * A <= W (hdl.config)
-  E        activations one weight beat meets: L*C (SeedLM, L = floor(W / B)) or W/16
-  R        weight beats per row = ceil(cols / E) (SPEC 5.3 / 7)
-  latency  beat 1 + datapath + row accumulator 1 + output FIFO 2, where the datapath is
-           SeedLM: basis 1 + sq 1 + acc 1 + prod 1 + dot tree + shift 1 + lane tree;
-           baseline: prod 1 + sum tree; a tree of n terms takes ceil(ceil(log2 n) / 2)
-           registers (two adder levels per register, hdl.pipeline).
-
-The formulas are restated here (not imported) so that `seedlm-fpga project` does not
-load Amaranth; tests/test_cycle_model.py checks them against hdl's own classes and
-against Verilator cycle counts.
+  N        activations per beat, E = L*C (SeedLM, L = floor(W / B)) or W/16 (baseline),
+  R        weight beats per row = ceil(cols / E) (format §5.3 / §7), and
+  latency  the sum of the engine's pipeline stages:
+all from seedlm_fpga.core.engine_shape, the rules the Amaranth engines are built from.
+tests/test_cycle_model.py checks the model against Verilator cycle counts.
 
 A memory that delivers a weight beat in a given cycle with probability e (its sustained
 efficiency; the co-simulation's throttle) makes the weight phase last rows * R / e cycles
@@ -26,25 +20,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from seedlm_fpga.core.engine_shape import (BASELINE_WEIGHT_BITS, baseline_stages, largest_divisor_at_most,
+                                           latency_of, seedlm_stages)
 from seedlm_fpga.core.reference import PRESETS
 
 ENGINES = ("seedlm", "baseline")
-BASELINE_WEIGHT_BITS = 16
-#: Cycles outside the datapath: beat register, row accumulator, output FIFO (write -> valid).
-CORE_LATENCY = 1 + 1 + 2
-#: SeedLM decoder stages before the products: basis (LFSR states), sq, acc.
-DECODER_LATENCY = 3
-LEVELS_PER_STAGE = 2
-
-
-def tree_stages(n_terms: int) -> int:
-    """Registers of an adder tree over n terms: ceil(ceil(log2 n) / 2) (hdl.pipeline)."""
-    levels = max(0, (n_terms - 1).bit_length())
-    return -(-levels // LEVELS_PER_STAGE)
-
-
-def _largest_divisor_at_most(n: int, limit: int) -> int:
-    return max(d for d in range(1, min(n, limit) + 1) if n % d == 0)
 
 
 @dataclass(frozen=True)
@@ -84,17 +64,14 @@ class CycleModel:
 
     @property
     def acts_per_beat(self) -> int:  # N
-        return _largest_divisor_at_most(self.weights_per_beat, self.bus_bits // self.act_bits)
+        return largest_divisor_at_most(self.weights_per_beat, self.bus_bits // self.act_bits)
 
     @property
     def latency(self) -> int:
         """Cycles from the accepting cycle of a row's last weight beat to its Y (hdl latency_cycles)."""
         if self.engine == "baseline":
-            datapath = 1 + tree_stages(self.weights_per_beat)
-        else:
-            C = PRESETS[self.preset].C
-            datapath = DECODER_LATENCY + 1 + tree_stages(C) + 1 + tree_stages(self.blocks_per_beat)
-        return CORE_LATENCY + datapath
+            return latency_of(baseline_stages(self.weights_per_beat))
+        return latency_of(seedlm_stages(PRESETS[self.preset].C, self.blocks_per_beat))
 
     def beats_per_row(self, cols: int) -> int:  # R
         return -(-cols // self.weights_per_beat)
@@ -106,7 +83,7 @@ class CycleModel:
         return rows * self.beats_per_row(cols)
 
     def image_bytes(self, rows: int, cols: int) -> int:
-        """Bytes of the memory image streamed for this GEMV (SPEC 5.3: padding and waste included)."""
+        """Bytes of the memory image streamed for this GEMV (format §5.3: padding and waste included)."""
         return self.weight_beats(rows, cols) * self.bus_bits // 8
 
     def bits_per_weight(self, cols: int) -> float:

@@ -2,7 +2,7 @@
 
 A model is a list of `Gemv` groups (one per distinct (kind, rows, cols, preset), with how
 many times it runs per token) plus the parameters it stores but does not stream per token
-(the embedding table, norms). Shapes follow SPEC 9: q h x h; k, v (kv_heads*head_dim) x h;
+(the embedding table, norms). Shapes follow format §9: q h x h; k, v (kv_heads*head_dim) x h;
 o h x h; gate, up I x h; down h x I; lm_head vocab x h, kept at 16 bits.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ class Gemv:
 
     `preset` is the format a checkpoint stores it in ("seedlm-4", "seedlm-3", or "fp16" for a
     tensor kept uncompressed); None means "whatever format is being projected" (built-ins,
-    config.json). The lm_head is always "fp16" (SPEC 9).
+    config.json). The lm_head is always "fp16" (format §9).
     """
 
     kind: str
@@ -62,7 +62,7 @@ class ModelShape:
 
 def llama_model(name: str, hidden: int, intermediate: int, layers: int, heads: int, kv_heads: int,
                 head_dim: int, vocab: int, tied: bool = False, source: str = "built-in") -> ModelShape:
-    """The per-token GEMVs of a Llama decoder (SPEC 9), grouped per kind."""
+    """The per-token GEMVs of a Llama decoder (format §9), grouped per kind."""
     kv = kv_heads * head_dim
     q = heads * head_dim
     shapes = {"q": (q, hidden), "k": (kv, hidden), "v": (kv, hidden), "o": (hidden, q),
@@ -76,7 +76,7 @@ def llama_model(name: str, hidden: int, intermediate: int, layers: int, heads: i
     return ModelShape(name, tuple(gemvs), layers, stored, source, config)
 
 
-#: SPEC 9: (hidden, intermediate, layers, heads, kv heads, head_dim, vocab).
+#: format §9: (hidden, intermediate, layers, heads, kv heads, head_dim, vocab).
 _BUILTIN = {
     "llama-2-7b": ("Llama 2 7B", 4096, 11008, 32, 32, 32, 128, 32000),
     "llama-2-13b": ("Llama 2 13B", 5120, 13824, 40, 40, 40, 128, 32000),
@@ -89,7 +89,7 @@ BUILTIN_MODELS = tuple(_BUILTIN)
 
 
 def builtin_model(key: str) -> ModelShape:
-    """One of SPEC 9's models by key (`BUILTIN_MODELS`); case and spaces are forgiven."""
+    """One of format §9's models by key (`BUILTIN_MODELS`); case and spaces are forgiven."""
     norm = re.sub(r"[\s_]+", "-", key.strip().lower())
     if norm not in _BUILTIN:
         raise UserError(f"unknown model {key!r} (choose from {', '.join(BUILTIN_MODELS)})")
@@ -165,34 +165,18 @@ def model_from_checkpoint(path: str | Path) -> ModelShape:
     the embedding table is stored only, unless no head exists (tied classifier), in which
     case it is also the lm_head GEMV. Everything else (norms, rotary tables) is stored only.
     """
-    from safetensors import safe_open
+    from seedlm_fpga.compressor.container import read_header
 
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"checkpoint {path} does not exist")
-    try:
-        with safe_open(str(path), "np") as f:
-            meta = f.metadata() or {}
-            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
-    except Exception as exc:  # safetensors raises its own error types for a malformed header
-        raise UserError(f"{path}: not a safetensors file ({exc})") from None
-    if meta.get("format") != "seedlm":
-        raise UserError(f"{path}: not a .seedlm container (metadata 'format' is {meta.get('format')!r})")
-
+    header = read_header(path)
+    shapes = header.shapes
     groups: dict[tuple[str, int, int, str], int] = {}
-    compressed_parts: set[str] = set()
+    compressed_parts = set(shapes) - set(header.carried)
     layers: set[int] = set()
-    for key, text in meta.items():
-        if key in ("format", "format_version") or key + ".seed" not in shapes:
-            continue
-        try:
-            info = json.loads(text)
-            rows, cols = (int(v) for v in info["shape"])
-            preset = str(info["preset"])
-        except (ValueError, KeyError, TypeError):
-            raise UserError(f"{path}: metadata of {key!r} is not a SeedLM tensor description") from None
-        groups[(_kind(key), rows, cols, preset)] = groups.get((_kind(key), rows, cols, preset), 0) + 1
-        compressed_parts |= {key + ".seed", key + ".exp", key + ".coef"}
+    for key, entry in header.entries.items():
+        rows, cols = entry["shape"]
+        group = (_kind(key), rows, cols, header.presets[key].name)
+        groups[group] = groups.get(group, 0) + 1
         if m := _LAYER.search(key):
             layers.add(int(m.group(1)))
 

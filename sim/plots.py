@@ -52,7 +52,7 @@ def plot_speedup(report: dict, path: Path) -> None:
         color, marker, line = FORMAT_STYLE[fmt]
         ax_gemv.plot(sweep["n"], sweep[fmt], line, marker=marker, color=color, label=f"{fmt} (model)")
     paper = report["paper"]
-    ax_gemv.plot([paper["rows"]], [paper["paper"]["speedup"]], "k*", ms=12, label="paper (SPEC 8)")
+    ax_gemv.plot([paper["rows"]], [paper["paper"]["speedup"]], "k*", ms=12, label="paper (format §8)")
     for bound, text in ((4.0, "16/4"), (16 / 3, "16/3")):
         ax_gemv.axhline(bound, color="k", lw=0.6, ls=":")
         ax_gemv.annotate(text, (sweep["n"][0], bound), xytext=(2, 2), textcoords="offset points", fontsize=8)

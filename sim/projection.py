@@ -2,7 +2,7 @@
 
 Each format runs on its own engines (`EnginePlan`): the SeedLM engines are sized by
 `boards.sizing.size_for_board` (bus width W for the memory's bandwidth, as many instances
-as the fabric fits, one per weight-memory channel); the 16-bit baseline (SPEC 7) uses the
+as the fabric fits, one per weight-memory channel); the 16-bit baseline (format §7) uses the
 same bus width for bandwidth on every channel (W/16 multipliers and no decoders: a
 quarter of a SeedLM engine's multipliers, assumed to fit). Rows of a GEMV are split over
 the instances, so the busiest runs ceil(rows / instances) rows, and its cycles come from
@@ -15,7 +15,7 @@ channel). Compute-bound: the engines the board fits cannot consume the memory's
 bandwidth, because the decoders are slower than a channel (narrow bus, slow clock) or
 because fewer engines than channels fit (resources).
 
-A token is the layers' seven GEMVs (SPEC 9) plus the lm_head at 16 bits on the baseline
+A token is the layers' seven GEMVs (format §9) plus the lm_head at 16 bits on the baseline
 engine. `LEFT_OUT` names what is not modelled: it does not depend on the weight format.
 """
 from __future__ import annotations
@@ -143,7 +143,7 @@ def model_bytes(board: BoardPlan, model: ModelShape, fmt: str) -> int:
     total = 2 * model.stored_params
     for g in model.gemvs:
         plan = board.engines[_gemv_format(g, fmt)]
-        if plan.too_small:  # no engine, no bus: count the blocks themselves (SPEC 5.2)
+        if plan.too_small:  # no engine, no bus: count the blocks themselves (format §5.2)
             p = PRESETS[plan.format]
             total += g.rows * -(-g.cols // p.C) * p.block_bits // 8 * g.count
         else:

@@ -2,15 +2,15 @@
 
 A `GemvCase` holds one GEMV for one engine: the blocks (seed, x, q) of a SeedLM tensor or
 the int16 weights of the baseline, an integer activation vector, and it gives the
-memory image (SPEC 5.3 / 7), the activation beats (SPEC 10) and the exact Y of the numpy
-reference (SPEC 6). Makers below cover real compressed tensors (Gaussian weights, a
+memory image (format §5.3 / 7), the activation beats (format §10) and the exact Y of the numpy
+reference (format §6). Makers below cover real compressed tensors (Gaussian weights, a
 stories260K matrix) and the corners of the datapath (q = -8, x = 15, activations at
 their extremes, all-zero block words, padded row tails).
 
 Real tensors of up to `EXACT_ENCODE_BLOCKS` blocks (the test shapes, the stories260K
 matrix) are compressed by the project's exact encoder (`compressor.encoder.encode_tensor`).
 Larger ones (the paper's 2048 x 2048) use `encode_fast`: least squares over a random subset
-of seeds, quantized exactly as SPEC 3 -- real compressed blocks in seconds rather than a
+of seeds, quantized exactly as format §3 -- real compressed blocks in seconds rather than a
 minute; the bit-exact check of the engine does not depend on how good the seeds are.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ from seedlm_fpga.core import reference as ref
 from seedlm_fpga.core.lfsr import basis_U
 
 BASELINE = "baseline"
-#: Tensors up to this many blocks go through the exact SPEC 4 encoder; larger ones through `encode_fast`.
+#: Tensors up to this many blocks go through the exact format §4 encoder; larger ones through `encode_fast`.
 EXACT_ENCODE_BLOCKS = 1 << 15
 ENGINES = ("seedlm-4", "seedlm-3", BASELINE)
 
@@ -64,7 +64,7 @@ class GemvCase:
         return [int(v) for v in ref.gemv_seedlm(self._ref_seeds(), self.x, self.q, self.acts, self.preset)]
 
     def _ref_seeds(self) -> np.ndarray:
-        """Seed 0 appears only in all-zero words (zero weights, SPEC 5.2): any seed decodes them."""
+        """Seed 0 appears only in all-zero words (zero weights, format §5.2): any seed decodes them."""
         zero = self.seeds == 0
         if np.any(zero & ((self.x != 0) | np.any(self.q != 0, axis=-1))):
             raise ValueError(f"{self.label}: seed 0 in a block that is not all zero")
@@ -112,7 +112,7 @@ def encode_fast(weights, preset: ref.Preset, rng: np.random.Generator, n_seeds: 
                 chunk: int = 8192):
     """Compress weights[rows, cols] over `n_seeds` random seeds: (seeds, x, q, bias).
 
-    Per block: the seed of least unquantized least-squares residual, then SPEC 3's
+    Per block: the seed of least unquantized least-squares residual, then format §3's
     quantizer with the per-tensor bias that puts the largest block at x = 15.
     """
     w = np.asarray(weights, dtype=np.float64)

@@ -2,7 +2,7 @@
 
 A stream beat is sent by holding ``valid`` (and the payload) until a clock edge sees
 ``ready``; random idle cycles before each beat, and random low ``ready`` on receivers,
-exercise every valid/ready pattern (SPEC 10: results must not depend on them).
+exercise every valid/ready pattern (format §10: results must not depend on them).
 """
 from __future__ import annotations
 
@@ -115,6 +115,6 @@ def run_gemv(engine, cols: int, act_beats: list[int], weight_beats: list[int], r
 
 
 def image_beats(image: bytes, bus_bits: int) -> list[int]:
-    """Split a SPEC 5.3 memory image (little-endian bytes) into W-bit beats."""
+    """Split a format §5.3 memory image (little-endian bytes) into W-bit beats."""
     n = bus_bits // 8
     return [int.from_bytes(image[i:i + n], "little") for i in range(0, len(image), n)]

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from seedlm_fpga.compressor.container import write_container
-from seedlm_fpga.compressor.encoder import EncodedTensor
+from seedlm_fpga.core.reference import EncodedTensor
 from seedlm_fpga.core.reference import PRESETS, blocks_per_row
 
 

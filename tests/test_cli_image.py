@@ -1,4 +1,4 @@
-"""`seedlm-fpga image` and the SPEC 5.2 / 5.3 encodings it relies on: hypothesis round trips of
+"""`seedlm-fpga image` and the format §5.2 / 5.3 encodings it relies on: hypothesis round trips of
 block words and memory images, checked against a plain Python-int layout written here."""
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from seedlm_fpga.core.reference import PRESETS, memory_image, pack_words, parse_
 
 
 def spec_word(seed: int, x: int, q, preset) -> int:
-    """SPEC 5.2 with Python ints: seed in [0, K), x in [K, K+4), q_p (4-bit two's complement) after."""
+    """format §5.2 with Python ints: seed in [0, K), x in [K, K+4), q_p (4-bit two's complement) after."""
     word = seed | (x << preset.K)
     for p, v in enumerate(q):
         word |= (int(v) & 15) << (preset.K + 4 + 4 * p)
@@ -21,7 +21,7 @@ def spec_word(seed: int, x: int, q, preset) -> int:
 
 
 def spec_image(seeds, x, q, preset, bus_bits: int) -> bytes:
-    """SPEC 5.3 beat by beat: L blocks per beat, each row on R fresh beats, little-endian bytes."""
+    """format §5.3 beat by beat: L blocks per beat, each row on R fresh beats, little-endian bytes."""
     rows, nb = seeds.shape
     B = preset.block_bits
     L = bus_bits // B

@@ -1,4 +1,4 @@
-"""`seedlm-fpga inspect`: the human tables and --json, figures worked out here from the SPEC."""
+"""`seedlm-fpga inspect`: the human tables and --json, figures worked out here from docs/format.md."""
 from __future__ import annotations
 
 import json

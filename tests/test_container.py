@@ -1,4 +1,4 @@
-"""The .seedlm container (SPEC 5.1): layout, round trips, determinism, atomicity, validation."""
+"""The .seedlm container (format §5.1): layout, round trips, determinism, atomicity, validation."""
 from __future__ import annotations
 
 import json

@@ -1,6 +1,6 @@
 """The co-simulation harness on a small fixture engine (tests/fixtures/toy_gemv.v).
 
-toy_gemv has the SPEC 10 ports and computes the 16-bit baseline GEMV, so these tests
+toy_gemv has the format §10 ports and computes the 16-bit baseline GEMV, so these tests
 check the Verilator build cache, the AXI4-Stream drivers and monitors (valid and ready
 gaps), the cycle count and the mismatch report independently of hdl/.
 """

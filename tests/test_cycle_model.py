@@ -113,7 +113,7 @@ def test_model_within_1pct_of_verilator_with_a_throttled_memory(engine, preset, 
 
 def test_stored_rtl_cycles_agree_with_the_model():
     """sim/rtl_cycles.json (benchmarks/rtl_cycles.py): what `project` prints as model-vs-RTL."""
-    from seedlm_fpga.cli.project import RTL_CYCLES, model_vs_rtl
+    from seedlm_fpga.sim.projection_report import RTL_CYCLES, model_vs_rtl
     if not RTL_CYCLES.exists():
         if os.environ.get("CI") == "true":
             pytest.fail(f"{RTL_CYCLES} is missing: run python benchmarks/rtl_cycles.py")

@@ -1,4 +1,4 @@
-"""The encoder's exact seed search against the exhaustive SPEC 4 search, and its API."""
+"""The encoder's exact seed search against the exhaustive format §4 search, and its API."""
 from __future__ import annotations
 
 import math

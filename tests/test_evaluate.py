@@ -4,11 +4,11 @@ import json
 import numpy as np
 import pytest
 
-from seedlm_fpga.cli import cli
+from seedlm_fpga.cli import main as cli
 from seedlm_fpga.core import reference as ref
 from seedlm_fpga.evaluation.baselines import Baseline, relative_error
 from seedlm_fpga.compressor.container import write_container
-from seedlm_fpga.compressor.encoder import EncodedTensor
+from seedlm_fpga.core.reference import EncodedTensor
 from seedlm_fpga.evaluation.evaluate import LanguageModelData, evaluate
 from seedlm_fpga.compressor.llama2c import read_llama2c
 from seedlm_fpga.evaluation.llama_model import Transformer, perplexity

@@ -1,4 +1,4 @@
-"""BaselineEngine (SPEC 7) end to end, bit-exact against reference.gemv_baseline."""
+"""BaselineEngine (format §7) end to end, bit-exact against reference.gemv_baseline."""
 import random
 
 import numpy as np

@@ -60,7 +60,7 @@ def test_extremes(name):
     s_, x_, q_ = zip(*cases)
     got = decode(p, words_of(s_, x_, q_, p))
     assert got == [([int(a) for a in block_acc(s, q, p)], x) for s, x, q in cases]
-    # the all-zero word (seed 0, SPEC 5.2) decodes to zero weights
+    # the all-zero word (seed 0, format §5.2) decodes to zero weights
     assert decode(p, [0]) == [([0] * p.C, 0)]
 
 

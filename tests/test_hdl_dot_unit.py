@@ -6,7 +6,7 @@ import pytest
 from seedlm_fpga.core.reference import PRESETS
 from seedlm_fpga.hdl.block_decoder import acc_bits
 from seedlm_fpga.hdl.dot_unit import DotUnit, RowAccumulator
-from seedlm_fpga.hdl.pipeline import tree_stages
+from seedlm_fpga.core.engine_shape import tree_stages
 
 from hdl_sim_util import run
 

@@ -1,4 +1,4 @@
-"""`seedlm-fpga generate`: the three files, design.json, SPEC 10 ports, a clean Verilator lint."""
+"""`seedlm-fpga generate`: the three files, design.json, format §10 ports, a clean Verilator lint."""
 import importlib.util
 import json
 import re
@@ -17,7 +17,7 @@ CONFIGS = {
     "w64-a16": (["--bus-bits", "64", "--act-bits", "16"], "seedlm-4", 64, 16),
 }
 
-SPEC10_PORTS = ["clk", "rst", "cols",
+FORMAT_PORTS = ["clk", "rst", "cols",
                 "s_axis_act_tdata", "s_axis_act_tvalid", "s_axis_act_tready", "s_axis_act_tlast",
                 "s_axis_w_tdata", "s_axis_w_tvalid", "s_axis_w_tready", "s_axis_w_tlast",
                 "m_axis_y_tdata", "m_axis_y_tvalid", "m_axis_y_tready", "m_axis_y_tlast"]
@@ -82,7 +82,7 @@ def test_verilog_ports(generated, key, top):
     text = (generated[key] / f"{top}.v").read_text()
     header = re.search(rf"^module {top}\(([^)]*)\);", text, re.M)
     assert header, f"no module {top}"
-    assert sorted(p.strip() for p in header.group(1).split(",")) == sorted(SPEC10_PORTS)
+    assert sorted(p.strip() for p in header.group(1).split(",")) == sorted(FORMAT_PORTS)
     W = CONFIGS[key][2]
     assert re.search(rf"^\s*input \[{W - 1}:0\] s_axis_w_tdata;", text, re.M)
 

@@ -1,4 +1,4 @@
-"""The hardware LFSR against the numpy reference (compressor.lfsr) and the SPEC 2 vectors."""
+"""The hardware LFSR against the numpy reference (compressor.lfsr) and the format §2 vectors."""
 import random
 
 import pytest

@@ -1,4 +1,4 @@
-"""The SPEC 1/2 LFSR and basis: test vectors, whole periods, maximal length."""
+"""The format §1/2 LFSR and basis: test vectors, whole periods, maximal length."""
 import numpy as np
 import pytest
 

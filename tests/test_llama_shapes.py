@@ -1,4 +1,4 @@
-"""Decode GEMV shapes: SPEC 9 built-ins, HF config.json, .seedlm checkpoints."""
+"""Decode GEMV shapes: format §9 built-ins, HF config.json, .seedlm checkpoints."""
 from __future__ import annotations
 
 import json
@@ -109,7 +109,7 @@ def test_config_json_unreadable(tmp_path):
 # --- .seedlm checkpoints ----------------------------------------------------------------------
 
 def _encoded(rows, cols, preset, rng):
-    from seedlm_fpga.compressor.encoder import EncodedTensor
+    from seedlm_fpga.core.reference import EncodedTensor
     p = PRESETS[preset]
     nb = -(-cols // p.C)
     return EncodedTensor(seeds=rng.integers(1, 1 << 16, (rows, nb)).astype(np.uint16),

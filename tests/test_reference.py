@@ -1,4 +1,4 @@
-"""The numpy reference of SPEC 3, 6 and 7, against independent exact arithmetic."""
+"""The numpy reference of format §3, 6 and 7, against independent exact arithmetic."""
 import math
 from fractions import Fraction
 
@@ -14,7 +14,7 @@ P4, P3 = ref.PRESETS["seedlm-4"], ref.PRESETS["seedlm-3"]
 
 
 def quantize_exact(t, bias):
-    """SPEC 3 with Python integers and Fractions: floor(log2), half-even rounding, clips."""
+    """format §3 with Python integers and Fractions: floor(log2), half-even rounding, clips."""
     m = max(abs(Fraction(v)) for v in t)
     if m == 0:
         return 0, [0] * len(t)

@@ -1,0 +1,1 @@
+"""The `seedlm-fpga` command line: `main` dispatches to one module per subcommand."""

@@ -16,15 +16,19 @@ import shutil
 import sys
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 
 from seedlm_fpga import __version__
+from seedlm_fpga.core.reference import PRESETS, get_preset
+from seedlm_fpga.core.text import format_table
 from seedlm_fpga.errors import UserError
 
-from seedlm_fpga.compressor.checkpoints import Checkpoint, load_checkpoint, select_tensors
-from seedlm_fpga.compressor.container import bits_per_weight, natural_key, packed_bytes, read_container, write_container
-from seedlm_fpga.core.reference import PRESETS, get_preset
+if TYPE_CHECKING:  # torch and the readers load when the command runs, not for --help
+    import torch
+
+    from seedlm_fpga.compressor.checkpoints import Checkpoint
 
 
 def add_arguments(parser) -> None:
@@ -55,15 +59,21 @@ def _parse_bias(text: str):
 def _check_device(device: str) -> None:
     if device != "cpu" and not device.startswith("cuda"):
         raise UserError(f"--device must be cpu or cuda, got {device!r}")
+    import torch
+
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"--device {device}: no CUDA device available (torch.cuda.is_available() is False)")
 
 
 def _as_weights(t: torch.Tensor) -> np.ndarray:
+    import torch
+
     return t.to(torch.float64 if t.dtype == torch.float64 else torch.float32).numpy()
 
 
 def _check_finite(name: str, t: torch.Tensor) -> None:
+    import torch
+
     bad = int((~torch.isfinite(t)).sum())
     if bad:
         raise UserError(f"tensor {name!r} has {bad} NaN/Inf weight{'s' if bad > 1 else ''}")
@@ -98,6 +108,8 @@ class PartialState:
         state.write_text(json.dumps(self.fingerprint, sort_keys=True))
 
     def load(self, name: str):
+        from seedlm_fpga.compressor.container import read_container
+
         path = self._file(name)
         if not path.is_file():
             return None
@@ -107,6 +119,8 @@ class PartialState:
             return None
 
     def save(self, name: str, enc) -> None:
+        from seedlm_fpga.compressor.container import write_container
+
         write_container(self._file(name), {name: enc}, {})
 
     def remove(self) -> None:
@@ -125,6 +139,9 @@ def _fingerprint(ckpt: Checkpoint, args, names: list[str]) -> dict:
 # --- the command ---------------------------------------------------------------------------------
 
 def run(args) -> int:
+    from seedlm_fpga.compressor.checkpoints import load_checkpoint, select_tensors
+    from seedlm_fpga.compressor.container import write_container
+
     try:
         preset = get_preset(args.preset)
     except ValueError as exc:
@@ -189,6 +206,8 @@ def _compress_all(ckpt, names, preset, bias, device, partial: PartialState) -> d
 
 def relative_error(w: torch.Tensor, w_hat: np.ndarray) -> float:
     """||W - W_hat|| / ||W|| (Frobenius, float64); 0 for an exactly reproduced zero tensor."""
+    import torch
+
     w64 = w.to(torch.float64).numpy()
     norm = np.linalg.norm(w64)
     diff = np.linalg.norm(w64 - w_hat)
@@ -196,6 +215,8 @@ def relative_error(w: torch.Tensor, w_hat: np.ndarray) -> float:
 
 
 def _print_report(ckpt, compressed, carried, output: Path) -> None:
+    from seedlm_fpga.compressor.container import bits_per_weight, natural_key, packed_bytes
+
     rows = []
     for name, enc in sorted(compressed.items(), key=lambda item: natural_key(item[0])):
         err = relative_error(ckpt.tensors[name], enc.decode())
@@ -211,11 +232,3 @@ def _print_report(ckpt, compressed, carried, output: Path) -> None:
           f"(padding counted), {orig:,} -> {packed:,} bytes")
     print(f"carried {len(carried)} tensors unchanged: {carried_bytes:,} bytes")
     print(f"wrote {output} ({output.stat().st_size:,} bytes)")
-
-
-def format_table(head: list[str], rows: list[list[str]], right: set[int] = frozenset()) -> str:
-    """A plain text table; columns in `right` are right-aligned."""
-    widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
-    fmt = lambda r: "  ".join(c.rjust(w) if i in right else c.ljust(w)  # noqa: E731
-                              for i, (c, w) in enumerate(zip(r, widths))).rstrip()
-    return "\n".join([fmt(head), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows])

@@ -6,7 +6,7 @@ every output against the numpy reference bit for bit, and prints the measured cy
 (first activation beat accepted to last output) and the speedup.
 
   seedlm-fpga cosim --rows 256 --cols 1024 --bus-bits 512 --preset seedlm-4
-  seedlm-fpga cosim --paper        # SPEC 8: 2048 x 2048 at 64 bytes per cycle, no stalls
+  seedlm-fpga cosim --paper        # format §8: 2048 x 2048 at 64 bytes per cycle, no stalls
 
 Verilator builds are cached under $SEEDLM_FPGA_CACHE (default ~/.cache/seedlm-fpga).
 Exit status: 0 if both engines are bit-exact, 1 if not, 2 on bad arguments.
@@ -18,7 +18,7 @@ import time
 
 from seedlm_fpga.errors import UserError
 
-#: SPEC 8: the paper's FPGA experiment and figures.
+#: format §8: the paper's FPGA experiment and figures.
 PAPER = {"rows": 2048, "cols": 2048, "bus_bits": 512, "preset": "seedlm-4"}
 PAPER_CYCLES = {"seedlm": 34331, "fp16": 136559}
 SHAPE_OPTIONS = ("rows", "cols", "bus_bits", "preset", "gap", "ready_gap")
@@ -111,7 +111,7 @@ def run(args) -> int:
         print(f"  speedup {s['preset']} over the 16-bit baseline: {speedup:.3f}x "
               f"({base.cycles:,} / {seedlm.cycles:,} cycles)")
     if args.paper:
-        print(f"  paper (SPEC 8): {PAPER_CYCLES['seedlm']:,} vs {PAPER_CYCLES['fp16']:,} cycles, "
+        print(f"  paper (format §8): {PAPER_CYCLES['seedlm']:,} vs {PAPER_CYCLES['fp16']:,} cycles, "
               f"{PAPER_CYCLES['fp16'] / PAPER_CYCLES['seedlm']:.2f}x; ideal 32,768 vs 131,072, 4.00x")
     sim_cycles = seedlm.sim_cycles + base.sim_cycles
     sim_wall = seedlm.sim_wall_s + base.sim_wall_s

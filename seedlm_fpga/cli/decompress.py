@@ -7,11 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
+from seedlm_fpga.compressor.container import read_container, torch_dtype, write_safetensors
 from seedlm_fpga.errors import UserError
-
-from seedlm_fpga.compressor.container import FLOAT_DTYPES, read_container, write_safetensors
 
 
 def add_arguments(parser) -> None:
@@ -21,11 +18,13 @@ def add_arguments(parser) -> None:
                                         "(default: each tensor's original dtype)")
 
 
-def decompress(container, dtype: str | None = None) -> dict[str, torch.Tensor]:
-    """The full state dict: decoded compressed tensors plus the carried ones."""
+def decompress(container, dtype: str | None = None) -> dict:
+    """The full state dict (name -> torch.Tensor): decoded compressed tensors plus the carried ones."""
+    import torch
+
     out = {}
     for name, enc in container.compressed.items():
-        target = FLOAT_DTYPES[dtype or container.dtypes.get(name, "float32")]
+        target = torch_dtype(dtype or container.dtypes.get(name, "float32"))
         out[name] = torch.from_numpy(enc.decode()).to(target)
     out.update(container.carried)
     return out

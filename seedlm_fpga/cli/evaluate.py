@@ -6,7 +6,7 @@ of 32/64/128, fp16 scales) and block floating point (groups of 128, 8-bit expone
 and 3 bits, all quantizing the same tensors. For a llama2.c checkpoint it also runs the
 model and reports perplexity over the first N stories of --text (stories end with a line
 <|endoftext|>; one pass per story, BOS + story, at most seq_len tokens): the original, the
-file decoded to floats, and the file through the FPGA's exact integer GEMV (SPEC 6, int8
+file decoded to floats, and the file through the FPGA's exact integer GEMV (format §6, int8
 activations with one scale per vector). --compare adds rows for more .seedlm files of the
 same tensors (say, other presets or biases); --sweep re-encodes the tensors at seedlm-4 and
 seedlm-3 with the paper's bias and ours (slow on CPU the first time; cached).
@@ -21,13 +21,16 @@ import sys
 from pathlib import Path
 
 from seedlm_fpga.errors import UserError
+from seedlm_fpga.examples import MODEL
 
 DEFAULT_TEXT = "tinystories_val.txt"
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("compressed", help="the .seedlm file")
-    parser.add_argument("--reference", required=True, help="the original checkpoint (llama2.c .bin for perplexity)")
+    parser.add_argument("--reference", default=str(MODEL), metavar="CKPT",
+                        help="the original checkpoint, llama2.c .bin for perplexity (default: the shipped "
+                             "examples/stories260K.bin)")
     parser.add_argument("--text", help=f"stories for perplexity (default: {DEFAULT_TEXT} next to the reference)")
     parser.add_argument("--tokenizer", help="llama2.c tokenizer (default: tok<vocab>.bin or tokenizer.bin "
                                             "next to the reference)")

@@ -2,7 +2,7 @@
 
 Writes DIR/seedlm_gemv.v (module seedlm_gemv), DIR/baseline_gemv.v (module baseline_gemv)
 and DIR/design.json (bus widths, lanes, latency, exact cycle formula). Ports follow
-SPEC 10: clk, rst, cols, s_axis_act_*, s_axis_w_*, m_axis_y_*.
+format §10: clk, rst, cols, s_axis_act_*, s_axis_w_*, m_axis_y_*.
 
 example:
   seedlm-fpga generate --bus-bits 512 -o build/

@@ -1,4 +1,4 @@
-"""Write the memory image a GEMV engine streams for one tensor (SPEC 5.3).
+"""Write the memory image a GEMV engine streams for one tensor (format §5.3).
 
 W-bit beats, L = floor(W / B) blocks per beat, each row on fresh beats (R per row), unused
 bits zero, beats stored one after another as little-endian bytes.

@@ -43,7 +43,7 @@ def _numel(shape) -> int:
 
 
 def run(args) -> int:
-    from seedlm_fpga.cli.compress import format_table
+    from seedlm_fpga.core.text import format_table
 
     info = describe(args.input)
     if args.json:

@@ -18,7 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compress": ("seedlm_fpga.cli.compress", "compress a checkpoint to a .seedlm file (data-free)"),
     "decompress": ("seedlm_fpga.cli.decompress", "rebuild a safetensors state dict from a .seedlm file"),
     "inspect": ("seedlm_fpga.cli.inspect", "show what a .seedlm file holds"),
-    "image": ("seedlm_fpga.cli.image", "write the memory image a GEMV engine streams (SPEC 5.3)"),
+    "image": ("seedlm_fpga.cli.image", "write the memory image a GEMV engine streams (format §5.3)"),
     "evaluate": ("seedlm_fpga.cli.evaluate", "compression error and perplexity against data-free baselines"),
     "generate": ("seedlm_fpga.cli.generate", "write Verilog of the SeedLM and 16-bit baseline GEMV engines"),
     "cosim": ("seedlm_fpga.cli.cosim", "run the generated Verilog under cocotb + Verilator, bit-exact, with cycle counts"),

@@ -23,7 +23,7 @@ from seedlm_fpga.boards.board import load_board
 from seedlm_fpga.flows.sizing import BUFFER_SHARE, DEFAULT_MAX_COLS, FILL, max_cols_for_board, size_for_board
 from seedlm_fpga.flows.synth import shares, synth_and_pnr, write_engine
 
-#: The paper's SeedLM design (SPEC 8): W = 512, seedlm-4, 128 weights per cycle.
+#: The paper's SeedLM design (format §8): W = 512, seedlm-4, 128 weights per cycle.
 PAPER_RESOURCES = {"lut": 67_000, "ff": 45_400, "dsp": 128, "bram36": 144}
 
 
@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"longest row the engine takes (default {DEFAULT_MAX_COLS}, less where the "
                              f"activation buffer would exceed {BUFFER_SHARE * 100:.0f}%% of the board's block RAM)")
     parser.add_argument("--engine", choices=("seedlm", "baseline"), default="seedlm",
-                        help="which engine to synthesize (baseline: the 16-bit engine, SPEC 7)")
+                        help="which engine to synthesize (baseline: the 16-bit engine, format §7)")
     parser.add_argument("--no-pnr", action="store_true", help="synthesis only, no place and route")
     parser.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
 
@@ -137,7 +137,7 @@ def _print_summary(report: dict, board, out: Path) -> None:
     if design["instances"] != 1:
         print(f"  design x{design['instances']}:  {_line(design['resources'], design['share'])}")
     if "paper" in report:
-        print(f"  paper (SPEC 8): {_line(PAPER_RESOURCES, {})}")
+        print(f"  paper (format §8): {_line(PAPER_RESOURCES, {})}")
     pnr = report["pnr"]
     if pnr and pnr["fmax_mhz"] is not None:
         verdict = "meets" if pnr["fmax_mhz"] >= pnr["target_mhz"] else "MISSES"

@@ -1,4 +1,8 @@
-"""`DesignConfig`: the parameters fixed when Verilog is generated, and what follows from them.
+"""Engine-shape rules: the parameters fixed when Verilog is generated, and what follows from them.
+
+This is the one home of the rules that the Amaranth engines build (hdl/) and the cycle model
+(sim/cycle_model.py) counts: lanes, bus widths, activation beats, Y widths, and the pipeline
+stages from a weight beat to its Y. numpy/stdlib only, so `project` loads no Amaranth.
 
 Both engines share the weight bus (W bits), the activation format (A bits) and max-cols.
 
@@ -16,7 +20,7 @@ from dataclasses import dataclass
 
 from seedlm_fpga.core.reference import Preset, blocks_per_row, get_preset
 
-#: Default max-cols: 28672 is the longest row of SPEC 9 (Llama 2/3 70B down_proj); the
+#: Default max-cols: 28672 is the longest row of format §9 (Llama 2/3 70B down_proj); the
 #: activation buffer then holds 28 KiB (int8) or 56 KiB (int16).
 DEFAULT_MAX_COLS = 28672
 ACT_BITS = (8, 16)
@@ -26,6 +30,43 @@ MAX_BUS_BITS = 4096
 
 def largest_divisor_at_most(n: int, limit: int) -> int:
     return max(d for d in range(1, min(n, limit) + 1) if n % d == 0)
+
+
+# --- pipeline stages (format §10: latency_cycles) ------------------------------------------------
+
+#: Adder-tree levels per pipeline register: two 2-input adds of <= 48 bits per stage is
+#: comfortable at 250-300 MHz on current FPGAs (one carry chain each).
+LEVELS_PER_STAGE = 2
+#: Output FIFO (Amaranth SyncFIFOBuffered): written in cycle t, readable in cycle t + 2.
+FIFO_LATENCY = 2
+#: The row accumulator registers Y once.
+ROW_LATENCY = 1
+
+
+def tree_stages(n_terms: int, levels_per_stage: int = LEVELS_PER_STAGE) -> int:
+    """Registers of an adder tree over n terms: ceil(ceil(log2 n) / levels_per_stage)."""
+    levels = max(0, (n_terms - 1).bit_length())
+    return -(-levels // levels_per_stage)
+
+
+def seedlm_stages(C: int, L: int) -> list[tuple[str, int]]:
+    """Named SeedLM stages, weight-beat acceptance to Y valid; the cycles sum to latency_cycles.
+
+    beat register, LFSR states (basis), S*q partial products (sq), acc, acc*a products (prod),
+    the C-term dot tree, the exponent shift, the L-lane tree, the row accumulator, the Y FIFO.
+    """
+    return [("beat", 1), ("basis", 1), ("sq", 1), ("acc", 1), ("prod", 1), ("dot", tree_stages(C)),
+            ("shift", 1), ("lanes", tree_stages(L)), ("row", ROW_LATENCY), ("fifo", FIFO_LATENCY)]
+
+
+def baseline_stages(weights_per_beat: int) -> list[tuple[str, int]]:
+    """Named 16-bit baseline stages: beat register, products, sum tree, row accumulator, Y FIFO."""
+    return [("beat", 1), ("prod", 1), ("sum", tree_stages(weights_per_beat)),
+            ("row", ROW_LATENCY), ("fifo", FIFO_LATENCY)]
+
+
+def latency_of(stages: list[tuple[str, int]]) -> int:
+    return sum(cycles for _, cycles in stages)
 
 
 @dataclass(frozen=True)
@@ -89,6 +130,14 @@ class DesignConfig:
         p = self.preset_obj
         return EngineShape(self.bus_bits, self.act_bits, self.blocks_per_beat * p.C, self.max_cols,
                            seedlm_y_bits_any(self.max_cols, self.act_bits, p))
+
+    @property
+    def seedlm_stages(self) -> list[tuple[str, int]]:
+        return seedlm_stages(self.preset_obj.C, self.blocks_per_beat)
+
+    @property
+    def baseline_stages(self) -> list[tuple[str, int]]:
+        return baseline_stages(self.baseline.acts_per_word)
 
     @property
     def baseline(self) -> EngineShape:

@@ -1,4 +1,4 @@
-"""The LFSR of SPEC 1 and the basis matrices V, S, U of SPEC 2 (numpy reference).
+"""The LFSR of format §1 and the basis matrices V, S, U of format §2 (numpy reference).
 
 Fibonacci form, shifting right, feedback into the top bit::
 
@@ -13,7 +13,7 @@ from functools import lru_cache
 
 import numpy as np
 
-#: Maximal-length taps per register length K (SPEC 1; the paper's table).
+#: Maximal-length taps per register length K (format §1; the paper's table).
 TAPS: dict[int, tuple[int, ...]] = {
     2: (0, 1), 3: (0, 1), 4: (0, 1), 5: (0, 2), 6: (0, 1), 7: (0, 1),
     8: (0, 2, 3, 4), 9: (0, 4), 10: (0, 3), 11: (0, 2), 12: (0, 1, 2, 8),
@@ -31,7 +31,7 @@ def default_taps(K: int) -> tuple[int, ...]:
 
 
 def lfsr_step(state: int, K: int, taps: tuple[int, ...] | None = None) -> int:
-    """One step of the SPEC 1 LFSR."""
+    """One step of the format §1 LFSR."""
     taps = default_taps(K) if taps is None else taps
     b = 0
     for j in taps:
@@ -77,7 +77,7 @@ def lfsr_cycle(K: int = 16, taps: tuple[int, ...] | None = None) -> tuple[np.nda
 
 
 def basis_V(seeds, C: int, P: int, K: int = 16, taps: tuple[int, ...] | None = None) -> np.ndarray:
-    """V(s): the C*P states that follow each seed, row by row (SPEC 2).
+    """V(s): the C*P states that follow each seed, row by row (format §2).
 
     `seeds` is an int or an array of any shape; the result has shape
     ``seeds.shape + (C, P)`` (int64).

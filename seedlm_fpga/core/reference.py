@@ -1,7 +1,7 @@
-"""Bit-exact numpy reference of the SeedLM format (SPEC 3, 5.2, 5.3, 6, 7).
+"""Bit-exact numpy reference of the SeedLM format (format §3, 5.2, 5.3, 6, 7).
 
 Every other implementation (torch encoder, Amaranth hardware, cocotb testbenches)
-is checked against these functions. Names follow the SPEC: seed, x (exponent code),
+is checked against these functions. Names follow the format document (docs/format.md): seed, x (exponent code),
 q (coefficients), b (per-tensor bias), S, acc, d, Y.
 
 Arrays of blocks use the container's layout: ``seeds[rows, nb]``, ``x[rows, nb]``,
@@ -28,7 +28,7 @@ class Preset:
 
     @property
     def block_bits(self) -> int:
-        """B = K + 4 + 4P: bits of one block word (SPEC 5.2)."""
+        """B = K + 4 + 4P: bits of one block word (format §5.2)."""
         return self.K + 4 + 4 * self.P
 
     @property
@@ -61,14 +61,14 @@ def get_preset(name: str) -> Preset:
 
 
 def blocks_per_row(cols: int, C: int) -> int:
-    """nb = ceil(cols / C): rows are zero-padded to a multiple of C (SPEC 3)."""
+    """nb = ceil(cols / C): rows are zero-padded to a multiple of C (format §3)."""
     return -(-cols // C)
 
 
-# --- SPEC 3: quantizer and block decode ------------------------------------------------
+# --- format §3: quantizer and block decode ------------------------------------------------
 
 def quantize(t, bias: int) -> tuple[np.ndarray, np.ndarray]:
-    """Quantize real coefficients t[..., P] to (x[...], q[..., P]) per SPEC 3.
+    """Quantize real coefficients t[..., P] to (x[...], q[..., P]) per format §3.
 
     E = floor(log2(max_p |t_p|)) exactly (frexp); x = clip(E - 2 - b, 0, 15);
     q = clip(round_half_even(t / 2^(x + b)), -8, 7). All-zero t gives x = 0, q = 0.
@@ -86,7 +86,7 @@ def quantize(t, bias: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def block_acc(seeds, q, preset: Preset) -> np.ndarray:
-    """acc[..., c] = sum_p S[c][p] * q_p: the exact integers of SPEC 6 (int64)."""
+    """acc[..., c] = sum_p S[c][p] * q_p: the exact integers of format §6 (int64)."""
     S = basis_S(seeds, preset.C, preset.P, preset.K, preset.taps)
     return np.einsum("...cp,...p->...c", S, np.asarray(q, dtype=np.int64))
 
@@ -105,7 +105,23 @@ def decode_tensor(seeds, x, q, bias: int, preset: Preset, cols: int) -> np.ndarr
     return w.reshape(rows, nb * preset.C)[:, :cols]
 
 
-# --- SPEC 5.2: block words ----------------------------------------------------------------
+@dataclass
+class EncodedTensor:
+    """One compressed tensor: its blocks (container layout), bias, preset and original shape."""
+
+    seeds: np.ndarray  # uint16 [rows, nb]
+    x: np.ndarray  # uint8 [rows, nb]
+    q: np.ndarray  # int8 [rows, nb, P]
+    bias: int
+    preset: Preset
+    shape: tuple[int, int]  # (rows, cols) of the original tensor
+
+    def decode(self) -> np.ndarray:
+        """W_hat [rows, cols] (float64), via decode_tensor."""
+        return decode_tensor(self.seeds, self.x, self.q, self.bias, self.preset, self.shape[1])
+
+
+# --- format §5.2: block words ----------------------------------------------------------------
 
 def pack_words(seeds, x, q, preset: Preset) -> np.ndarray:
     """Block words (uint64; B <= 64): seed in [0, K), x in [K, K+4), q_p after, 4 bits each."""
@@ -131,7 +147,7 @@ def unpack_words(words, preset: Preset) -> tuple[np.ndarray, np.ndarray, np.ndar
     return seeds, x, q
 
 
-# --- SPEC 5.3: memory images ----------------------------------------------------------------
+# --- format §5.3: memory images ----------------------------------------------------------------
 
 @dataclass(frozen=True)
 class ImageLayout:
@@ -188,7 +204,7 @@ def _unpack_fields(image: bytes, rows: int, n: int, width: int, bus_bits: int, p
 
 
 def memory_image(seeds, x, q, preset: Preset, bus_bits: int) -> bytes:
-    """The W-bit beat stream of SPEC 5.3 for blocks [rows, nb], as little-endian bytes."""
+    """The W-bit beat stream of format §5.3 for blocks [rows, nb], as little-endian bytes."""
     seeds = np.asarray(seeds)
     rows, nb = seeds.shape
     lay = ImageLayout(bus_bits, preset.block_bits, nb)
@@ -205,7 +221,7 @@ def parse_memory_image(image: bytes, preset: Preset, bus_bits: int, rows: int, n
 
 
 def baseline_image(weights, bus_bits: int) -> bytes:
-    """The 16-bit baseline's stream (SPEC 7/10): W/16 int16 weights per beat, rows on fresh beats."""
+    """The 16-bit baseline's stream (format §7/10): W/16 int16 weights per beat, rows on fresh beats."""
     w = np.asarray(weights, dtype=np.int16)
     rows, cols = w.shape
     per_beat = bus_bits // 16
@@ -223,7 +239,7 @@ def parse_baseline_image(image: bytes, bus_bits: int, rows: int, cols: int) -> n
 
 
 def activation_beats(acts, act_bits: int, acts_per_beat: int) -> list[int]:
-    """Pack an activation vector into beats of N elements (SPEC 10), as Python ints."""
+    """Pack an activation vector into beats of N elements (format §10), as Python ints."""
     a = [int(v) for v in np.asarray(acts).ravel()]
     mask = (1 << act_bits) - 1
     beats = []
@@ -235,14 +251,14 @@ def activation_beats(acts, act_bits: int, acts_per_beat: int) -> list[int]:
     return beats
 
 
-# --- SPEC 6 / 7: exact integer GEMV ---------------------------------------------------------
+# --- format §6 / 7: exact integer GEMV ---------------------------------------------------------
 
 def _int_matvec_exact(terms_bound: int, fn_int64, fn_object):
     return fn_int64() if terms_bound < (1 << 62) else fn_object()
 
 
 def gemv_seedlm(seeds, x, q, acts, preset: Preset) -> np.ndarray:
-    """Y[r] = sum_j (d_j << x_j), d_j = sum_c acc[c] * a[j*C + c] (SPEC 6), exactly.
+    """Y[r] = sum_j (d_j << x_j), d_j = sum_c acc[c] * a[j*C + c] (format §6), exactly.
 
     `acts` holds integer activations of length <= nb*C (zero-padded here). Returns int64
     when the bound fits, else an object array of Python ints.
@@ -272,7 +288,7 @@ def gemv_seedlm(seeds, x, q, acts, preset: Preset) -> np.ndarray:
 
 
 def gemv_baseline(weights, acts) -> np.ndarray:
-    """Y[r] = sum_c W[r, c] * a[c] for int16 weights (SPEC 7), exactly."""
+    """Y[r] = sum_c W[r, c] * a[c] for int16 weights (format §7), exactly."""
     w = np.asarray(weights, dtype=np.int64)
     a = np.asarray(acts, dtype=np.int64).ravel()
     a = np.concatenate([a, np.zeros(max(0, w.shape[1] - len(a)), dtype=np.int64)])[: w.shape[1]]
@@ -291,7 +307,7 @@ def y_scale(act_scale: float, bias: int, preset: Preset) -> float:
 
 
 def seedlm_y_bits(max_cols: int, act_bits: int, preset: Preset) -> int:
-    """Two's-complement width that holds any Y of SPEC 6 for rows up to max_cols.
+    """Two's-complement width that holds any Y of format §6 for rows up to max_cols.
 
     |acc| <= P * (2^(K-1) - 1) * 8 (S = -2^(K-1) needs state 0, never on the orbit);
     |a| <= 2^(A-1); x <= 15; nb = ceil(max_cols / C) blocks.

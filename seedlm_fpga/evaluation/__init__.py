@@ -1,0 +1,1 @@
+"""Model evaluation: llama2.c forward pass, tokenizer, data-free baselines, perplexity."""

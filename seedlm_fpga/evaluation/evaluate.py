@@ -73,7 +73,7 @@ class Evaluation:
 # --- SeedLM sizes and decoding ---------------------------------------------------------------------
 
 def seedlm_storage_bits(shape: tuple[int, int], preset: Preset) -> int:
-    """rows * nb * B: every block word, row padding counted (SPEC 3/5.2)."""
+    """rows * nb * B: every block word, row padding counted (format §3/5.2)."""
     rows, cols = shape
     return rows * blocks_per_row(cols, preset.C) * preset.block_bits
 
@@ -94,7 +94,8 @@ def _bias_label(biases: set[int]) -> str:
 
 def encode_cached(w: np.ndarray, preset: Preset, bias, device: str = "cpu"):
     """encode_tensor(w, preset, bias), memoized on disk by the weights' sha256, the settings and the search version."""
-    from seedlm_fpga.compressor.encoder import SEARCH_VERSION, EncodedTensor, encode_tensor
+    from seedlm_fpga.compressor.encoder import SEARCH_VERSION, encode_tensor
+    from seedlm_fpga.core.reference import EncodedTensor
 
     h = hashlib.sha256(np.ascontiguousarray(w, dtype=np.float32).tobytes())
     h.update(f"{w.shape}|{preset.as_dict()}|{bias}|search v{SEARCH_VERSION}".encode())
@@ -254,7 +255,7 @@ def _fmt(v, spec: str) -> str:
 
 
 def format_report(ev: Evaluation, per_tensor: bool = True) -> str:
-    from seedlm_fpga.cli.compress import format_table
+    from seedlm_fpga.core.text import format_table
 
     shown = [m for m in ev.methods if m.role in ("compressed", "seedlm", "baseline")]
     short = _short_names(shown)
@@ -275,7 +276,7 @@ def format_report(ev: Evaluation, per_tensor: bool = True) -> str:
     if ev.stories:
         lines.append(f"perplexity: first {ev.stories} stories, one pass each (BOS + story, at most "
                      f"seq_len tokens), {ev.predicted_tokens:,} predicted tokens; FPGA rows: int8 activations, "
-                     f"one scale per vector, exact integer GEMV (SPEC 6)")
+                     f"one scale per vector, exact integer GEMV (format §6)")
     for s in (m for m in shown if m.role != "baseline"):
         near = [b for b in shown if b.role == "baseline" and abs(b.bits_per_weight - s.bits_per_weight) < 0.5]
         if near:

@@ -6,7 +6,7 @@ interleaved pairs of each head (theta 10000), grouped-query attention, SwiGLU FF
 tensor is given. Weights come as a state dict with `compressor.llama2c` names.
 
 Each linear layer is a `Linear`: float (``x @ W.T``, W possibly decoded from SeedLM) or
-`IntegerSeedLMLinear`, the exact integer GEMV of SPEC 6 that the FPGA engine computes:
+`IntegerSeedLMLinear`, the exact integer GEMV of format §6 that the FPGA engine computes:
 
 - the activation vector of each token is quantized to int8 with one scale per vector,
   ``s_a = max|x| / 127``, ``a = clip(round_half_even(x / s_a), -127, 127)`` (symmetric, so
@@ -57,7 +57,7 @@ def quantize_activations(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class IntegerSeedLMLinear:
-    """The exact integer GEMV of SPEC 6 for every activation vector (the FPGA's numerics)."""
+    """The exact integer GEMV of format §6 for every activation vector (the FPGA's numerics)."""
 
     def __init__(self, seeds, x, q, bias: int, preset: Preset, cols: int):
         seeds = np.asarray(seeds)
@@ -80,7 +80,7 @@ class IntegerSeedLMLinear:
         return self.rows, self.cols
 
     def integer_gemv(self, a: torch.Tensor) -> torch.Tensor:
-        """Y[n, rows] (int64) for integer activations a[n, cols]: exactly SPEC 6.
+        """Y[n, rows] (int64) for integer activations a[n, cols]: exactly format §6.
 
         Products and partial sums are integers; over a chunk of k columns they stay below
         k * max|acc << x| * max|a|, and while that is under 2^53 float64 (BLAS) holds every

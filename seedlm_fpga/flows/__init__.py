@@ -1,0 +1,1 @@
+"""Flows for a board: `sizing` (bus width, engines that fit) and `synth` (yosys / nextpnr)."""

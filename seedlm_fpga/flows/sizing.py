@@ -10,7 +10,7 @@ The derivation, in the order of ``size_for_board``'s ``derivation`` list:
    ``usable / f`` bytes per cycle. The bus width W is that many bits rounded UP to a
    power of two, and at least one block word (B bits): AXI4 data widths and memory
    controllers' user ports are powers of two, and a power-of-two W holds
-   ``L = floor(W / B)`` whole blocks per beat (SPEC 5.3). Within ``SLACK`` (5%) the
+   ``L = floor(W / B)`` whole blocks per beat (format §5.3). Within ``SLACK`` (5%) the
    width rounds down instead (a 512-bit bus for 522 bits per cycle takes 98% of the
    channel at half the lanes of 1024). The clock at which W exactly matches the
    channel is reported as ``balanced_clock_mhz``.
@@ -38,7 +38,7 @@ SLACK = 0.05
 #: Largest share of a resource a design may use: place-and-route needs headroom.
 FILL = 0.8
 
-#: Longest row an engine takes by default: Llama 2/3 70B down_proj (SPEC 9).
+#: Longest row an engine takes by default: Llama 2/3 70B down_proj (format §9).
 DEFAULT_MAX_COLS = 28672
 #: Largest share of the board's inferable block RAM the activation buffer may take.
 BUFFER_SHARE = 0.5
@@ -61,7 +61,7 @@ class LaneCost:
 #: UltraScale+ W = 32 / 512 (1 / 16 lanes): 2,349 / 30,954 LUT6, 1,595 / 21,629 FF,
 #: 8 / 128 DSP48E2; ECP5 W = 32 / 64 (1 / 2 lanes): 3,737 / 6,507 LUT4, 1,595 / 2,959 FF,
 #: 16 / 32 MULT18X18D (a 21 x 8 product takes two 18 x 18 multipliers). The paper's design
-#: (SPEC 8) is 67K LUT, 45.4K FF, 128 DSP for 16 lanes.
+#: (format §8) is 67K LUT, 45.4K FF, 128 DSP for 16 lanes.
 LANE_COST_LUT6 = LaneCost(lut=1907, ff=1336, dsp=8, fixed_lut=442, fixed_ff=259,
                           source="yosys synth_xilinx of the engine at W=32 and W=512")
 LANE_COST_LUT4 = LaneCost(lut=2770, ff=1364, dsp=16, fixed_lut=967, fixed_ff=231,
@@ -99,7 +99,7 @@ def max_cols_for_board(board: Board, act_bits: int) -> tuple[int, str]:
         cols = max(512, int(BUFFER_SHARE * kbits * 1024 / act_bits) // 512 * 512)
         return cols, (f"max cols {cols}: a {DEFAULT_MAX_COLS}-column int{act_bits} activation buffer would "
                       f"exceed {BUFFER_SHARE:.0%} of the {kbits} Kb of block RAM")
-    return cols, f"max cols {cols} (longest Llama row, SPEC 9): {cols * act_bits // 1024} Kb activation buffer"
+    return cols, f"max cols {cols} (longest Llama row, format §9): {cols * act_bits // 1024} Kb activation buffer"
 
 
 def split_rows(rows: int, instances: int) -> list[int]:

@@ -1,0 +1,133 @@
+"""The `project` report: projections for boards x models x formats, the cycle model against the
+RTL's stored Verilator measurements, the paper's GEMV, a GEMV-size sweep and roofline points.
+
+`build_report` returns the JSON-ready dict that `seedlm-fpga project` prints and plots;
+benchmarks/rtl_cycles.py re-measures the RTL figures it compares against.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from seedlm_fpga.sim.cycle_model import CycleModel
+from seedlm_fpga.sim.projection import LEFT_OUT, layer_breakdown, plan_board, project
+
+RTL_CYCLES = Path(__file__).resolve().parent / "rtl_cycles.json"
+REGENERATE = "python benchmarks/rtl_cycles.py"
+#: format §8: the paper's GEMV at 64 bytes per cycle.
+PAPER = {"rows": 2048, "cols": 2048, "bus_bits": 512,
+         "paper": {"seedlm-4": 34331, "fp16": 136559, "speedup": 3.98}}
+SWEEP_N = (256, 512, 1024, 2048, 4096, 8192, 16384)
+
+
+# --- model vs RTL ----------------------------------------------------------------------------
+
+def load_rtl_cycles(path: Path = RTL_CYCLES) -> dict:
+    """The stored Verilator measurements (see benchmarks/rtl_cycles.py); empty if absent."""
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return {"provenance": {"command": REGENERATE, "note": "not measured yet"}, "measurements": []}
+
+
+def model_vs_rtl(measurements: list[dict]) -> list[dict]:
+    """Each measurement beside the cycle model's figure for the same design and shape."""
+    out = []
+    for m in measurements:
+        model = CycleModel(m["engine"], m["bus_bits"], m["act_bits"], m.get("preset") or "seedlm-4")
+        eff = 1.0 - m.get("gap", 0.0)
+        predicted = model.cycles(m["rows"], m["cols"], eff, act_efficiency=eff)  # the testbench throttles both
+        out.append({"format": model.format, "shape": [m["rows"], m["cols"]], "bus_bits": m["bus_bits"],
+                    "act_bits": m["act_bits"], "efficiency": eff, "model_cycles": round(predicted, 1),
+                    "rtl_cycles": m["rtl_cycles"],
+                    "error_pct": round(100 * (predicted - m["rtl_cycles"]) / m["rtl_cycles"], 3)})
+    return out
+
+
+def paper_comparison(checks: list[dict]) -> dict:
+    r, c, w = PAPER["rows"], PAPER["cols"], PAPER["bus_bits"]
+    model = {f: CycleModel("baseline" if f == "fp16" else "seedlm", w, 8).cycles(r, c) for f in ("seedlm-4", "fp16")}
+    model["speedup"] = model["fp16"] / model["seedlm-4"]
+    rtl = {ch["format"]: ch["rtl_cycles"] for ch in checks
+           if ch["shape"] == [r, c] and ch["bus_bits"] == w and ch["efficiency"] == 1.0 and ch["act_bits"] == 8}
+    if "seedlm-4" in rtl and "fp16" in rtl:
+        rtl["speedup"] = rtl["fp16"] / rtl["seedlm-4"]
+    ideal = {"seedlm-4": r * c * 4 // w, "fp16": r * c * 16 // w, "speedup": 4.0}
+    return {**PAPER, "model": model, "rtl": rtl or None, "ideal": ideal}
+
+
+def gemv_sweep(bus_bits: int = 512) -> dict:
+    base = CycleModel("baseline", bus_bits)
+    out = {"bus_bits": bus_bits, "n": list(SWEEP_N)}
+    for p in ("seedlm-4", "seedlm-3"):
+        seed = CycleModel("seedlm", bus_bits, 8, p)
+        out[p] = [base.cycles(n, n) / seed.cycles(n, n) for n in SWEEP_N]
+    return out
+
+
+# --- the report ------------------------------------------------------------------------------
+
+def _roofline(plan, model, entries) -> dict:
+    engines = {}
+    for e in entries:
+        if not e["gemvs"]:
+            continue
+        for r in layer_breakdown(e, model.layers):
+            fmt = r["format"]
+            if r["kind"] == "lm_head" and e["format"] != "fp16":
+                continue
+            ep = plan.engines[fmt]
+            eng = engines.setdefault(fmt, {"bound": ep.bound, "peak_gmacs": ep.peak_gmacs,
+                                           "stream_gbps": ep.stream_gbps, "points": []})
+            eng["points"].append({"kind": r["kind"], "macs_per_byte": r["macs"] / r["bytes"], "gmacs": r["gmacs"]})
+    mem = next(iter(plan.engines.values()))
+    return {"board": plan.board, "model": model.name, "memory_gbps": mem.memory_gbps, "engines": engines}
+
+
+def build_report(boards: list[str], models, formats, act_bits: int = 8) -> dict:
+    rtl = load_rtl_cycles()
+    checks = model_vs_rtl(rtl.get("measurements", []))
+    entries, plans, roof = [], [], []
+    biggest = max(models, key=lambda m: m.params)
+    for name in boards:
+        plan = plan_board(name, [f for f in formats if f != "checkpoint"] + _checkpoint_presets(models),
+                          act_bits)
+        plans.append({"board": plan.board, "name": plan.name, "memory": plan.memory, "memory_gb": plan.memory_gb,
+                      "engines": {f: {"bus_bits": p.bus_bits, "instances": p.instances, "channels": p.channels,
+                                      "clock_mhz": p.clock_mhz, "channel_gbps": p.channel_gbps,
+                                      "bound": p.bound if not p.too_small else "does not fit",
+                                      "too_small": p.too_small, "note": p.note}
+                                  for f, p in plan.engines.items()}})
+        for model in models:
+            es = project(plan, model, formats)
+            for e in es:  # the checks of the engines this entry runs on (SeedLM layers, fp16 lm_head)
+                used = {g["format"] for g in e["gemvs"]} or {e["format"]}
+                e["model_vs_rtl"] = [c for c in checks if c["format"] in used]
+            entries += es
+            if model is biggest:
+                roof.append(_roofline(plan, model, es))
+    return {
+        "tool": "seedlm-fpga project",
+        "formats": list(formats),
+        "left_out": list(LEFT_OUT),
+        "assumptions": [
+            "one engine instance per weight-memory channel; rows split evenly, the busiest instance sets the time",
+            "SeedLM engines sized by boards.sizing (resources may fit fewer than one per channel)",
+            "fp16 baseline (format §7) on the bandwidth-sized bus on every channel (W/16 multipliers, no decoders)",
+            "lm_head at 16 bits on the baseline engine; embedding table and norms stored at 16 bits",
+            "memory stalls: a weight beat arrives with probability e = usable channel GB/s / engine GB/s",
+        ],
+        "boards": plans,
+        "models": [{"name": m.name, "source": m.source, "params": m.params, "layers": m.layers,
+                    "config": m.config} for m in models],
+        "entries": entries,
+        "model_vs_rtl": checks,
+        "rtl_provenance": rtl.get("provenance", {}),
+        "paper": paper_comparison(checks),
+        "gemv_sweep": gemv_sweep(),
+        "roofline": roof,
+    }
+
+
+def _checkpoint_presets(models) -> list[str]:
+    return sorted({g.preset for m in models for g in m.gemvs} - {None, "fp16"})
