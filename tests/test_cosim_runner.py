@@ -33,14 +33,14 @@ MATRIX = [
 ]
 
 
-def stories_or_skip(engine, act_bits):
+def stories_case(engine, act_bits):
     return stim.stories_case(engine, act_bits, "layers.0.w2", path=example_file("stories260K.bin"))
 
 
 def cases_for(engine, act_bits):
     return [
         stim.gaussian_case(engine, 12, 203, act_bits, seed=1),
-        stories_or_skip(engine, act_bits),
+        stories_case(engine, act_bits),
         stim.random_case(engine, 6, MAX_COLS, act_bits, seed=2),
         stim.extreme_case(engine, 3, MAX_COLS, act_bits, act_sign=-1),
         stim.extreme_case(engine, 2, 100, act_bits, act_sign=+1),

@@ -1,0 +1,196 @@
+"""Regenerate the README's measured figures instead of typing them.
+
+    python benchmarks/readme_figures.py            # measure, print the blocks and what changed
+    python benchmarks/readme_figures.py --write    # ... and rewrite them in README.md
+
+A figure block in the README sits between ``<!-- figures:NAME -->`` and ``<!-- /figures:NAME -->``;
+this script owns the text in between. Blocks:
+
+- ``evaluation``: compresses the shipped stories260K at seedlm-4/seedlm-3 with our bias and the
+  paper's, runs ``seedlm-fpga evaluate`` on them (JSON), and writes the results table, the
+  commands that reproduce it with their measured times, and the plain-words reading of it.
+- ``paper-gemv``: ``seedlm-fpga cosim --paper --json``: cycles and speedup of the paper's GEMV.
+
+Everything runs through the installed ``seedlm-fpga`` command, as a reader would run it (about two
+minutes on two cores with warm Verilator caches).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+MODEL = "examples/stories260K.bin"
+VARIANTS = [("4", "auto"), ("4", "paper"), ("3", "auto"), ("3", "paper")]
+
+
+def _run(args: list[str], cwd: Path) -> tuple[str, float]:
+    start = time.perf_counter()
+    proc = subprocess.run(["seedlm-fpga", *args], cwd=cwd, capture_output=True, text=True)
+    if proc.returncode:
+        sys.exit(f"seedlm-fpga {' '.join(args)} failed:\n{proc.stderr[-2000:]}")
+    return proc.stdout, time.perf_counter() - start
+
+
+def _span(values: list[float], fmt: str) -> str:
+    lo, hi = format(min(values), fmt), format(max(values), fmt)
+    return lo if lo == hi else f"{lo}–{hi}"
+
+
+def evaluation_block(work: Path) -> str:
+    (work / "examples").symlink_to(ROOT / "examples")
+    seconds = []
+    for p, b in VARIANTS:
+        print(f"compressing seedlm-{p}, bias {b} ...", file=sys.stderr)
+        seconds.append(_run(["compress", MODEL, "-o", f"s{p}-{b}.seedlm", "--preset", f"seedlm-{p}",
+                             "--bias", b], work)[1])
+    print("evaluating ...", file=sys.stderr)
+    out, eval_s = _run(["evaluate", "s4-auto.seedlm", "--compare", "s4-paper.seedlm", "s3-auto.seedlm",
+                        "s3-paper.seedlm", "--json"], work)
+    ev = json.loads(out)
+    methods = ev["methods"]
+    by_role = {m["role"]: m for m in methods}
+    ref = by_role["reference"]
+
+    def bits_of(m) -> str:
+        return "4" if m["bits_per_weight"] >= 3.6 else "3"
+
+    rows = [f"| {ref['method']} | 32 | 0 | **{ref['perplexity']:.3f}** |"]
+    for group in ("4", "3"):
+        for m in methods:
+            if m is ref or bits_of(m) != group:
+                continue
+            ppl = m["perplexity"]
+            rows.append(f"| {m['method']} | {m['bits_per_weight']:.3f} | {m['mean_relative_error']:.4f} | "
+                        f"{ppl:.3f} |" if ppl < 10 else
+                        f"| {m['method']} | {m['bits_per_weight']:.3f} | {m['mean_relative_error']:.4f} | "
+                        f"{ppl:.2f} |")
+
+    def seedlm(p: str, fpga: bool = False):
+        want = "compressed-fpga" if fpga else "compressed"
+        if p == "4":
+            return by_role[want]
+        name = "seedlm-3, our per-tensor bias (s3-auto.seedlm)" + (", FPGA integer GEMV" if fpga else "")
+        return next(m for m in methods if m["method"] == name)
+
+    def wins(s, baselines) -> str:
+        counts = [sum(s["relative_error"][t] < b["relative_error"][t] for t in s["relative_error"])
+                  for b in baselines]
+        return _span(counts, "d")
+
+    n_tensors = len(ev["quantized_tensors"])
+    rtn4 = [m for m in methods if m["method"].startswith("RTN int4")]
+    rtn3 = [m for m in methods if m["method"].startswith("RTN int3")]
+    rtn3_near = [m for m in rtn3 if m["bits_per_weight"] < 3.3]
+    g32 = next(m for m in rtn3 if m["method"] == "RTN int3 g32")
+    bfp4 = next(m for m in methods if m["method"] == "BFP int4 g128")
+    s4, s3 = seedlm("4"), seedlm("3")
+    cost = [seedlm(p, True)["perplexity"] - seedlm(p)["perplexity"] for p in ("4", "3")]
+    weights = sum(r * c for r, c in ev["quantized_tensors"].values())
+    lines = [
+        f"#### Results: stories260K (first {ev['stories']} TinyStories validation stories, "
+        f"{ev['predicted_tokens']:,} predicted tokens)",
+        "",
+        f"Every method quantizes the same {n_tensors} layer matrices ({weights:,} weights; embedding and "
+        "classifier kept fp32); bits/weight count scales, exponents and padding. All methods are data-free.",
+        "",
+        "| method | bits/weight | mean rel. error | perplexity |",
+        "|---|---:|---:|---:|",
+        *rows,
+        "",
+        f"Reproduce (each `compress` about {round(sum(seconds) / len(seconds))} s, the evaluation about "
+        f"{round(eval_s)} s, on this 2-core machine; `python benchmarks/readme_figures.py` re-measures "
+        "this block):",
+        "",
+        "```sh",
+        "for p in 4 3; do for b in auto paper; do",
+        f"  seedlm-fpga compress {MODEL} -o s$p-$b.seedlm --preset seedlm-$p --bias $b",
+        "done; done",
+        "seedlm-fpga evaluate s4-auto.seedlm --compare s4-paper.seedlm s3-auto.seedlm s3-paper.seedlm",
+        "```",
+        "",
+        "What this says, plainly:",
+    ]
+    rtn4_better = [sum(b["relative_error"][t] < s4["relative_error"][t] for t in s4["relative_error"])
+                   for b in rtn4]
+    lines.append(
+        f"- **At ~4 bits SeedLM loses to round-to-nearest.** Every RTN int4 variant has lower weight error "
+        f"on {_span(rtn4_better, 'd')} of the {n_tensors} tensors and lower perplexity "
+        f"({_span([m['perplexity'] for m in rtn4], '.2f')} vs {s4['perplexity']:.2f}). RTN pays "
+        f"{_span([m['bits_per_weight'] - s4['bits_per_weight'] for m in rtn4], '.2f')} more bits/weight for "
+        f"it (an fp16 scale per row or group is expensive on a model this small). SeedLM beats our BFP g128 "
+        f"here ({wins(s4, [bfp4])}/{n_tensors} tensors, {s4['perplexity']:.2f} vs {bfp4['perplexity']:.2f}).")
+    lines += [
+        f"- **At ~3 bits SeedLM wins clearly:** {s3['perplexity']:.2f} vs "
+        f"{_span([m['perplexity'] for m in rtn3_near], '.1f')} for RTN int3 at "
+        f"{_span([m['bits_per_weight'] for m in rtn3_near], '.2f')} bits (lower error on "
+        f"{wins(s3, rtn3_near)}/{n_tensors} tensors); only RTN int3 g32, at {g32['bits_per_weight']:.2f} bits, "
+        f"comes close ({g32['perplexity']:.2f}). seedlm-3 costs {s3['bits_per_weight']:.3f} bits here, not 3.0: "
+        "rows of 64 and 172 weights pad to 72 and 180 (blocks of 12).",
+        "- **The FPGA's integer numerics cost almost nothing:** int8 activations with one scale per vector "
+        f"and the exact integer GEMV add {cost[0]:+.3f} (seedlm-4) and {cost[1]:+.3f} (seedlm-3) perplexity "
+        "(the float path's own last digit moves with torch's thread count).",
+    ]
+    return "\n".join(lines)
+
+
+def paper_gemv_block(work: Path) -> str:
+    print("co-simulating the paper's GEMV ...", file=sys.stderr)
+    out, seconds = _run(["cosim", "--paper", "--json"], work)
+    r = json.loads(out)
+    s, b = r["seedlm"], r["baseline"]
+    return "\n".join([
+        "```console",
+        "$ seedlm-fpga cosim --paper",
+        f"  seedlm-4 ... bit-exact, {s['cycles']} cycles",
+        f"  baseline ... bit-exact, {b['cycles']} cycles",
+        f"  speedup seedlm-4 over the 16-bit baseline: {r['speedup']:.3f}x ({b['cycles']:,} / {s['cycles']:,} cycles)",
+        "```",
+        "",
+        f"(measured by `python benchmarks/readme_figures.py`: {seconds:.0f} s with warm Verilator caches)",
+    ])
+
+
+BLOCKS = {"evaluation": evaluation_block, "paper-gemv": paper_gemv_block}
+
+
+def replace_block(text: str, name: str, body: str) -> str:
+    pattern = re.compile(rf"(<!-- figures:{name} -->\n).*?(\n<!-- /figures:{name} -->)", re.S)
+    if not pattern.search(text):
+        sys.exit(f"README.md has no <!-- figures:{name} --> block")
+    return pattern.sub(lambda m: m.group(1) + body + m.group(2), text)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--write", action="store_true", help="rewrite the blocks in README.md")
+    parser.add_argument("--only", choices=sorted(BLOCKS), action="append", help="measure only these blocks")
+    args = parser.parse_args()
+    text = README.read_text()
+    new = text
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.only or BLOCKS:
+            work = Path(tmp) / name
+            work.mkdir()
+            body = BLOCKS[name](work)
+            print(f"<!-- figures:{name} -->\n{body}\n<!-- /figures:{name} -->\n")
+            new = replace_block(new, name, body)
+    if new == text:
+        print("README.md figures are current", file=sys.stderr)
+    elif args.write:
+        README.write_text(new)
+        print("rewrote README.md", file=sys.stderr)
+    else:
+        print("README.md differs: rerun with --write", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
