@@ -37,7 +37,7 @@ def test_every_command_has_help(command, capsys):
 
 def test_project_does_not_import_torch_or_amaranth():
     # `project` promises < 2 s: the dispatcher must import only the command's module.
-    code = ("import sys; from seedlm_fpga.cli import build_parser; build_parser('project'); "
+    code = ("import sys; from seedlm_fpga.cli.main import build_parser; build_parser('project'); "
             "print(sorted(m for m in ('torch', 'amaranth') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
@@ -46,6 +46,6 @@ def test_project_does_not_import_torch_or_amaranth():
 def test_broken_pipe_is_quiet():
     # `seedlm-fpga boards | head -1`: the reader goes away; exit quietly, no traceback.
     code = ("import os, sys; r, w = os.pipe(); os.close(r); sys.stdout = os.fdopen(w, 'w', buffering=1); "
-            "from seedlm_fpga.cli import main; rc = main(['boards']); print('rc', rc, file=sys.stderr)")
+            "from seedlm_fpga.cli.main import main; rc = main(['boards']); print('rc', rc, file=sys.stderr)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.stderr.splitlines()[-1] == "rc 0" and "Traceback" not in proc.stderr

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from seedlm_fpga.cli import cli
+from seedlm_fpga.cli import main as cli
 from seedlm_fpga.core import reference as ref
 from seedlm_fpga.evaluation.baselines import Baseline, relative_error
 from seedlm_fpga.compressor.container import write_container
