@@ -134,6 +134,8 @@ def test_project_without_arguments_writes_table_json_and_plots(tmp_path, monkeyp
     assert "Llama 3 70B seedlm-4" in out and "does not fit 8 GB hbm: needs 141.1 GB" in json.dumps(u280["fp16"])
     assert "paper       34,331   136,559   3.980x" in out
     assert "model       32,813   131,144   3.997x" in out
+    assert "RTL         32,813   131,144   3.997x" in out  # the stored Verilator figures (sim/rtl_cycles.json)
+    assert data["model_vs_rtl"]
 
 
 def test_project_json_to_stdout_for_a_config(tmp_path, capsys):

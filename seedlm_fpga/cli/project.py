@@ -16,13 +16,15 @@ import os
 from pathlib import Path
 
 from seedlm_fpga.errors import UserError
+from seedlm_fpga import sim as sim_package
 
 from seedlm_fpga.sim.cycle_model import CycleModel
 from seedlm_fpga.sim.llama_shapes import BUILTIN_MODELS, builtin_model, model_from_checkpoint, model_from_config
 from seedlm_fpga.sim.projection import FORMATS, LEFT_OUT, layer_breakdown, plan_board, project
 
 DEFAULT_BOARDS = ("alveo-u280", "vcu118", "kria-kv260", "ulx3s-85f")
-RTL_CYCLES = Path(__file__).resolve().parent / "rtl_cycles.json"
+#: Stored Verilator measurements: package data of seedlm_fpga.sim (sim/rtl_cycles.json).
+RTL_CYCLES = Path(sim_package.__file__).resolve().parent / "rtl_cycles.json"
 REGENERATE = "python benchmarks/rtl_cycles.py"
 #: SPEC 8: the paper's GEMV at 64 bytes per cycle.
 PAPER = {"rows": 2048, "cols": 2048, "bus_bits": 512,
