@@ -12,11 +12,8 @@ byte-identical files. Reading goes through the safetensors library.
 """
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +23,7 @@ import torch
 from seedlm_fpga.errors import UserError
 
 from seedlm_fpga.compressor.encoder import EncodedTensor
+from seedlm_fpga.core.files import atomic_write
 from seedlm_fpga.core.reference import PRESETS, Preset, blocks_per_row
 
 FORMAT = "seedlm"
@@ -45,27 +43,7 @@ _ST_DTYPE = {
 }
 
 
-# --- atomic, deterministic safetensors writing ---------------------------------------------------
-
-@contextlib.contextmanager
-def atomic_write(path: str | Path):
-    """Yield a temp file opened for binary writing next to `path`; rename it over `path` on success.
-
-    On any exception the temp file is removed, so a failed or interrupted write leaves nothing.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
+# --- deterministic safetensors writing (atomic: core.files) ---------------------------------------
 
 def _as_torch(t) -> torch.Tensor:
     t = torch.from_numpy(np.ascontiguousarray(t)) if isinstance(t, np.ndarray) else t

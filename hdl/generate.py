@@ -10,8 +10,6 @@ the same folder and renamed, so a failure leaves no half-written file.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import amaranth
@@ -21,6 +19,7 @@ from seedlm_fpga import __version__
 from seedlm_fpga.hdl.axi_top import AxiStreamTop, axi_port_widths
 from seedlm_fpga.hdl.baseline_engine import BaselineEngine
 from seedlm_fpga.core.engine_shape import DesignConfig
+from seedlm_fpga.core.files import write_text_atomic
 from seedlm_fpga.hdl.engine_core import GemvCore
 from seedlm_fpga.hdl.gemv_engine import GemvEngine
 
@@ -96,19 +95,6 @@ def describe(cfg: DesignConfig, seedlm: GemvEngine | None = None,
     return design
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o644)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def verilog_text(core: GemvCore, top: str) -> str:
     return verilog.convert(AxiStreamTop(core), name=top, emit_src=False)
 
@@ -130,5 +116,5 @@ def generate(cfg: DesignConfig, out_dir, board: dict | None = None) -> dict:
         "design.json": json.dumps(design, indent=2) + "\n",
     }
     for name, text in texts.items():
-        _write_atomic(out / name, text)
+        write_text_atomic(out / name, text)
     return design
