@@ -24,6 +24,7 @@ from seedlm_fpga.errors import UserError
 
 from seedlm_fpga.compressor.checkpoints import Checkpoint, load_checkpoint, select_tensors
 from seedlm_fpga.compressor.container import bits_per_weight, natural_key, packed_bytes, read_container, write_container
+from seedlm_fpga.core.numeric import relative_error
 from seedlm_fpga.core.reference import PRESETS, get_preset
 
 
@@ -187,18 +188,10 @@ def _compress_all(ckpt, names, preset, bias, device, partial: PartialState) -> d
     return compressed
 
 
-def relative_error(w: torch.Tensor, w_hat: np.ndarray) -> float:
-    """||W - W_hat|| / ||W|| (Frobenius, float64); 0 for an exactly reproduced zero tensor."""
-    w64 = w.to(torch.float64).numpy()
-    norm = np.linalg.norm(w64)
-    diff = np.linalg.norm(w64 - w_hat)
-    return float(diff / norm) if norm else (0.0 if diff == 0 else float("inf"))
-
-
 def _print_report(ckpt, compressed, carried, output: Path) -> None:
     rows = []
     for name, enc in sorted(compressed.items(), key=lambda item: natural_key(item[0])):
-        err = relative_error(ckpt.tensors[name], enc.decode())
+        err = relative_error(ckpt.tensors[name].to(torch.float64).numpy(), enc.decode())
         rows.append([name, "x".join(map(str, enc.shape)), enc.preset.name, str(enc.bias),
                      f"{bits_per_weight(enc):.3f}", f"{err:.4f}"])
     head = ["tensor", "shape", "preset", "bias", "bits/weight", "rel.error"]

@@ -20,7 +20,8 @@ from pathlib import Path
 
 
 from seedlm_fpga.boards.board import load_board
-from seedlm_fpga.flows.sizing import BUFFER_SHARE, DEFAULT_MAX_COLS, FILL, max_cols_for_board, size_for_board
+from seedlm_fpga.core.engine_shape import DEFAULT_MAX_COLS
+from seedlm_fpga.flows.sizing import BUFFER_SHARE, instances_that_fit, max_cols_for_board, size_for_board
 from seedlm_fpga.flows.synth import shares, synth_and_pnr, write_engine
 
 #: The paper's SeedLM design (SPEC 8): W = 512, seedlm-4, 128 weights per cycle.
@@ -41,16 +42,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="which engine to synthesize (baseline: the 16-bit engine, SPEC 7)")
     parser.add_argument("--no-pnr", action="store_true", help="synthesis only, no place and route")
     parser.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
-
-
-def instances_that_fit(one: dict, board, channels: int) -> tuple[int, str]:
-    """Instances of the synthesized engine that fit at FILL (one per memory channel at most)."""
-    res = board.resources.model_dump()
-    limits = {k: int(FILL * res[k] // v) for k, v in one.items() if v and res.get(k) is not None}
-    fit = min([channels, *limits.values()])
-    tight = min(limits, key=limits.get) if limits else None
-    return fit, (f"{fit} of {channels} instance(s) fit in {FILL:.0%} of the board"
-                 + (f" (limited by {tight})" if fit < channels else ""))
 
 
 def _fmt_count(key: str, value: float, share: float | None) -> str:

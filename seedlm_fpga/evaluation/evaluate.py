@@ -19,7 +19,8 @@ import numpy as np
 from seedlm_fpga.core.files import atomic_write
 from seedlm_fpga.errors import UserError
 
-from seedlm_fpga.evaluation.baselines import DEFAULT_BASELINES, Baseline, relative_error
+from seedlm_fpga.core.numeric import relative_error
+from seedlm_fpga.evaluation.baselines import DEFAULT_BASELINES, Baseline
 from seedlm_fpga.core.reference import PAPER_BIAS, PRESETS, Preset, blocks_per_row, decode_tensor
 from seedlm_fpga.evaluation.tokenizer import cache_dir
 
