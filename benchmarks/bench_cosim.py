@@ -19,10 +19,10 @@ from __future__ import annotations
 import argparse
 import time
 
+from seedlm_fpga.core.engine_shape import COSIM_MAX_COLS
 from seedlm_fpga.sim.cosim_runner import generated_engine, run_cases
 from seedlm_fpga.sim.stimulus import BASELINE, gaussian_case
 
-MAX_COLS = 4096
 BUS = 512
 
 
@@ -30,7 +30,7 @@ def run_pair(preset: str, rows: int, cols: int):
     out = {}
     for kind in (preset, BASELINE):
         t0 = time.perf_counter()
-        engine = generated_engine(kind, BUS, 8, MAX_COLS)
+        engine = generated_engine(kind, BUS, 8, COSIM_MAX_COLS)
         t1 = time.perf_counter()
         sim = engine.build()
         t2 = time.perf_counter()

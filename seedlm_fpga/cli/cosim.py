@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import time
 
+from seedlm_fpga.core.engine_shape import COSIM_MAX_COLS
 from seedlm_fpga.errors import UserError
 
 #: SPEC 8: the paper's FPGA experiment and figures.
@@ -38,7 +39,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--stimulus", choices=("gaussian", "random"), default="gaussian",
                         help="compressed Gaussian weights (default) or random block fields")
     parser.add_argument("--max-cols", type=int, help="max cols the engines are generated for "
-                        "(default 4096, or cols if larger)")
+                        f"(default {COSIM_MAX_COLS}, or cols if larger)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of stimulus and stalls (default 0)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
 
@@ -71,10 +72,10 @@ def _result_dict(r) -> dict:
 def run(args) -> int:
     from seedlm_fpga.sim import stimulus as stim
     from seedlm_fpga.sim.cosim_build import CosimError
-    from seedlm_fpga.sim.cosim_runner import DEFAULT_MAX_COLS, generated_engine, run_cases
+    from seedlm_fpga.sim.cosim_runner import generated_engine, run_cases
 
     s = _settings(args)
-    max_cols = args.max_cols or max(DEFAULT_MAX_COLS, s["cols"])
+    max_cols = args.max_cols or max(COSIM_MAX_COLS, s["cols"])
     if max_cols < s["cols"]:
         raise UserError(f"--max-cols {max_cols} is less than --cols {s['cols']}")
     make = stim.gaussian_case if args.stimulus == "gaussian" else stim.random_case
