@@ -20,12 +20,11 @@ from pathlib import Path
 
 
 from seedlm_fpga.boards.board import load_board
+from seedlm_fpga.core import paper
 from seedlm_fpga.core.engine_shape import DEFAULT_MAX_COLS
 from seedlm_fpga.flows.sizing import BUFFER_SHARE, instances_that_fit, max_cols_for_board, size_for_board
 from seedlm_fpga.flows.synth import shares, synth_and_pnr, write_engine
 
-#: The paper's SeedLM design (SPEC 8): W = 512, seedlm-4, 128 weights per cycle.
-PAPER_RESOURCES = {"lut": 67_000, "ff": 45_400, "dsp": 128, "bram36": 144}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -103,11 +102,11 @@ def run(args: argparse.Namespace) -> int:
         "synth_seconds": result["synth_seconds"], "yosys_command": result["yosys_command"],
         "pnr": result["pnr"], "sizing": sizing, "notes": notes + result["notes"],
     }
-    paper = (args.engine == "seedlm" and args.preset == "seedlm-4" and bus_bits == 512 and args.act_bits == 8
-             and board.family in ("ultrascale", "ultrascale+", "versal"))
-    if paper:
-        report["paper"] = {"resources": PAPER_RESOURCES,
-                           "ratio": {k: round(one.get(k, 0) / v, 3) for k, v in PAPER_RESOURCES.items()}}
+    like_paper = (args.engine == "seedlm" and args.preset == paper.PRESET and bus_bits == paper.BUS_BITS
+                  and args.act_bits == 8 and board.family in ("ultrascale", "ultrascale+", "versal"))
+    if like_paper:
+        report["paper"] = {"resources": paper.RESOURCES,
+                           "ratio": {k: round(one.get(k, 0) / v, 3) for k, v in paper.RESOURCES.items()}}
     _write_json(out / "report.json", report)
     _print_summary(report, board, out)
     return 0
@@ -128,7 +127,7 @@ def _print_summary(report: dict, board, out: Path) -> None:
     if design["instances"] != 1:
         print(f"  design x{design['instances']}:  {_line(design['resources'], design['share'])}")
     if "paper" in report:
-        print(f"  paper (SPEC 8): {_line(PAPER_RESOURCES, {})}")
+        print(f"  paper (SPEC 8): {_line(paper.RESOURCES, {})}")
     pnr = report["pnr"]
     if pnr and pnr["fmax_mhz"] is not None:
         verdict = "meets" if pnr["fmax_mhz"] >= pnr["target_mhz"] else "MISSES"
