@@ -9,7 +9,6 @@ the same folder and renamed, so a failure leaves no half-written file.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import amaranth
@@ -20,6 +19,7 @@ from seedlm_fpga.hdl.axi_top import AxiStreamTop, axi_port_widths
 from seedlm_fpga.hdl.baseline_engine import BaselineEngine
 from seedlm_fpga.core.engine_shape import DesignConfig
 from seedlm_fpga.core.files import write_text_atomic
+from seedlm_fpga.core.report import dumps, report_dict
 from seedlm_fpga.hdl.engine_core import GemvCore
 from seedlm_fpga.hdl.gemv_engine import GemvEngine
 
@@ -99,10 +99,12 @@ def verilog_text(core: GemvCore, top: str) -> str:
     return verilog.convert(AxiStreamTop(core), name=top, emit_src=False)
 
 
-def generate(cfg: DesignConfig, out_dir, board: dict | None = None) -> dict:
+def generate(cfg: DesignConfig, out_dir, board: dict | None = None, inputs=()) -> dict:
     """Write both engines' Verilog and design.json into `out_dir` (created); return the design.
 
     `board` (optional) is recorded under ``design["board"]`` (what the design was sized for).
+    design.json is the design plus core.report's "provenance" (`inputs`: files it came from,
+    e.g. a board .yaml); the returned design has no provenance.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -113,7 +115,7 @@ def generate(cfg: DesignConfig, out_dir, board: dict | None = None) -> dict:
     texts = {
         f"{SEEDLM_TOP}.v": verilog_text(seedlm, SEEDLM_TOP),
         f"{BASELINE_TOP}.v": verilog_text(baseline, BASELINE_TOP),
-        "design.json": json.dumps(design, indent=2) + "\n",
+        "design.json": dumps(report_dict(design, inputs)),
     }
     for name, text in texts.items():
         write_text_atomic(out / name, text)

@@ -13,11 +13,11 @@ Exit status: 0 if both engines are bit-exact, 1 if not, 2 on bad arguments.
 """
 from __future__ import annotations
 
-import json
 import time
 
 from seedlm_fpga.core import paper
 from seedlm_fpga.core.engine_shape import COSIM_MAX_COLS
+from seedlm_fpga.core.report import dumps, report_dict
 from seedlm_fpga.errors import UserError
 
 #: SPEC 8: the paper's FPGA experiment (its figures: core.paper).
@@ -103,7 +103,7 @@ def run(args) -> int:
         if args.paper:
             out["paper"] = {"seedlm_cycles": paper.SEEDLM_CYCLES, "fp16_cycles": paper.FP16_CYCLES,
                             "speedup": round(paper.FP16_CYCLES / paper.SEEDLM_CYCLES, 4)}
-        print(json.dumps(out, indent=2))
+        print(dumps(report_dict(out)), end="")
         return 0 if ok else 1
     print(f"GEMV {s['rows']} x {s['cols']}, W = {s['bus_bits']} bits, A = {args.act_bits} bits, "
           f"gap {s['gap']}, ready gap {s['ready_gap']}, {args.stimulus} stimulus")

@@ -59,7 +59,7 @@ def run(args) -> int:
     except ValueError as exc:
         raise UserError(str(exc)) from None
     try:
-        design = generate(cfg, args.output, board=board)
+        design = generate(cfg, args.output, board=board, inputs=[args.board])
     except OSError as exc:
         raise UserError(f"cannot write to {args.output}: {exc.strerror or exc}") from None
     base, out = design["baseline"], Path(args.output)

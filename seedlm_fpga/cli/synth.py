@@ -12,19 +12,15 @@ The first run of each tool compiles its WebAssembly (about a minute; cached).
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import tempfile
 import time
 from pathlib import Path
-
 
 from seedlm_fpga.boards.board import load_board
 from seedlm_fpga.core import paper
 from seedlm_fpga.core.engine_shape import DEFAULT_MAX_COLS
+from seedlm_fpga.core.report import write_report
 from seedlm_fpga.flows.sizing import BUFFER_SHARE, instances_that_fit, max_cols_for_board, size_for_board
 from seedlm_fpga.flows.synth import shares, synth_and_pnr, write_engine
-
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,14 +48,6 @@ def _fmt_count(key: str, value: float, share: float | None) -> str:
 
 def _line(counts: dict, share: dict) -> str:
     return "  ".join(_fmt_count(k, v, share.get(k)) for k, v in counts.items())
-
-
-def _write_json(path: Path, obj: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".report-", suffix=".json")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -107,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     if like_paper:
         report["paper"] = {"resources": paper.RESOURCES,
                            "ratio": {k: round(one.get(k, 0) / v, 3) for k, v in paper.RESOURCES.items()}}
-    _write_json(out / "report.json", report)
+    write_report(out / "report.json", report, inputs=[args.board])
     _print_summary(report, board, out)
     return 0
 
