@@ -16,13 +16,13 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 import platform
 import sys
 import time
 from pathlib import Path
 
 from seedlm_fpga.sim.projection_report import RTL_CYCLES, model_vs_rtl
+from seedlm_fpga.core.files import write_text_atomic
 
 #: (engine, preset, bus bits, act bits, gap, shapes)
 SPREAD = [
@@ -68,9 +68,7 @@ def write(measurements: list[dict], path: Path = RTL_CYCLES) -> None:
         },
         "measurements": measurements,
     }
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, indent=1) + "\n")
 
 
 def show(measurements: list[dict]) -> None:

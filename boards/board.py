@@ -114,8 +114,6 @@ class Board(_Strict):
     memories: list[Memory]
     resources: Resources
     clock: Clock
-    platform: str | None = Field(default=None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
-                                 description="amaranth-boards platform, 'module:Class'")
     sources: list[Source] = Field(min_length=1)
 
     @model_validator(mode="after")

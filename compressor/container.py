@@ -12,16 +12,14 @@ byte-identical files. Reading goes through the safetensors library.
 """
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from seedlm_fpga.core.files import atomic_write
 from seedlm_fpga.core.reference import PRESETS, EncodedTensor, Preset, blocks_per_row
 from seedlm_fpga.errors import UserError
 
@@ -48,27 +46,7 @@ def torch_dtype(name: str):
     return getattr(torch, name)
 
 
-# --- atomic, deterministic safetensors writing ---------------------------------------------------
-
-@contextlib.contextmanager
-def atomic_write(path: str | Path):
-    """Yield a temp file opened for binary writing next to `path`; rename it over `path` on success.
-
-    On any exception the temp file is removed, so a failed or interrupted write leaves nothing.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
+# --- deterministic safetensors writing (atomic: core.files) ---------------------------------------
 
 def _as_torch(t):
     import torch

@@ -9,9 +9,6 @@ the same folder and renamed, so a failure leaves no half-written file.
 """
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 
 import amaranth
@@ -21,6 +18,8 @@ from seedlm_fpga import __version__
 from seedlm_fpga.hdl.axi_top import AxiStreamTop, axi_port_widths
 from seedlm_fpga.hdl.baseline_engine import BaselineEngine
 from seedlm_fpga.core.engine_shape import DesignConfig
+from seedlm_fpga.core.files import write_text_atomic
+from seedlm_fpga.core.report import dumps, report_dict
 from seedlm_fpga.hdl.engine_core import GemvCore
 from seedlm_fpga.hdl.gemv_engine import GemvEngine
 
@@ -96,27 +95,16 @@ def describe(cfg: DesignConfig, seedlm: GemvEngine | None = None,
     return design
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o644)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def verilog_text(core: GemvCore, top: str) -> str:
     return verilog.convert(AxiStreamTop(core), name=top, emit_src=False)
 
 
-def generate(cfg: DesignConfig, out_dir, board: dict | None = None) -> dict:
+def generate(cfg: DesignConfig, out_dir, board: dict | None = None, inputs=()) -> dict:
     """Write both engines' Verilog and design.json into `out_dir` (created); return the design.
 
     `board` (optional) is recorded under ``design["board"]`` (what the design was sized for).
+    design.json is the design plus core.report's "provenance" (`inputs`: files it came from,
+    e.g. a board .yaml); the returned design has no provenance.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -127,8 +115,8 @@ def generate(cfg: DesignConfig, out_dir, board: dict | None = None) -> dict:
     texts = {
         f"{SEEDLM_TOP}.v": verilog_text(seedlm, SEEDLM_TOP),
         f"{BASELINE_TOP}.v": verilog_text(baseline, BASELINE_TOP),
-        "design.json": json.dumps(design, indent=2) + "\n",
+        "design.json": dumps(report_dict(design, inputs)),
     }
     for name, text in texts.items():
-        _write_atomic(out / name, text)
+        write_text_atomic(out / name, text)
     return design

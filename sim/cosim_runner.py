@@ -17,11 +17,9 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from seedlm_fpga.core.engine_shape import COSIM_MAX_COLS
 from seedlm_fpga.sim import cosim_build
 from seedlm_fpga.sim.stimulus import BASELINE, ENGINES, GemvCase, gaussian_case, random_case
-
-#: Default max-cols of the designs the runner generates (a build parameter: one build each).
-DEFAULT_MAX_COLS = 4096
 
 _DESIGNS: tempfile.TemporaryDirectory | None = None
 
@@ -60,7 +58,7 @@ def _designs_dir() -> str:
 
 @functools.lru_cache(maxsize=None)
 def generated_engine(kind: str, bus_bits: int, act_bits: int = 8,
-                     max_cols: int = DEFAULT_MAX_COLS) -> Engine:
+                     max_cols: int = COSIM_MAX_COLS) -> Engine:
     """Generate the design with seedlm_fpga.hdl (once per process) and describe one engine.
 
     For "baseline" the SeedLM preset does not matter: seedlm-4 is used for the config.
@@ -224,7 +222,7 @@ def run_gemv(preset: str, rows: int, cols: int, bus_bits: int, act_bits: int = 8
     """One GEMV on the generated engine `preset` ("seedlm-4", "seedlm-3" or "baseline").
 
     `stimulus`: "gaussian" (compressed Gaussian weights), "random" (random fields) or a
-    `GemvCase`. The design is generated for `max_cols` (default: 4096, or cols if larger).
+    `GemvCase`. The design is generated for `max_cols` (default: COSIM_MAX_COLS, or cols if larger).
     """
     if isinstance(stimulus, GemvCase):
         case = stimulus
@@ -235,5 +233,5 @@ def run_gemv(preset: str, rows: int, cols: int, bus_bits: int, act_bits: int = 8
         case = random_case(preset, rows, cols, act_bits, seed)
     else:
         raise ValueError(f"unknown stimulus {stimulus!r} (choose from gaussian, random, or a GemvCase)")
-    engine = generated_engine(preset, bus_bits, act_bits, max_cols or max(DEFAULT_MAX_COLS, cols))
+    engine = generated_engine(preset, bus_bits, act_bits, max_cols or max(COSIM_MAX_COLS, cols))
     return run_cases(engine, [case], gap, ready_gap, seed)[0]

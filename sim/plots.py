@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from seedlm_fpga.core.files import atomic_write
+
 FORMAT_STYLE = {"fp16": ("tab:gray", "o", ":"), "seedlm-4": ("tab:blue", "s", "-"),
                 "seedlm-3": ("tab:orange", "^", "--")}
 COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive")
@@ -37,10 +39,9 @@ def _log_axes(ax, x=True, y=False) -> None:
 
 
 def _save(fig, path: Path) -> None:
-    """Write to a temporary name in the same folder, then rename: never a half-written PNG."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, format="png")
-    os.replace(tmp, path)
+    """Written atomically (core.files): never a half-written PNG."""
+    with atomic_write(path) as f:
+        fig.savefig(f, format="png")
 
 
 def plot_speedup(report: dict, path: Path) -> None:

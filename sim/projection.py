@@ -20,10 +20,10 @@ engine. `LEFT_OUT` names what is not modelled: it does not depend on the weight 
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 from seedlm_fpga.flows.sizing import SLACK  # bandwidth share a bus may leave unused rather than double
+from seedlm_fpga.core.numeric import pow2_at_least
 from seedlm_fpga.core.reference import PRESETS
 from seedlm_fpga.sim.cycle_model import CycleModel
 from seedlm_fpga.sim.llama_shapes import LAYER_KINDS, ModelShape
@@ -253,10 +253,6 @@ def layer_breakdown(entry: dict, layers: int) -> list[dict]:
 
 # --- boards --------------------------------------------------------------------------------
 
-def _pow2_at_least(bits: float) -> int:
-    return 1 << max(0, math.ceil(math.log2(bits)))
-
-
 def plan_board(board, formats=FORMATS, act_bits: int = 8) -> BoardPlan:
     """Engines of every format on `board` (id, path or `Board`), from boards.sizing."""
     from seedlm_fpga.boards.board import load_board
@@ -275,7 +271,7 @@ def plan_board(board, formats=FORMATS, act_bits: int = 8) -> BoardPlan:
         if f == "fp16":
             # same rule as sizing's step 3, with one 16-bit weight as the smallest beat
             need = usable * 1e9 / (b.clock_mhz * 1e6) * 8
-            w = _pow2_at_least(max(need * (1 - SLACK), 16))
+            w = pow2_at_least(max(need * (1 - SLACK), 16))
             plans[f] = EnginePlan(f, b.clock_mhz, w, mem.channels, mem.channels, usable, act_bits,
                                   memory=mem.name, note="baseline: W/16 multipliers, assumed to fit on every channel")
             continue

@@ -9,14 +9,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from seedlm_fpga.core import paper as _paper
 from seedlm_fpga.sim.cycle_model import CycleModel
 from seedlm_fpga.sim.projection import LEFT_OUT, layer_breakdown, plan_board, project
 
 RTL_CYCLES = Path(__file__).resolve().parent / "rtl_cycles.json"
 REGENERATE = "python benchmarks/rtl_cycles.py"
-#: format §8: the paper's GEMV at 64 bytes per cycle.
-PAPER = {"rows": 2048, "cols": 2048, "bus_bits": 512,
-         "paper": {"seedlm-4": 34331, "fp16": 136559, "speedup": 3.98}}
+#: format §8: the paper's GEMV at 64 bytes per cycle (figures: core.paper).
+PAPER = {"rows": _paper.GEMV_ROWS, "cols": _paper.GEMV_COLS, "bus_bits": _paper.BUS_BITS,
+         "paper": {"seedlm-4": _paper.SEEDLM_CYCLES, "fp16": _paper.FP16_CYCLES, "speedup": _paper.SPEEDUP}}
 SWEEP_N = (256, 512, 1024, 2048, 4096, 8192, 16384)
 
 
@@ -52,7 +53,8 @@ def paper_comparison(checks: list[dict]) -> dict:
            if ch["shape"] == [r, c] and ch["bus_bits"] == w and ch["efficiency"] == 1.0 and ch["act_bits"] == 8}
     if "seedlm-4" in rtl and "fp16" in rtl:
         rtl["speedup"] = rtl["fp16"] / rtl["seedlm-4"]
-    ideal = {"seedlm-4": r * c * 4 // w, "fp16": r * c * 16 // w, "speedup": 4.0}
+    ideal = {"seedlm-4": _paper.IDEAL_SEEDLM_CYCLES, "fp16": _paper.IDEAL_FP16_CYCLES,
+             "speedup": _paper.IDEAL_FP16_CYCLES / _paper.IDEAL_SEEDLM_CYCLES}
     return {**PAPER, "model": model, "rtl": rtl or None, "ideal": ideal}
 
 

@@ -19,12 +19,12 @@ def measure(engine: str, shapes, bus_bits: int, act_bits: int = 8, preset: str =
 
     Raises RuntimeError (with the co-simulation's report) if any Y differs from the reference.
     """
-    from seedlm_fpga.sim.cosim_runner import DEFAULT_MAX_COLS, generated_engine, run_cases
+    from seedlm_fpga.sim.cosim_runner import COSIM_MAX_COLS, generated_engine, run_cases
     from seedlm_fpga.sim.stimulus import random_case
 
     kind = preset if engine == "seedlm" else "baseline"
     shapes = [(int(r), int(c)) for r, c in shapes]
-    max_cols = max_cols or max(DEFAULT_MAX_COLS, *(c for _, c in shapes))
+    max_cols = max_cols or max(COSIM_MAX_COLS, *(c for _, c in shapes))
     eng = generated_engine(kind, bus_bits, act_bits, max_cols)
     cases = [random_case(kind, rows, cols, act_bits, seed + i) for i, (rows, cols) in enumerate(shapes)]
     results = run_cases(eng, cases, gap=gap, ready_gap=0.0, seed=seed)

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from seedlm_fpga.evaluation.baselines import DEFAULT_BASELINES, Baseline, relative_error
+from seedlm_fpga.evaluation.baselines import DEFAULT_BASELINES, Baseline
 
 
 @pytest.mark.parametrize("baseline, shape, bits", [
@@ -70,9 +70,3 @@ def test_quantizer_properties(baseline):
             np.testing.assert_array_equal(codes, np.round(codes))
             assert lo <= codes.min() and codes.max() <= baseline.qmax
             assert np.all(np.abs(grp - hat) <= step / 2 * (1 + 1e-9) + clip_err)
-
-
-def test_relative_error():
-    w = np.array([[3.0, 4.0]])
-    assert relative_error(w, np.array([[3.0, 0.0]])) == pytest.approx(0.8)
-    assert relative_error(np.zeros((2, 2)), np.zeros((2, 2))) == 0.0

@@ -14,9 +14,10 @@ from hypothesis import strategies as st
 from safetensors import safe_open
 from seedlm_samples import random_encoded, sample_container
 
-from seedlm_fpga.compressor.container import (atomic_write, bits_per_weight, packed_bytes, read_container,
+from seedlm_fpga.compressor.container import (bits_per_weight, packed_bytes, read_container,
                                               write_container, write_safetensors)
 from seedlm_fpga.errors import UserError
+from seedlm_fpga.core.files import atomic_write
 
 
 def _raw(path):

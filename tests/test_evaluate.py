@@ -6,7 +6,8 @@ import pytest
 
 from seedlm_fpga.cli import main as cli
 from seedlm_fpga.core import reference as ref
-from seedlm_fpga.evaluation.baselines import Baseline, relative_error
+from seedlm_fpga.core.numeric import relative_error
+from seedlm_fpga.evaluation.baselines import Baseline
 from seedlm_fpga.compressor.container import write_container
 from seedlm_fpga.core.reference import EncodedTensor
 from seedlm_fpga.evaluation.evaluate import LanguageModelData, evaluate

@@ -164,13 +164,18 @@ def test_checkpoint_errors(tmp_path):
     from safetensors.numpy import save_file
     with pytest.raises(UserError) as exc:
         model_from_checkpoint(tmp_path / "none.seedlm")
-    assert str(exc.value) == f"checkpoint {tmp_path / 'none.seedlm'} does not exist"
+    assert str(exc.value) == f"{tmp_path / 'none.seedlm'}: no such file"
     plain = tmp_path / "plain.seedlm"
     save_file({"w": np.zeros((2, 2), np.float32)}, str(plain))
     with pytest.raises(UserError) as exc:
         model_from_checkpoint(plain)
-    assert str(exc.value) == f"{plain}: not a .seedlm container (metadata 'format' is None)"
+    assert str(exc.value) == f"{plain}: not a .seedlm file (metadata format is None, expected 'seedlm')"
     junk = tmp_path / "junk.seedlm"
     junk.write_bytes(b"\x00" * 5)
-    with pytest.raises(UserError, match="not a safetensors file"):
+    with pytest.raises(UserError, match="not a valid .seedlm file"):
         model_from_checkpoint(junk)
+    # the header is validated like any .seedlm read (it once skipped the version check)
+    future = tmp_path / "future.seedlm"
+    save_file({"w": np.zeros((2, 2), np.float32)}, str(future), metadata={"format": "seedlm", "format_version": "2"})
+    with pytest.raises(UserError, match="unsupported .seedlm format_version '2'"):
+        model_from_checkpoint(future)

@@ -1,6 +1,7 @@
 """Board- and model-level projections, and `seedlm-fpga project`."""
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -134,6 +135,8 @@ def test_project_without_arguments_writes_table_json_and_plots(tmp_path, monkeyp
     assert "Llama 3 70B seedlm-4" in out and "does not fit 8 GB hbm: needs 141.1 GB" in json.dumps(u280["fp16"])
     assert "paper       34,331   136,559   3.980x" in out
     assert "model       32,813   131,144   3.997x" in out
+    assert "RTL         32,813   131,144   3.997x" in out  # the stored Verilator figures (sim/rtl_cycles.json)
+    assert data["model_vs_rtl"] and data["provenance"]["command"] == ["seedlm-fpga", "project"]
 
 
 def test_project_json_to_stdout_for_a_config(tmp_path, capsys):
@@ -142,8 +145,11 @@ def test_project_json_to_stdout_for_a_config(tmp_path, capsys):
                                    num_attention_heads=32, num_key_value_heads=8, vocab_size=128256)))
     assert main(["project", "--config", str(cfg), "--board", "vcu118", "-o", str(tmp_path / "r"), "--json",
                  "--no-plots"]) == 0
-    data = json.loads(capsys.readouterr().out)
+    out = capsys.readouterr().out
+    data = json.loads(out)
     assert [e["format"] for e in data["entries"]] == ["fp16", "seedlm-4", "seedlm-3"]
+    assert data["provenance"]["inputs"] == {str(cfg): hashlib.sha256(cfg.read_bytes()).hexdigest()}
+    assert (tmp_path / "r" / "projection.json").read_text() == out
     assert not (tmp_path / "r" / "roofline.png").exists()
 
 

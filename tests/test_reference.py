@@ -156,3 +156,12 @@ def test_gemv_baseline_is_exact():
     bits = ref.baseline_y_bits(37, 8)
     worst = 37 * (-32768) * (-128)
     assert worst < (1 << (bits - 1))
+
+
+def test_baseline_image_layout_by_hand():
+    # W = 32: two int16 weights per beat, little-endian; each row starts on a fresh beat (R = 2)
+    image = ref.baseline_image([[1, -1, 2], [-32768, 32767, 0x0102]], 32)
+    assert image == bytes([0x01, 0x00, 0xFF, 0xFF, 0x02, 0x00, 0x00, 0x00,
+                           0x00, 0x80, 0xFF, 0x7F, 0x02, 0x01, 0x00, 0x00])
+    with pytest.raises(ValueError, match="cannot hold one 16-bit weight"):
+        ref.baseline_image([[1]], 8)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from seedlm_fpga import __version__
+from seedlm_fpga.core.numeric import relative_error
 from seedlm_fpga.core.reference import PRESETS, get_preset
 from seedlm_fpga.core.text import format_table
 from seedlm_fpga.errors import UserError
@@ -204,22 +205,14 @@ def _compress_all(ckpt, names, preset, bias, device, partial: PartialState) -> d
     return compressed
 
 
-def relative_error(w: torch.Tensor, w_hat: np.ndarray) -> float:
-    """||W - W_hat|| / ||W|| (Frobenius, float64); 0 for an exactly reproduced zero tensor."""
+def _print_report(ckpt, compressed, carried, output: Path) -> None:
     import torch
 
-    w64 = w.to(torch.float64).numpy()
-    norm = np.linalg.norm(w64)
-    diff = np.linalg.norm(w64 - w_hat)
-    return float(diff / norm) if norm else (0.0 if diff == 0 else float("inf"))
-
-
-def _print_report(ckpt, compressed, carried, output: Path) -> None:
     from seedlm_fpga.compressor.container import bits_per_weight, natural_key, packed_bytes
 
     rows = []
     for name, enc in sorted(compressed.items(), key=lambda item: natural_key(item[0])):
-        err = relative_error(ckpt.tensors[name], enc.decode())
+        err = relative_error(ckpt.tensors[name].to(torch.float64).numpy(), enc.decode())
         rows.append([name, "x".join(map(str, enc.shape)), enc.preset.name, str(enc.bias),
                      f"{bits_per_weight(enc):.3f}", f"{err:.4f}"])
     head = ["tensor", "shape", "preset", "bias", "bits/weight", "rel.error"]

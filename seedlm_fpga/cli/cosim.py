@@ -13,20 +13,22 @@ Exit status: 0 if both engines are bit-exact, 1 if not, 2 on bad arguments.
 """
 from __future__ import annotations
 
-import json
 import time
 
+from seedlm_fpga.core import paper
+from seedlm_fpga.core.engine_shape import COSIM_MAX_COLS
+from seedlm_fpga.core.report import dumps, report_dict
 from seedlm_fpga.errors import UserError
 
-#: format §8: the paper's FPGA experiment and figures.
-PAPER = {"rows": 2048, "cols": 2048, "bus_bits": 512, "preset": "seedlm-4"}
-PAPER_CYCLES = {"seedlm": 34331, "fp16": 136559}
+#: format §8: the paper's FPGA experiment (its figures: core.paper).
+PAPER = {"rows": paper.GEMV_ROWS, "cols": paper.GEMV_COLS, "bus_bits": paper.BUS_BITS, "preset": paper.PRESET}
 SHAPE_OPTIONS = ("rows", "cols", "bus_bits", "preset", "gap", "ready_gap")
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--paper", action="store_true",
-                        help="the paper's experiment: 2048 x 2048, seedlm-4, W = 512, no stalls")
+                        help=f"the paper's experiment: {paper.GEMV_ROWS} x {paper.GEMV_COLS}, {paper.PRESET}, "
+                             f"W = {paper.BUS_BITS}, no stalls")
     parser.add_argument("--rows", type=int, help="output rows (default 256)")
     parser.add_argument("--cols", type=int, help="input columns (default 1024)")
     parser.add_argument("--bus-bits", type=int, help="weight bus width W in bits (default 512)")
@@ -38,7 +40,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--stimulus", choices=("gaussian", "random"), default="gaussian",
                         help="compressed Gaussian weights (default) or random block fields")
     parser.add_argument("--max-cols", type=int, help="max cols the engines are generated for "
-                        "(default 4096, or cols if larger)")
+                        f"(default {COSIM_MAX_COLS}, or cols if larger)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of stimulus and stalls (default 0)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
 
@@ -71,10 +73,10 @@ def _result_dict(r) -> dict:
 def run(args) -> int:
     from seedlm_fpga.sim import stimulus as stim
     from seedlm_fpga.sim.cosim_build import CosimError
-    from seedlm_fpga.sim.cosim_runner import DEFAULT_MAX_COLS, generated_engine, run_cases
+    from seedlm_fpga.sim.cosim_runner import generated_engine, run_cases
 
     s = _settings(args)
-    max_cols = args.max_cols or max(DEFAULT_MAX_COLS, s["cols"])
+    max_cols = args.max_cols or max(COSIM_MAX_COLS, s["cols"])
     if max_cols < s["cols"]:
         raise UserError(f"--max-cols {max_cols} is less than --cols {s['cols']}")
     make = stim.gaussian_case if args.stimulus == "gaussian" else stim.random_case
@@ -99,9 +101,9 @@ def run(args) -> int:
                "speedup": round(speedup, 4) if speedup else None, "ok": ok,
                "wall_s": round(time.perf_counter() - t0, 2)}
         if args.paper:
-            out["paper"] = {"seedlm_cycles": PAPER_CYCLES["seedlm"], "fp16_cycles": PAPER_CYCLES["fp16"],
-                            "speedup": round(PAPER_CYCLES["fp16"] / PAPER_CYCLES["seedlm"], 4)}
-        print(json.dumps(out, indent=2))
+            out["paper"] = {"seedlm_cycles": paper.SEEDLM_CYCLES, "fp16_cycles": paper.FP16_CYCLES,
+                            "speedup": round(paper.FP16_CYCLES / paper.SEEDLM_CYCLES, 4)}
+        print(dumps(report_dict(out)), end="")
         return 0 if ok else 1
     print(f"GEMV {s['rows']} x {s['cols']}, W = {s['bus_bits']} bits, A = {args.act_bits} bits, "
           f"gap {s['gap']}, ready gap {s['ready_gap']}, {args.stimulus} stimulus")
@@ -111,8 +113,9 @@ def run(args) -> int:
         print(f"  speedup {s['preset']} over the 16-bit baseline: {speedup:.3f}x "
               f"({base.cycles:,} / {seedlm.cycles:,} cycles)")
     if args.paper:
-        print(f"  paper (format §8): {PAPER_CYCLES['seedlm']:,} vs {PAPER_CYCLES['fp16']:,} cycles, "
-              f"{PAPER_CYCLES['fp16'] / PAPER_CYCLES['seedlm']:.2f}x; ideal 32,768 vs 131,072, 4.00x")
+        print(f"  paper (format §8): {paper.SEEDLM_CYCLES:,} vs {paper.FP16_CYCLES:,} cycles, "
+              f"{paper.FP16_CYCLES / paper.SEEDLM_CYCLES:.2f}x; ideal {paper.IDEAL_SEEDLM_CYCLES:,} vs "
+              f"{paper.IDEAL_FP16_CYCLES:,}, {paper.IDEAL_FP16_CYCLES / paper.IDEAL_SEEDLM_CYCLES:.2f}x")
     sim_cycles = seedlm.sim_cycles + base.sim_cycles
     sim_wall = seedlm.sim_wall_s + base.sim_wall_s
     if sim_wall:

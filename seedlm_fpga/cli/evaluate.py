@@ -16,10 +16,10 @@ Token ids and sweep encodings are cached in $XDG_CACHE_HOME/seedlm-fpga (or
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
+from seedlm_fpga.core.report import dumps, report_dict
 from seedlm_fpga.errors import UserError
 from seedlm_fpga.examples import MODEL
 
@@ -96,7 +96,8 @@ def run(args) -> int:
     if note:
         ev.notes.append(note)
     if args.json:
-        print(json.dumps(ev.to_json(), indent=2))
+        inputs = [args.compressed, *args.compare, args.reference, args.text, args.tokenizer]
+        print(dumps(report_dict(ev.to_json(), inputs=inputs)), end="")
     else:
         print(format_report(ev))
     return 0

@@ -10,7 +10,6 @@ example:
 """
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 from seedlm_fpga.core.reference import PRESETS
@@ -35,8 +34,6 @@ def add_arguments(parser):
 
 
 def _board_sizing(args) -> dict:
-    if importlib.util.find_spec("seedlm_fpga.flows.sizing") is None:
-        raise UserError("boards are not available yet")
     from seedlm_fpga.flows.sizing import size_for_board
     try:
         return size_for_board(args.board, args.preset, args.act_bits)
@@ -62,7 +59,7 @@ def run(args) -> int:
     except ValueError as exc:
         raise UserError(str(exc)) from None
     try:
-        design = generate(cfg, args.output, board=board)
+        design = generate(cfg, args.output, board=board, inputs=[args.board])
     except OSError as exc:
         raise UserError(f"cannot write to {args.output}: {exc.strerror or exc}") from None
     base, out = design["baseline"], Path(args.output)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from seedlm_fpga.errors import UserError
 
-from seedlm_fpga.compressor.container import atomic_write, read_container
+from seedlm_fpga.compressor.container import read_container
+from seedlm_fpga.core.files import write_bytes_atomic
 from seedlm_fpga.core.reference import ImageLayout, blocks_per_row, memory_image
 
 
@@ -37,8 +38,7 @@ def run(args) -> int:
     except ValueError as exc:
         raise UserError(f"--bus-bits {args.bus_bits}: {exc}") from None
     image = memory_image(enc.seeds, enc.x, enc.q, enc.preset, args.bus_bits)
-    with atomic_write(output) as f:
-        f.write(image)
+    write_bytes_atomic(output, image)
     beats = rows * lay.beats_per_row
     print(f"{args.tensor}: {rows}x{cols}, {enc.preset.name} ({enc.preset.block_bits}-bit blocks), "
           f"{lay.nb} blocks per row")

@@ -2,11 +2,11 @@
 carried tensors and totals. --json prints the same as one JSON object."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from seedlm_fpga.compressor.container import bits_per_weight, packed_bytes, read_container
 from seedlm_fpga.core.reference import blocks_per_row
+from seedlm_fpga.core.report import dumps, report_dict
 
 
 def add_arguments(parser) -> None:
@@ -47,7 +47,7 @@ def run(args) -> int:
 
     info = describe(args.input)
     if args.json:
-        print(json.dumps(info, indent=2, sort_keys=True))
+        print(dumps(report_dict(info, inputs=[args.input]), sort_keys=True), end="")
         return 0
     t = info["totals"]
     print(f"{info['file']}: .seedlm format {info['format_version']}, {info['file_bytes']:,} bytes")

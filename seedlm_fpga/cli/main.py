@@ -11,6 +11,7 @@ import importlib
 import sys
 
 from seedlm_fpga import __version__
+from seedlm_fpga.core.report import set_argv
 from seedlm_fpga.errors import UserError
 
 #: command -> (module, one-line help). Order is the order of `seedlm-fpga --help`.
@@ -65,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"seedlm-fpga: error: unknown command {command!r} (choose from {', '.join(COMMANDS)})",
               file=sys.stderr)
         return 2
+    set_argv(argv)  # reports name the command line they came from (core.report)
     parser, module = build_parser(command)
     args = parser.parse_args(argv[1:])
     try:

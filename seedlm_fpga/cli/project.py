@@ -11,12 +11,11 @@ seedlm_fpga.flows.sizing. A token counts the seven GEMVs of every layer and the 
 """
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
+from seedlm_fpga.core.files import write_text_atomic
+from seedlm_fpga.core.report import dumps, report_dict
 from seedlm_fpga.errors import UserError
-
 from seedlm_fpga.sim.llama_shapes import BUILTIN_MODELS, builtin_model, model_from_checkpoint, model_from_config
 from seedlm_fpga.sim.projection import FORMATS
 from seedlm_fpga.sim.projection_report import REGENERATE, build_report
@@ -116,26 +115,21 @@ def format_table(report: dict) -> str:
     return "\n".join(lines)
 
 
-def _write_json(report: dict, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(report, indent=1))
-    os.replace(tmp, path)
-
-
 def run(args) -> int:
     models, formats = _models(args)
     report = build_report(_boards(args), models, formats, args.act_bits)
     out = Path(args.output)
     if out.exists() and not out.is_dir():
         raise UserError(f"output {out} exists and is not a folder")
+    text = dumps(report_dict(report, inputs=[*(args.board or ()), args.config, args.checkpoint]))
     try:
         out.mkdir(parents=True, exist_ok=True)
-        _write_json(report, out / "projection.json")
+        write_text_atomic(out / "projection.json", text)
         finish = lambda: []  # noqa: E731
         if not args.no_plots:
             from seedlm_fpga.sim.plots import write_plots
             finish = write_plots(report, out)  # drawn in the background while the table prints
-        print(json.dumps(report, indent=1) if args.json else format_table(report), flush=True)
+        print(text if args.json else format_table(report), end="" if args.json else "\n", flush=True)
         written = [out / "projection.json"] + finish()
     except OSError as exc:
         raise UserError(f"cannot write to {out}: {exc.strerror or exc}") from None

@@ -12,19 +12,15 @@ The first run of each tool compiles its WebAssembly (about a minute; cached).
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import tempfile
 import time
 from pathlib import Path
 
-
 from seedlm_fpga.boards.board import load_board
-from seedlm_fpga.flows.sizing import BUFFER_SHARE, DEFAULT_MAX_COLS, FILL, max_cols_for_board, size_for_board
+from seedlm_fpga.core import paper
+from seedlm_fpga.core.engine_shape import DEFAULT_MAX_COLS
+from seedlm_fpga.core.report import write_report
+from seedlm_fpga.flows.sizing import BUFFER_SHARE, instances_that_fit, max_cols_for_board, size_for_board
 from seedlm_fpga.flows.synth import shares, synth_and_pnr, write_engine
-
-#: The paper's SeedLM design (format §8): W = 512, seedlm-4, 128 weights per cycle.
-PAPER_RESOURCES = {"lut": 67_000, "ff": 45_400, "dsp": 128, "bram36": 144}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,16 +39,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
 
 
-def instances_that_fit(one: dict, board, channels: int) -> tuple[int, str]:
-    """Instances of the synthesized engine that fit at FILL (one per memory channel at most)."""
-    res = board.resources.model_dump()
-    limits = {k: int(FILL * res[k] // v) for k, v in one.items() if v and res.get(k) is not None}
-    fit = min([channels, *limits.values()])
-    tight = min(limits, key=limits.get) if limits else None
-    return fit, (f"{fit} of {channels} instance(s) fit in {FILL:.0%} of the board"
-                 + (f" (limited by {tight})" if fit < channels else ""))
-
-
 def _fmt_count(key: str, value: float, share: float | None) -> str:
     label = {"lut": "LUT", "ff": "FF", "dsp": "DSP", "bram36": "BRAM36", "uram": "URAM",
              "ebr_kbits": "EBR Kb", "spram_kbits": "SPRAM Kb"}[key]
@@ -62,14 +48,6 @@ def _fmt_count(key: str, value: float, share: float | None) -> str:
 
 def _line(counts: dict, share: dict) -> str:
     return "  ".join(_fmt_count(k, v, share.get(k)) for k, v in counts.items())
-
-
-def _write_json(path: Path, obj: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".report-", suffix=".json")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -112,12 +90,12 @@ def run(args: argparse.Namespace) -> int:
         "synth_seconds": result["synth_seconds"], "yosys_command": result["yosys_command"],
         "pnr": result["pnr"], "sizing": sizing, "notes": notes + result["notes"],
     }
-    paper = (args.engine == "seedlm" and args.preset == "seedlm-4" and bus_bits == 512 and args.act_bits == 8
-             and board.family in ("ultrascale", "ultrascale+", "versal"))
-    if paper:
-        report["paper"] = {"resources": PAPER_RESOURCES,
-                           "ratio": {k: round(one.get(k, 0) / v, 3) for k, v in PAPER_RESOURCES.items()}}
-    _write_json(out / "report.json", report)
+    like_paper = (args.engine == "seedlm" and args.preset == paper.PRESET and bus_bits == paper.BUS_BITS
+                  and args.act_bits == 8 and board.family in ("ultrascale", "ultrascale+", "versal"))
+    if like_paper:
+        report["paper"] = {"resources": paper.RESOURCES,
+                           "ratio": {k: round(one.get(k, 0) / v, 3) for k, v in paper.RESOURCES.items()}}
+    write_report(out / "report.json", report, inputs=[args.board])
     _print_summary(report, board, out)
     return 0
 
@@ -137,7 +115,7 @@ def _print_summary(report: dict, board, out: Path) -> None:
     if design["instances"] != 1:
         print(f"  design x{design['instances']}:  {_line(design['resources'], design['share'])}")
     if "paper" in report:
-        print(f"  paper (format §8): {_line(PAPER_RESOURCES, {})}")
+        print(f"  paper (format §8): {_line(paper.RESOURCES, {})}")
     pnr = report["pnr"]
     if pnr and pnr["fmax_mhz"] is not None:
         verdict = "meets" if pnr["fmax_mhz"] >= pnr["target_mhz"] else "MISSES"

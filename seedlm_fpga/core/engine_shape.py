@@ -23,6 +23,10 @@ from seedlm_fpga.core.reference import Preset, blocks_per_row, get_preset
 #: Default max-cols: 28672 is the longest row of format §9 (Llama 2/3 70B down_proj); the
 #: activation buffer then holds 28 KiB (int8) or 56 KiB (int16).
 DEFAULT_MAX_COLS = 28672
+#: Co-simulation's max-cols (sim.cosim_runner, `cosim`, benchmarks), on purpose smaller: a
+#: cached Verilator build per engine and bus serves every GEMV up to 4096 cols (all shapes of
+#: sim/rtl_cycles.json and bench_cosim.py) with a 7x smaller buffer; wider GEMVs get their own.
+COSIM_MAX_COLS = 4096
 ACT_BITS = (8, 16)
 BASELINE_WEIGHT_BITS = 16
 MAX_BUS_BITS = 4096

@@ -231,13 +231,6 @@ def baseline_image(weights, bus_bits: int) -> bytes:
     return _pack_fields(w.view(np.uint16), 16, bus_bits, per_beat, R)
 
 
-def parse_baseline_image(image: bytes, bus_bits: int, rows: int, cols: int) -> np.ndarray:
-    per_beat = bus_bits // 16
-    R = -(-cols // per_beat)
-    u = _unpack_fields(image, rows, cols, 16, bus_bits, per_beat, R)
-    return u.astype(np.uint16).view(np.int16)
-
-
 def activation_beats(acts, act_bits: int, acts_per_beat: int) -> list[int]:
     """Pack an activation vector into beats of N elements (format §10), as Python ints."""
     a = [int(v) for v in np.asarray(acts).ravel()]

@@ -93,11 +93,3 @@ DEFAULT_BASELINES: tuple[Baseline, ...] = tuple(
     [Baseline("rtn", b, g) for b in (4, 3) for g in (None, 128, 64, 32)]
     + [Baseline("bfp", b, 128) for b in (4, 3)]
 )
-
-
-def relative_error(w, w_hat) -> float:
-    """||W - W_hat||_F / ||W||_F (0 for an all-zero W reproduced exactly)."""
-    w = np.asarray(w, dtype=np.float64)
-    num = float(np.linalg.norm(w - np.asarray(w_hat, dtype=np.float64)))
-    den = float(np.linalg.norm(w))
-    return num / den if den > 0 else (0.0 if num == 0 else float("inf"))

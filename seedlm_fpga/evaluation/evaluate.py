@@ -11,16 +11,16 @@ SeedLM re-encoded at seedlm-4/seedlm-3 with the paper's bias and ours.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from seedlm_fpga.core.files import atomic_write
 from seedlm_fpga.errors import UserError
 
-from seedlm_fpga.evaluation.baselines import DEFAULT_BASELINES, Baseline, relative_error
+from seedlm_fpga.core.numeric import relative_error
+from seedlm_fpga.evaluation.baselines import DEFAULT_BASELINES, Baseline
 from seedlm_fpga.core.reference import PAPER_BIAS, PRESETS, Preset, blocks_per_row, decode_tensor
 from seedlm_fpga.evaluation.tokenizer import cache_dir
 
@@ -110,10 +110,8 @@ def encode_cached(w: np.ndarray, preset: Preset, bias, device: str = "cpu"):
     enc = encode_tensor(np.asarray(w, dtype=np.float32), preset, bias=bias, device=device)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
+        with atomic_write(path) as f:
             np.savez(f, seeds=enc.seeds, x=enc.x, q=enc.q, bias=np.int64(enc.bias))
-        os.replace(tmp, path)
     except OSError:
         pass
     return enc

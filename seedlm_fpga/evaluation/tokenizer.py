@@ -20,12 +20,12 @@ import heapq
 import os
 import re
 import struct
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from seedlm_fpga.core.files import atomic_write
 from seedlm_fpga.errors import UserError
 
 UNK, BOS, EOS = 0, 1, 2
@@ -226,9 +226,7 @@ def _write_cache(path: Path, encoded: list[np.ndarray]) -> None:
     ids = np.concatenate(encoded) if encoded else np.zeros(0, dtype=np.int32)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
+        with atomic_write(path) as f:
             np.savez(f, ids=ids, offsets=offsets)
-        os.replace(tmp, path)
     except OSError:
         pass  # a read-only cache dir only costs speed

@@ -23,10 +23,11 @@ The derivation, in the order of ``size_for_board``'s ``derivation`` list:
 """
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from seedlm_fpga.core.engine_shape import DEFAULT_MAX_COLS
+from seedlm_fpga.core.numeric import pow2_at_least
 from seedlm_fpga.core.reference import Preset, get_preset
 from seedlm_fpga.errors import UserError
 
@@ -38,8 +39,6 @@ SLACK = 0.05
 #: Largest share of a resource a design may use: place-and-route needs headroom.
 FILL = 0.8
 
-#: Longest row an engine takes by default: Llama 2/3 70B down_proj (format §9).
-DEFAULT_MAX_COLS = 28672
 #: Largest share of the board's inferable block RAM the activation buffer may take.
 BUFFER_SHARE = 0.5
 
@@ -81,10 +80,6 @@ def lane_cost(board: Board, preset: Preset, act_bits: int) -> LaneCost:
     logic = preset.C * preset.P / 24 * (1.25 if act_bits == 16 else 1.0)
     return LaneCost(lut=base.lut * logic, ff=base.ff * logic, dsp=base.dsp * preset.C / 8,
                     fixed_lut=base.fixed_lut, fixed_ff=base.fixed_ff, source=base.source)
-
-
-def _power_of_two_at_least(bits: float) -> int:
-    return 1 << max(0, math.ceil(math.log2(bits)))
 
 
 def max_cols_for_board(board: Board, act_bits: int) -> tuple[int, str]:
@@ -132,11 +127,25 @@ def _fits(used: dict, board: Board) -> bool:
             and used["buffer_kbits"] <= FILL * _inferable_kbits(board))
 
 
-def _instances_that_fit(per: dict, board: Board, limit: int) -> int:
+def _instances_that_fit_estimate(per: dict, board: Board, limit: int) -> int:
+    """Instances of the estimated cost `per` that fit (at most `limit`): sizing, before synthesis."""
     n = 0
     while n < limit and _fits(_usage(n + 1, per, board), board):
         n += 1
     return n
+
+
+def instances_that_fit(one: dict, board: Board, channels: int) -> tuple[int, str]:
+    """Instances of a synthesized engine (its measured counts `one`) that fit at FILL, at most `channels`.
+
+    `synth` scales the board-level design by it; returns (count, a note naming the tightest resource).
+    """
+    res = board.resources.model_dump()
+    limits = {k: int(FILL * res[k] // v) for k, v in one.items() if v and res.get(k) is not None}
+    fit = min([channels, *limits.values()])
+    tight = min(limits, key=limits.get) if limits else None
+    return fit, (f"{fit} of {channels} instance(s) fit in {FILL:.0%} of the board"
+                 + (f" (limited by {tight})" if fit < channels else ""))
 
 
 def size_for_board(board: "str | Path | Board", preset: str = "seedlm-4", act_bits: int = 8,
@@ -165,7 +174,7 @@ def size_for_board(board: "str | Path | Board", preset: str = "seedlm-4", act_bi
                  f"{mem.efficiency:g} = {usable:.4g} GB/s")
     bytes_needed = usable * 1e9 / (clock * 1e6)
     bits_needed = bytes_needed * 8
-    w_bw = _power_of_two_at_least(max(bits_needed * (1 - SLACK), p.block_bits))
+    w_bw = pow2_at_least(max(bits_needed * (1 - SLACK), p.block_bits))
     steps.append(f"at {clock:g} MHz one engine must take {usable:.4g} GB/s / {clock:g} MHz = "
                  f"{bytes_needed:.4g} bytes = {bits_needed:.4g} bits per cycle")
     steps.append(f"W = smallest power of two >= max({1 - SLACK:g} x {bits_needed:.4g}, block {p.block_bits} bits) = {w_bw} "
@@ -176,8 +185,8 @@ def size_for_board(board: "str | Path | Board", preset: str = "seedlm-4", act_bi
     while True:
         lanes = w // p.block_bits
         per = _instance_cost(lanes, cost, b, max_cols * act_bits / 1024)
-        fit = _instances_that_fit(per, b, mem.channels)
-        if fit >= 1 or w <= _power_of_two_at_least(p.block_bits):
+        fit = _instances_that_fit_estimate(per, b, mem.channels)
+        if fit >= 1 or w <= pow2_at_least(p.block_bits):
             break
         w //= 2
     steps.append(f"resource estimate per instance: {cost.fixed_lut:.0f} LUT{b.resources.lut_inputs} + "

@@ -23,7 +23,6 @@ feeds every input from one shift register and XOR-reduces every output to one pi
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -32,6 +31,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from seedlm_fpga.core.engine_shape import DesignConfig
 from seedlm_fpga.errors import UserError
 
 from seedlm_fpga.boards.board import Board
@@ -271,39 +271,17 @@ def synth_and_pnr(source: Path, board: Board, work: Path, pnr: bool = True, cloc
     return result
 
 
-def yowasp_cache_dir() -> str:
-    """Where YoWASP keeps its compiled WebAssembly (first runs fill it)."""
-    return os.environ.get("YOWASP_CACHE_DIR", str(Path.home() / ".cache" / "YoWASP"))
-
-
 def write_engine(work: Path, preset: str, bus_bits: int, act_bits: int, max_cols: int,
                  engine: str = "seedlm") -> tuple[Path, str]:
-    """Write the engine's HDL into ``work``; returns (file, how it was made).
+    """Write the engine's Verilog into ``work/rtl`` with the project's generator (the Verilog
+    users get, `seedlm_fpga.hdl.generate`); returns (file, how it was made)."""
+    from seedlm_fpga.hdl.generate import generate
 
-    Uses the project's generator (`seedlm_fpga.hdl.generate`, the Verilog users get);
-    where that module is absent, converts the Amaranth engine to RTLIL directly.
-    """
     try:
-        from seedlm_fpga.core.engine_shape import DesignConfig
         cfg = DesignConfig(preset=preset, bus_bits=bus_bits, act_bits=act_bits, max_cols=max_cols)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     rtl = work / "rtl"
     rtl.mkdir(parents=True, exist_ok=True)
-    try:
-        from seedlm_fpga.hdl.generate import generate
-    except ModuleNotFoundError as exc:
-        if exc.name != "seedlm_fpga.hdl.generate":
-            raise
-        generate = None
-    if generate is not None:
-        generate(cfg, rtl)
-        return rtl / f"{engine}_gemv.v", "seedlm_fpga.hdl.generate"
-    from amaranth.back import rtlil
-    if engine == "seedlm":
-        from seedlm_fpga.hdl.gemv_engine import GemvEngine as Engine
-    else:
-        from seedlm_fpga.hdl.baseline_engine import BaselineEngine as Engine
-    path = rtl / f"{engine}_gemv.il"
-    path.write_text(rtlil.convert(Engine(cfg), name=f"{engine}_gemv"))
-    return path, "amaranth rtlil.convert (hdl.generate absent)"
+    generate(cfg, rtl)
+    return rtl / f"{engine}_gemv.v", "seedlm_fpga.hdl.generate"
