@@ -327,6 +327,10 @@ def project_format(board: BoardPlan, model: ModelShape, fmt: str, instances: dic
     }
 
 
+def _gb(n: float) -> str:
+    return f"{n / 1e9:.2f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB"
+
+
 def _reasons(entry: dict, board: BoardPlan, all_fit: float | None) -> list[str]:
     if entry.get("too_small"):
         return [entry["too_small"]]
@@ -350,15 +354,15 @@ def _reasons(entry: dict, board: BoardPlan, all_fit: float | None) -> list[str]:
     kv = entry["bytes_per_token"]["kv_cache"]
     if kv:
         sec = entry["seconds"]
-        out.append(f"KV cache at context {entry['context']} ({entry['kv_bits']}-bit): {kv / 1e9:.2f} GB per token, "
+        out.append(f"KV cache at context {entry['context']} ({entry['kv_bits']}-bit): {_gb(kv)} per token, "
                    f"attention {100 * sec['attention'] / entry['token_seconds']:.0f}% of the time "
                    f"({entry['attention']['bound']}-bound)")
     if not entry["fits_memory"]:
         where = f" (fits {', '.join(entry['fits_other_memories'])})" if entry["fits_other_memories"] else ""
         need = (entry["memory_bytes"] + entry["bytes_per_token"]["kv_cache"] * entry["batch"]) / 1e9
-        out.append(f"does not fit {board.memory_gb:g} GB {board.memory}: needs {need:.1f} GB{where}")
+        out.append(f"does not fit {board.memory_gb:g} GB {board.memory}: needs {_gb(need * 1e9)}{where}")
     if entry["boards_needed"] is None:
-        out.append(f"one layer alone exceeds {board.memory_gb:g} GB: no split by layers fits")
+        out.append(f"one layer or the lm_head alone exceeds {board.memory_gb:g} GB: no split by layers fits")
     elif entry["boards_needed"] > 1:
         link = (f"{board.link_gbps:g} GB/s link" if board.link_gbps else board.link_source)
         out.append(f"{entry['boards_needed']} boards, layers split {'/'.join(map(str, entry['layers_per_board']))} "
@@ -379,7 +383,8 @@ def project(board: BoardPlan, model: ModelShape, formats=FORMATS, context: int =
     for fmt in formats:
         e = fp16 if fmt == "fp16" else project_format(board, model, fmt, **kw)
         if band is not None and e["tokens_per_s"] is not None:
-            e["tokens_per_s_band"] = [project_format(b, model, fmt, **kw)["tokens_per_s"] for b in band]
+            ends = [project_format(b, model, fmt, **kw)["tokens_per_s"] for b in band]
+            e["tokens_per_s_band"] = sorted(ends) if None not in ends else None
         ok = e["token_seconds"] is not None and fp16["token_seconds"] is not None
         e["speedup_vs_fp16"] = fp16["token_seconds"] / e["token_seconds"] if ok else None
         all_fit = None
