@@ -45,7 +45,27 @@ class Memory(_Strict):
     peak_gbps_per_channel: float = Field(gt=0, description="peak GB/s (1e9 bytes/s) per channel")
     capacity_gb: float = Field(gt=0, description="total capacity over all channels, GB (1e9 bytes)")
     efficiency: float = Field(gt=0, le=1, description="sustained/peak for long sequential reads")
+    efficiency_low: float | None = Field(default=None, gt=0, le=1,
+                                         description="low end where sources differ (default: efficiency)")
+    efficiency_high: float | None = Field(default=None, gt=0, le=1,
+                                          description="high end where sources differ (default: efficiency)")
+    efficiency_source: str = Field(default="estimate, no published measurement",
+                                   description="where efficiency (and its band) comes from")
     note: str = ""
+
+    @model_validator(mode="after")
+    def _band_holds_efficiency(self) -> "Memory":
+        lo, hi = self.efficiency_band
+        if not lo <= self.efficiency <= hi:
+            raise ValueError(f"efficiency {self.efficiency:g} must lie in [efficiency_low, efficiency_high] = "
+                             f"[{lo:g}, {hi:g}]")
+        return self
+
+    @property
+    def efficiency_band(self) -> tuple[float, float]:
+        lo = self.efficiency if self.efficiency_low is None else self.efficiency_low
+        hi = self.efficiency if self.efficiency_high is None else self.efficiency_high
+        return lo, hi
 
     @property
     def peak_gbps(self) -> float:
@@ -94,6 +114,15 @@ class Clock(_Strict):
         return self
 
 
+class Link(_Strict):
+    """The board-to-board link that hands activations on when a model's layers span boards."""
+
+    kind: str = Field(min_length=1, description="e.g. 'QSFP28 100GbE'")
+    gbps: float = Field(gt=0, description="GB/s (1e9 bytes/s) one way")
+    source: str = Field(min_length=1)
+    verified: bool = False
+
+
 class Source(_Strict):
     """A document the board's figures come from, and which figures it supports."""
 
@@ -114,6 +143,7 @@ class Board(_Strict):
     memories: list[Memory]
     resources: Resources
     clock: Clock
+    link: Link | None = Field(default=None, description="board-to-board link for multi-board models")
     sources: list[Source] = Field(min_length=1)
 
     @model_validator(mode="after")

@@ -49,10 +49,34 @@ class ModelShape:
     stored_params: int
     source: str = "built-in"
     config: dict = field(default_factory=dict, compare=False)
+    #: Longest context the model was trained for (None: unknown, e.g. a .seedlm file).
+    max_context: int | None = None
 
     @property
     def gemv_params(self) -> int:
         return sum(g.params for g in self.gemvs)
+
+    @property
+    def kv_dim(self) -> int:
+        """kv_heads x head_dim: K (and V) values a layer caches per position (GQA-aware).
+
+        From the config when known, else the rows of the k GEMV (a .seedlm file).
+        """
+        if "kv_heads" in self.config:
+            return self.config["kv_heads"] * self.config["head_dim"]
+        return next((g.rows for g in self.gemvs if g.kind == "k"), 0)
+
+    @property
+    def q_dim(self) -> int:
+        """heads x head_dim: the query width that attention multiplies against the cache."""
+        if "heads" in self.config:
+            return self.config["heads"] * self.config["head_dim"]
+        return next((g.rows for g in self.gemvs if g.kind == "q"), 0)
+
+    @property
+    def hidden(self) -> int:
+        """Width of the activation handed from layer to layer."""
+        return self.config.get("hidden") or next((g.cols for g in self.gemvs if g.kind == "q"), 0)
 
     @property
     def params(self) -> int:
@@ -61,7 +85,8 @@ class ModelShape:
 
 
 def llama_model(name: str, hidden: int, intermediate: int, layers: int, heads: int, kv_heads: int,
-                head_dim: int, vocab: int, tied: bool = False, source: str = "built-in") -> ModelShape:
+                head_dim: int, vocab: int, tied: bool = False, source: str = "built-in",
+                max_context: int | None = None) -> ModelShape:
     """The per-token GEMVs of a Llama decoder (format §9), grouped per kind."""
     kv = kv_heads * head_dim
     q = heads * head_dim
@@ -73,17 +98,31 @@ def llama_model(name: str, hidden: int, intermediate: int, layers: int, heads: i
     stored = norms + (0 if tied else vocab * hidden)
     config = dict(hidden=hidden, intermediate=intermediate, layers=layers, heads=heads,
                   kv_heads=kv_heads, head_dim=head_dim, vocab=vocab, tied_embeddings=tied)
-    return ModelShape(name, tuple(gemvs), layers, stored, source, config)
+    return ModelShape(name, tuple(gemvs), layers, stored, source, config, max_context)
 
 
-#: format §9: (hidden, intermediate, layers, heads, kv heads, head_dim, vocab).
+#: (name, hidden, intermediate, layers, heads, kv heads, head_dim, vocab, tied embeddings, max context).
+#: Llama 2 / 3: format §9 (the models' config.json files). Small models, so that every shipped board
+#: has rows it can hold: stories15M/42M/110M from the llama2.c README (github.com/karpathy/llama2.c:
+#: dim, n_layers, n_heads, n_kv_heads, max context 256/1024/1024; hidden = llama2.c's FFN rule, and
+#: the classifier shares the embedding table); TinyLlama 1.1B from its model card / config.json
+#: (TinyLlama/TinyLlama-1.1B-intermediate-step-1431k-3T); Llama 3.2 1B / 3B from their model cards /
+#: config.json (meta-llama/Llama-3.2-1B, -3B: tie_word_embeddings true, 131072 context).
 _BUILTIN = {
-    "llama-2-7b": ("Llama 2 7B", 4096, 11008, 32, 32, 32, 128, 32000),
-    "llama-2-13b": ("Llama 2 13B", 5120, 13824, 40, 40, 40, 128, 32000),
-    "llama-2-70b": ("Llama 2 70B", 8192, 28672, 80, 64, 8, 128, 32000),
-    "llama-3-8b": ("Llama 3 8B", 4096, 14336, 32, 32, 8, 128, 128256),
-    "llama-3-70b": ("Llama 3 70B", 8192, 28672, 80, 64, 8, 128, 128256),
+    "stories15m": ("stories15M", 288, 768, 6, 6, 6, 48, 32000, True, 256),
+    "stories42m": ("stories42M", 512, 1376, 8, 8, 8, 64, 32000, True, 1024),
+    "stories110m": ("stories110M", 768, 2048, 12, 12, 12, 64, 32000, True, 1024),
+    "tinyllama-1.1b": ("TinyLlama 1.1B", 2048, 5632, 22, 32, 4, 64, 32000, False, 2048),
+    "llama-3.2-1b": ("Llama 3.2 1B", 2048, 8192, 16, 32, 8, 64, 128256, True, 131072),
+    "llama-3.2-3b": ("Llama 3.2 3B", 3072, 8192, 28, 24, 8, 128, 128256, True, 131072),
+    "llama-2-7b": ("Llama 2 7B", 4096, 11008, 32, 32, 32, 128, 32000, False, 4096),
+    "llama-2-13b": ("Llama 2 13B", 5120, 13824, 40, 40, 40, 128, 32000, False, 4096),
+    "llama-2-70b": ("Llama 2 70B", 8192, 28672, 80, 64, 8, 128, 32000, False, 4096),
+    "llama-3-8b": ("Llama 3 8B", 4096, 14336, 32, 32, 8, 128, 128256, False, 8192),
+    "llama-3-70b": ("Llama 3 70B", 8192, 28672, 80, 64, 8, 128, 128256, False, 8192),
 }
+#: format §9's Llama 2 / 3 models (the five of the format document).
+LLAMA_MODELS = ("llama-2-7b", "llama-2-13b", "llama-2-70b", "llama-3-8b", "llama-3-70b")
 
 BUILTIN_MODELS = tuple(_BUILTIN)
 
@@ -93,8 +132,8 @@ def builtin_model(key: str) -> ModelShape:
     norm = re.sub(r"[\s_]+", "-", key.strip().lower())
     if norm not in _BUILTIN:
         raise UserError(f"unknown model {key!r} (choose from {', '.join(BUILTIN_MODELS)})")
-    name, *dims = _BUILTIN[norm]
-    return llama_model(name, *dims)
+    name, *dims, tied, max_context = _BUILTIN[norm]
+    return llama_model(name, *dims, tied=tied, max_context=max_context)
 
 
 # --- Hugging Face config.json ------------------------------------------------------------------
@@ -133,7 +172,9 @@ def model_from_config(path: str | Path) -> ModelShape:
                 head_dim=head_dim, vocab=_int_field(cfg, "vocab_size", p))
     tied = bool(cfg.get("tie_word_embeddings", False))
     name = cfg.get("_name_or_path") or path.parent.name or path.stem
-    return llama_model(str(name), **dims, tied=tied, source=str(path))
+    ctx = cfg.get("max_position_embeddings")
+    ctx = ctx if isinstance(ctx, int) and not isinstance(ctx, bool) and ctx > 0 else None
+    return llama_model(str(name), **dims, tied=tied, source=str(path), max_context=ctx)
 
 
 # --- .seedlm checkpoints --------------------------------------------------------------------------

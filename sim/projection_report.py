@@ -11,7 +11,8 @@ from pathlib import Path
 
 from seedlm_fpga.core import paper as _paper
 from seedlm_fpga.sim.cycle_model import CycleModel
-from seedlm_fpga.sim.projection import LEFT_OUT, layer_breakdown, plan_board, project
+from seedlm_fpga.sim.projection import (DEFAULT_CONTEXT, LEFT_OUT, Overheads, default_context, layer_breakdown,
+                                        plan_board, project, project_format)
 
 RTL_CYCLES = Path(__file__).resolve().parent / "rtl_cycles.json"
 REGENERATE = "python benchmarks/rtl_cycles.py"
@@ -19,6 +20,8 @@ REGENERATE = "python benchmarks/rtl_cycles.py"
 PAPER = {"rows": _paper.GEMV_ROWS, "cols": _paper.GEMV_COLS, "bus_bits": _paper.BUS_BITS,
          "paper": {"seedlm-4": _paper.SEEDLM_CYCLES, "fp16": _paper.FP16_CYCLES, "speedup": _paper.SPEEDUP}}
 SWEEP_N = (256, 512, 1024, 2048, 4096, 8192, 16384)
+#: Contexts of the speedup-vs-context plot (each model up to its maximum).
+SWEEP_CONTEXT = (0, 1024, 2048, 4096, 8192, 16384, 32768)
 
 
 # --- model vs RTL ----------------------------------------------------------------------------
@@ -86,22 +89,51 @@ def _roofline(plan, model, entries) -> dict:
     return {"board": plan.board, "model": model.name, "memory_gbps": mem.memory_gbps, "engines": engines}
 
 
-def build_report(boards: list[str], models, formats, act_bits: int = 8) -> dict:
+def context_sweep(plan, model, fmt: str, kv_bits: int, batch: int, overheads) -> dict:
+    """Speedup of `fmt` over fp16 at the contexts of SWEEP_CONTEXT up to the model's maximum."""
+    top = model.max_context or SWEEP_CONTEXT[-1]
+    ctx = [c for c in SWEEP_CONTEXT if c <= top] + ([top] if top < SWEEP_CONTEXT[-1] and top not in SWEEP_CONTEXT
+                                                     else [])
+    out = {"board": plan.board, "model": model.name, "format": fmt, "context": [], "speedup": []}
+    for c in ctx:
+        kw = dict(context=c, kv_bits=kv_bits, batch=batch, overheads=overheads)
+        a, b = project_format(plan, model, fmt, **kw), project_format(plan, model, "fp16", **kw)
+        if a["token_seconds"] is None or b["token_seconds"] is None:
+            break
+        out["context"].append(c)
+        out["speedup"].append(b["token_seconds"] / a["token_seconds"])
+    return out
+
+
+def build_report(boards: list[str], models, formats, act_bits: int = 8, context: int | None = None,
+                 kv_bits: int = 16, batch: int = 1, overheads: Overheads = Overheads()) -> dict:
+    from seedlm_fpga.sim.validation import validation_table
+
     rtl = load_rtl_cycles()
     checks = model_vs_rtl(rtl.get("measurements", []))
-    entries, plans, roof = [], [], []
+    entries, plans, roof, sweeps = [], [], [], []
     biggest = max(models, key=lambda m: m.params)
+    fmts = [f for f in formats if f != "checkpoint"] + _checkpoint_presets(models)
     for name in boards:
-        plan = plan_board(name, [f for f in formats if f != "checkpoint"] + _checkpoint_presets(models),
-                          act_bits)
+        plan = plan_board(name, fmts, act_bits)
+        band = None
+        if plan.efficiency_band and plan.efficiency_band[0] != plan.efficiency_band[1]:
+            band = tuple(plan_board(name, fmts, act_bits, efficiency=e) for e in plan.efficiency_band)
         plans.append({"board": plan.board, "name": plan.name, "memory": plan.memory, "memory_gb": plan.memory_gb,
+                      "clock_source": plan.clock_source, "efficiency": plan.efficiency,
+                      "efficiency_band": plan.efficiency_band, "efficiency_source": plan.efficiency_source,
+                      "link_gbps": plan.link_gbps, "link_source": plan.link_source,
                       "engines": {f: {"bus_bits": p.bus_bits, "instances": p.instances, "channels": p.channels,
                                       "clock_mhz": p.clock_mhz, "channel_gbps": p.channel_gbps,
                                       "bound": p.bound if not p.too_small else "does not fit",
                                       "too_small": p.too_small, "note": p.note}
                                   for f, p in plan.engines.items()}})
         for model in models:
-            es = project(plan, model, formats)
+            ctx = default_context(model) if context is None else context
+            es = project(plan, model, formats, ctx, kv_bits, batch, overheads, band)
+            main_fmt = next((f for f in formats if f not in ("fp16", "checkpoint")), None)
+            if main_fmt and not any(e["token_seconds"] is None for e in es):
+                sweeps.append(context_sweep(plan, model, main_fmt, kv_bits, batch, overheads))
             for e in es:  # the checks of the engines this entry runs on (SeedLM layers, fp16 lm_head)
                 used = {g["format"] for g in e["gemvs"]} or {e["format"]}
                 e["model_vs_rtl"] = [c for c in checks if c["format"] in used]
@@ -112,7 +144,21 @@ def build_report(boards: list[str], models, formats, act_bits: int = 8) -> dict:
         "tool": "seedlm-fpga project",
         "formats": list(formats),
         "left_out": list(LEFT_OUT),
+        "context": context if context is not None else f"{DEFAULT_CONTEXT}, or the model's maximum if shorter",
+        "kv_bits": kv_bits, "batch": batch,
+        "overheads": {"launch_us": overheads.launch_us, "memory_latency_ns": overheads.memory_latency_ns,
+                      "source": overheads.source},
         "assumptions": [
+            f"context {DEFAULT_CONTEXT} tokens unless --context (the model's maximum if shorter); KV cache fp16 "
+            "unless --kv-bits; K and V of every past position read once per token",
+            "attention overlaps its KV reads (usable memory bandwidth) with its MACs on the fp16 engines' "
+            "multipliers; the longer sets its time",
+            "clock = min(board target, engine Fmax estimate); memory efficiency from the board file, "
+            "with its low/high band and source",
+            "per-GEMV launch overhead and memory latency: 0 unless given (no kernel measurement yet)",
+            "a model bigger than the weight memory: whole layers split greedily over boards of the same kind; "
+            "each boundary hands hidden x 2 bytes per sequence over the board's link",
+            "batch B: weights decode once per step, each beat used B times on the engine's multipliers",
             "one engine instance per weight-memory channel; rows split evenly, the busiest instance sets the time",
             "SeedLM engines sized by boards.sizing (resources may fit fewer than one per channel)",
             "fp16 baseline (format §7) on the bandwidth-sized bus on every channel (W/16 multipliers, no decoders)",
@@ -128,6 +174,8 @@ def build_report(boards: list[str], models, formats, act_bits: int = 8) -> dict:
         "paper": paper_comparison(checks),
         "gemv_sweep": gemv_sweep(),
         "roofline": roof,
+        "context_sweep": sweeps,
+        "validation": validation_table(),
     }
 
 

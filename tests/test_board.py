@@ -118,6 +118,10 @@ def _error(tmp_path: Path, text: str) -> str:
     ("ebr_kbits: 1008}", "bram36: 10}", "(top level): family ecp5 counts block RAM as resources.ebr_kbits"),
     ("clock: {target_mhz: 50}", "clock: {target_mhz: 50, range_mhz: [60, 100]}",
      "clock: range_mhz [60.0, 100.0] must hold target_mhz 50"),
+    ("efficiency: 0.6", "efficiency: 0.6, efficiency_low: 0.7",
+     "memories[0]: efficiency 0.6 must lie in [efficiency_low, efficiency_high] = [0.7, 0.6]"),
+    ("clock: {target_mhz: 50}\n", "clock: {target_mhz: 50}\nlink: {kind: usb, gbps: 0, source: me}\n",
+     "link.gbps: Input should be greater than 0"),
 ])
 def test_bad_board_file_names_field_and_problem(tmp_path, old, new, expected):
     assert old in VALID
@@ -171,3 +175,16 @@ def test_cli_rejects_a_broken_user_file_in_one_line(tmp_path, capsys):
     assert captured.out == ""
     assert captured.err == (f"seedlm-fpga boards: error: {path}: memories[0].peak_gbps_per_channel: "
                             f"Input should be greater than 0\n")
+
+
+def test_efficiency_bands_and_links_carry_sources():
+    from seedlm_fpga.boards.board import list_boards
+    for b in list_boards():
+        for m in b.memories:
+            lo, hi = m.efficiency_band
+            assert lo <= m.efficiency <= hi and m.efficiency_source
+        assert b.link is None or (b.link.gbps > 0 and b.link.source)
+    u280 = load_board("alveo-u280")
+    assert u280.primary_memory.efficiency_band == (0.66, 0.9)
+    assert "2401.03868" in u280.primary_memory.efficiency_source
+    assert u280.link.gbps == 12.5

@@ -32,6 +32,12 @@ def test_llama3_70b_gqa_shapes_follow_spec9():
     ("llama-2-70b", 68_976_648_192),
     ("llama-3-8b", 8_030_261_248),
     ("llama-3-70b", 70_553_706_496),
+    ("tinyllama-1.1b", 1_100_048_384),
+    ("llama-3.2-1b", 1_235_814_400),
+    ("llama-3.2-3b", 3_212_749_824),
+    # llama2.c's stories models: dims from its README, the classifier shares the embedding table
+    ("stories15m", 15_191_712),
+    ("stories110m", 109_529_856),
 ])
 def test_builtin_parameter_counts_match_published_checkpoints(key, params):
     assert builtin_model(key).params == params
@@ -39,10 +45,13 @@ def test_builtin_parameter_counts_match_published_checkpoints(key, params):
 
 def test_builtin_names_are_forgiving_and_unknown_ones_are_named():
     assert builtin_model("Llama 3 8B").name == "Llama 3 8B"
-    assert set(BUILTIN_MODELS) == {"llama-2-7b", "llama-2-13b", "llama-2-70b", "llama-3-8b", "llama-3-70b"}
+    assert set(BUILTIN_MODELS) == {"llama-2-7b", "llama-2-13b", "llama-2-70b", "llama-3-8b", "llama-3-70b",
+                                   "stories15m", "stories42m", "stories110m", "tinyllama-1.1b", "llama-3.2-1b",
+                                   "llama-3.2-3b"}
     with pytest.raises(UserError) as exc:
         builtin_model("llama-4")
-    assert str(exc.value) == ("unknown model 'llama-4' (choose from llama-2-7b, llama-2-13b, llama-2-70b, "
+    assert str(exc.value) == ("unknown model 'llama-4' (choose from stories15m, stories42m, stories110m, "
+                              "tinyllama-1.1b, llama-3.2-1b, llama-3.2-3b, llama-2-7b, llama-2-13b, llama-2-70b, "
                               "llama-3-8b, llama-3-70b)")
 
 
@@ -179,3 +188,10 @@ def test_checkpoint_errors(tmp_path):
     save_file({"w": np.zeros((2, 2), np.float32)}, str(future), metadata={"format": "seedlm", "format_version": "2"})
     with pytest.raises(UserError, match="unsupported .seedlm format_version '2'"):
         model_from_checkpoint(future)
+
+
+def test_kv_width_and_context_are_gqa_aware():
+    m = builtin_model("llama-3-70b")
+    assert (m.kv_dim, m.q_dim, m.hidden, m.max_context) == (8 * 128, 64 * 128, 8192, 8192)
+    assert builtin_model("tinyllama-1.1b").kv_dim == 4 * 64
+    assert builtin_model("llama-2-7b").kv_dim == 32 * 128

@@ -1,13 +1,15 @@
-"""Project decode speed of Llama-scale models on FPGA boards: 16 bits vs SeedLM 4 and 3 bits.
+"""Project decode speed of Llama-style models on FPGA boards: 16 bits vs SeedLM 4 and 3 bits.
 
-With no arguments: format §9's five Llama models on four shipped boards (an HBM card, a
-DDR4 card, an embedded SoC and a small ECP5 board), a table on stdout, and
-projection.json plus three PNG plots in ./seedlm-report/.
+With no arguments: the built-in models (llama2.c stories, TinyLlama, Llama 3.2 1B/3B and
+format §9's five Llama 2/3 models) on four shipped boards (an HBM card, a DDR4 card, an
+embedded SoC and a small ECP5 board) at a 4096-token context (the model's maximum if
+shorter), a table on stdout, and projection.json plus four PNG plots in ./seedlm-report/.
 
 Times come from the cycle model of the generated RTL (sim/cycle_model.py: exact against
 Verilator without stalls), the boards' memories and the engine sizing of
-seedlm_fpga.flows.sizing. A token counts the seven GEMVs of every layer and the lm_head
-(kept at 16 bits); attention over the KV cache, norms, RoPE and sampling are left out.
+seedlm_fpga.flows.sizing. A token counts the seven GEMVs of every layer, the lm_head
+(kept at 16 bits) and attention over the KV cache; norms, RoPE and sampling are left out.
+`--context 0` gives the weight-only figures. docs/projections.md lists every assumption.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from seedlm_fpga.core.files import write_text_atomic
 from seedlm_fpga.core.report import dumps, report_dict
 from seedlm_fpga.errors import UserError
 from seedlm_fpga.sim.llama_shapes import BUILTIN_MODELS, builtin_model, model_from_checkpoint, model_from_config
-from seedlm_fpga.sim.projection import FORMATS
+from seedlm_fpga.sim.projection import DEFAULT_CONTEXT, FORMATS, NO_KERNEL, Overheads
 from seedlm_fpga.sim.projection_report import REGENERATE, build_report
 
 DEFAULT_BOARDS = ("alveo-u280", "vcu118", "kria-kv260", "ulx3s-85f")
@@ -37,6 +39,35 @@ def add_arguments(parser) -> None:
     parser.add_argument("--json", action="store_true", help="print the JSON report instead of the table")
     parser.add_argument("--act-bits", type=int, choices=(8, 16), default=8, help="activation bits (default 8)")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    parser.add_argument("--context", type=_nonneg, metavar="N",
+                        help=f"tokens already in the KV cache (default: {DEFAULT_CONTEXT}, or the model's "
+                             f"maximum if shorter; 0 = weights only)")
+    parser.add_argument("--kv-bits", type=int, choices=(16, 8, 4), default=16, help="KV-cache bits (default 16)")
+    parser.add_argument("--batch", type=_positive, default=1, metavar="B",
+                        help="sequences decoded together (small batches, speculative decoding; default 1)")
+    parser.add_argument("--launch-us", type=float, default=0.0, metavar="US",
+                        help="per-GEMV launch/control overhead, microseconds (default 0: no kernel measurement yet)")
+    parser.add_argument("--memory-latency-ns", type=float, default=0.0, metavar="NS",
+                        help="per-GEMV memory latency to the first beat, ns (default 0: no kernel measurement yet)")
+
+
+def _nonneg(text: str) -> int:
+    import argparse
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {n}")
+    return n
+
+
+def _positive(text: str) -> int:
+    import argparse
+    n = _nonneg(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {n}")
+    return n
 
 
 def _models(args):
@@ -62,6 +93,21 @@ def _num(x, fmt="{:.3g}") -> str:
     return "-" if x is None else fmt.format(x)
 
 
+def _rate(x) -> str:
+    """Tokens/s: three significant digits, no exponent (1,090 rather than 1.09e+03)."""
+    if x is None:
+        return "-"
+    return f"{x:,.0f}" if x >= 100 else f"{x:.3g}" if x >= 0.001 else f"{x:.1e}"
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e9:.1f}B" if n >= 1e9 else f"{n / 1e6:.0f}M" if n >= 1e6 else f"{n / 1e3:.0f}K"
+
+
+#: Rows needing more boards than this in every format are summarised in one line.
+MAX_BOARDS_SHOWN = 16
+
+
 def format_table(report: dict) -> str:
     lines = []
     fmts = [f for f in report["formats"] if f != "fp16"]
@@ -70,27 +116,39 @@ def format_table(report: dict) -> str:
             f"{f}: {e['too_small'] and 'does not fit' or str(e['instances']) + ' of ' + str(e['channels'])}"
             f" x {e['bus_bits']}-bit" for f, e in board["engines"].items())
         lines.append(f"{board['name']} - {board['memory']} {board['memory_gb']:g} GB; engines {engines}")
-        head = f"  {'model':<13}{'params':>8}{'fp16 tok/s':>12}"
+        if board["efficiency"] is not None:
+            lo, hi = board["efficiency_band"]
+            band = f" (band {lo:g}-{hi:g})" if lo != hi else ""
+            lines.append(f"  clock: {board['clock_source']}; memory efficiency {board['efficiency']:g}{band}: "
+                         f"{board['efficiency_source']}")
+        head = f"  {'model':<15}{'params':>7}{'context':>8}{'fp16 tok/s':>11}"
         for f in fmts:
-            head += f"{f + ' tok/s':>17}{'speedup':>9}"
-        fits_head = f"fits {board['memory_gb']:g} GB ({'/'.join(['16'] + [f.split('-')[-1] for f in fmts])})"
-        head += f"  {fits_head}  bound"
+            head += f"{f + ' tok/s':>16}{'speedup':>9}"
+        boards_head = f"boards ({'/'.join(['16'] + [f.split('-')[-1] for f in fmts])})"
+        head += f"  {boards_head:<14}  bound ({'/'.join(fmts)})"
         lines.append(head)
         rows = [e for e in report["entries"] if e["board"] == board["board"]]
         models = list(dict.fromkeys(e["model"] for e in rows))
         params = {m["name"]: m["params"] for m in report["models"]}
+        hidden = []
         for model in models:
             by = {e["format"]: e for e in rows if e["model"] == model}
-            n = params[model]
-            size = f"{n / 1e9:.1f}B" if n >= 1e9 else f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.0f}K"
-            line = f"  {model:<13}{size:>8}{_num(by['fp16']['tokens_per_s']):>12}"
+            need = [by[f]["boards_needed"] for f in ["fp16"] + fmts]
+            if all(n is None or n > MAX_BOARDS_SHOWN for n in need):
+                hidden.append(model)
+                continue
+            line = f"  {model:<15}{_size(params[model]):>7}{by['fp16']['context']:>8}{_rate(by['fp16']['tokens_per_s']):>11}"
             for f in fmts:
-                line += f"{_num(by[f]['tokens_per_s']):>17}{_num(by[f]['speedup_vs_fp16'], '{:.2f}x'):>9}"
-            fits = "/".join("yes" if by[f]["fits_memory"] else "no" for f in ["fp16"] + fmts)
+                line += f"{_rate(by[f]['tokens_per_s']):>16}{_num(by[f]['speedup_vs_fp16'], '{:.2f}x'):>9}"
+            fits = "/".join("-" if n is None else str(n) for n in need)
             bound = "/".join(by[f]["bound"] for f in fmts)
-            line += f"  {fits:<{len(fits_head)}}  {bound}"
+            line += f"  {fits:<14}  {bound}"
             lines.append(line)
-        last = models[-1]
+        if hidden:
+            lines.append(f"  not shown (in every format more than {MAX_BOARDS_SHOWN} boards of {board['memory_gb']:g} GB, "
+                         f"or one layer or the lm_head alone does not fit): {', '.join(hidden)}")
+        shown = [m for m in models if m not in hidden]
+        last = shown[-1] if shown else models[-1]
         for f in report["formats"]:
             e = next(x for x in rows if x["model"] == last and x["format"] == f)
             lines.append(f"  {last} {f} {_num(e['speedup_vs_fp16'], '{:.2f}x')}: " + "; ".join(e["reasons"]))
@@ -111,13 +169,25 @@ def format_table(report: dict) -> str:
                      f"unthrottled shapes exact; throttled: worst {worst:.2f}% over {len(thr)}")
     else:
         lines.append(f"Cycle model vs Verilator: no stored measurements (run {REGENERATE})")
+    lines.append("Published decoders through the byte model (predicted vs measured tokens/s):")
+    for v in report["validation"]:
+        lines.append(f"  {v['system']:<12}{v['board']:<12}{v['model']:<12}{v['predicted_tokens_per_s']:>7.2f} vs "
+                     f"{v['measured_tokens_per_s']:<5g}({v['error_pct']:+.0f}%)  [{v['source']}]")
+    o = report["overheads"]
+    lines.append(f"Context: {report['context']}; KV cache {report['kv_bits']}-bit; batch {report['batch']}; per-GEMV "
+                 f"overheads {o['launch_us']:g} us + {o['memory_latency_ns']:g} ns ({o['source']})")
     lines.append("Left out of tokens/s (format-independent): " + ", ".join(report["left_out"]))
     return "\n".join(lines)
 
 
 def run(args) -> int:
     models, formats = _models(args)
-    report = build_report(_boards(args), models, formats, args.act_bits)
+    if args.launch_us < 0 or args.memory_latency_ns < 0:
+        raise UserError("--launch-us and --memory-latency-ns must be 0 or more")
+    measured = args.launch_us or args.memory_latency_ns
+    overheads = Overheads(args.launch_us, args.memory_latency_ns, "given on the command line" if measured else NO_KERNEL)
+    report = build_report(_boards(args), models, formats, args.act_bits, args.context, args.kv_bits, args.batch,
+                          overheads)
     out = Path(args.output)
     if out.exists() and not out.is_dir():
         raise UserError(f"output {out} exists and is not a folder")

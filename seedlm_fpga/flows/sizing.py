@@ -65,6 +65,26 @@ LANE_COST_LUT6 = LaneCost(lut=1907, ff=1336, dsp=8, fixed_lut=442, fixed_ff=259,
                           source="yosys synth_xilinx of the engine at W=32 and W=512")
 LANE_COST_LUT4 = LaneCost(lut=2770, ff=1364, dsp=16, fixed_lut=967, fixed_ff=231,
                           source="yosys synth_ecp5 of the engine at W=32 and W=64")
+#: Fmax estimates of the engine per family: (MHz, source). The clock a projection uses is
+#: min(board target, estimate). ECP5: nextpnr-ecp5 on one seedlm-4 lane (W = 32, int8) for the
+#: ULX3S-85F, tests/baselines/synth_ecp5_w32.json. No Xilinx estimate yet (DS923 gives the DSP48E2
+#: Fmax with and without pipeline registers; a later issue measures the engine).
+FMAX_ESTIMATES = {"ecp5": (91.7, "nextpnr-ecp5 Fmax 91.7 MHz of one seedlm-4 lane at W=32 "
+                                 "(tests/baselines/synth_ecp5_w32.json)")}
+
+
+def engine_clock(board: Board) -> tuple[float, str]:
+    """The clock an engine runs at on ``board``: min(board target, Fmax estimate), and its source."""
+    target = board.clock_mhz
+    est = FMAX_ESTIMATES.get(board.family)
+    if est is None:
+        return target, f"board target {target:g} MHz, no timing evidence"
+    fmax, source = est
+    if fmax < target:
+        return fmax, f"{source}, below the board target {target:g} MHz"
+    return target, f"board target {target:g} MHz (below the {source})"
+
+
 #: LUTs for one product built in fabric when the DSPs run out (per LUT6; LUT4 fabrics x2.25).
 LUTS_PER_SOFT_MULT_LUT6 = 60
 
