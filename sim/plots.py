@@ -114,7 +114,7 @@ def plot_speedup(report: dict, path: Path) -> None:
             for fam in families:
                 pts = sorted((params[e["model"]], e["speedup_vs_fp16"]) for e in report["entries"]
                              if e["board"] == board and e["format"] == fmt and e["speedup_vs_fp16"]
-                             and family_of(e["model"]) == fam)
+                             and e["shown"] and family_of(e["model"]) == fam)
                 if pts:
                     ax.plot(*zip(*pts), ls=style[fam], marker=marker, color=color, ms=4)
         _ref_lines(ax, min(params.values()))

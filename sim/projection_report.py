@@ -89,6 +89,16 @@ def _roofline(plan, model, entries) -> dict:
     return {"board": plan.board, "model": model.name, "memory_gbps": mem.memory_gbps, "engines": engines}
 
 
+#: A model that needs more boards than this in every format (or cannot be placed at all) is
+#: named in one line rather than tabled and plotted on that board.
+MAX_BOARDS_SHOWN = 16
+
+
+def worth_showing(entries: list[dict]) -> bool:
+    """Whether one board's entries for a model (all formats) are tabled and plotted."""
+    return any(e["boards_needed"] is not None and e["boards_needed"] <= MAX_BOARDS_SHOWN for e in entries)
+
+
 def context_sweep(plan, model, fmt: str, kv_bits: int, batch: int, overheads) -> dict:
     """Speedup of `fmt` over fp16 at the contexts of SWEEP_CONTEXT up to the model's maximum."""
     top = model.max_context or SWEEP_CONTEXT[-1]
@@ -131,12 +141,14 @@ def build_report(boards: list[str], models, formats, act_bits: int = 8, context:
         for model in models:
             ctx = default_context(model) if context is None else context
             es = project(plan, model, formats, ctx, kv_bits, batch, overheads, band)
+            shown = worth_showing(es)
             main_fmt = next((f for f in formats if f not in ("fp16", "checkpoint")), None)
-            if main_fmt and not any(e["token_seconds"] is None for e in es):
+            if shown and main_fmt and not any(e["token_seconds"] is None for e in es):
                 sweeps.append(context_sweep(plan, model, main_fmt, kv_bits, batch, overheads))
             for e in es:  # the checks of the engines this entry runs on (SeedLM layers, fp16 lm_head)
                 used = {g["format"] for g in e["gemvs"]} or {e["format"]}
                 e["model_vs_rtl"] = [c for c in checks if c["format"] in used]
+                e["shown"] = shown
             entries += es
             if model is biggest:
                 roof.append(_roofline(plan, model, es))

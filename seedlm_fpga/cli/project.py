@@ -20,7 +20,7 @@ from seedlm_fpga.core.report import dumps, report_dict
 from seedlm_fpga.errors import UserError
 from seedlm_fpga.sim.llama_shapes import BUILTIN_MODELS, builtin_model, model_from_checkpoint, model_from_config
 from seedlm_fpga.sim.projection import DEFAULT_CONTEXT, FORMATS, NO_KERNEL, Overheads
-from seedlm_fpga.sim.projection_report import REGENERATE, build_report
+from seedlm_fpga.sim.projection_report import MAX_BOARDS_SHOWN, REGENERATE, build_report
 
 DEFAULT_BOARDS = ("alveo-u280", "vcu118", "kria-kv260", "ulx3s-85f")
 
@@ -104,10 +104,6 @@ def _size(n: int) -> str:
     return f"{n / 1e9:.1f}B" if n >= 1e9 else f"{n / 1e6:.0f}M" if n >= 1e6 else f"{n / 1e3:.0f}K"
 
 
-#: Rows needing more boards than this in every format are summarised in one line.
-MAX_BOARDS_SHOWN = 16
-
-
 def format_table(report: dict) -> str:
     lines = []
     fmts = [f for f in report["formats"] if f != "fp16"]
@@ -134,7 +130,7 @@ def format_table(report: dict) -> str:
         for model in models:
             by = {e["format"]: e for e in rows if e["model"] == model}
             need = [by[f]["boards_needed"] for f in ["fp16"] + fmts]
-            if all(n is None or n > MAX_BOARDS_SHOWN for n in need):
+            if not by["fp16"]["shown"]:
                 hidden.append(model)
                 continue
             line = f"  {model:<15}{_size(params[model]):>7}{by['fp16']['context']:>8}{_rate(by['fp16']['tokens_per_s']):>11}"
