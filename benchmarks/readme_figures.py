@@ -9,7 +9,9 @@ this script owns the text in between. Blocks:
 - ``evaluation``: compresses the shipped stories260K at seedlm-4/seedlm-3 with our bias and the
   paper's, runs ``seedlm-fpga evaluate`` on them (JSON), and writes the results table, the
   commands that reproduce it with their measured times, and the plain-words reading of it.
-- ``paper-gemv``: ``seedlm-fpga cosim --paper --json``: cycles and speedup of the paper's GEMV.
+- ``paper-gemv``: ``seedlm-fpga cosim --paper``, as it prints.
+- ``projection``: ``seedlm-fpga project`` for two models on the U280, as it prints, and the default
+  run's speedup plot as docs/projection_speedup.png.
 
 Everything runs through the installed ``seedlm-fpga`` command, as a reader would run it (about two
 minutes on two cores with warm Verilator caches).
@@ -146,7 +148,19 @@ def paper_gemv_block(work: Path) -> str:
                       "`python benchmarks/readme_figures.py`)"])
 
 
-BLOCKS = {"evaluation": evaluation_block, "paper-gemv": paper_gemv_block}
+def projection_block(work: Path) -> str:
+    print("projecting ...", file=sys.stderr)
+    args = ["project", "--board", "alveo-u280", "--model", "llama-2-7b", "--model", "llama-3-70b", "-o", "report"]
+    out, _ = _run(args, work)
+    _run(["project", "-o", "report-default"], work)  # the default run's plot is the one shown
+    (ROOT / "docs" / "projection_speedup.png").write_bytes(
+        (work / "report-default" / "speedup_vs_model_size.png").read_bytes())
+    text = "\n".join(line for line in out.splitlines() if not line.startswith("wrote "))
+    return "\n".join([f"`seedlm-fpga {' '.join(args[:-2])}`:", "", "```", text, "```", "",
+                      "![speedup vs model size, every default board](docs/projection_speedup.png)"])
+
+
+BLOCKS = {"evaluation": evaluation_block, "paper-gemv": paper_gemv_block, "projection": projection_block}
 
 
 def replace_block(text: str, name: str, body: str) -> str:
