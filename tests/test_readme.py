@@ -43,3 +43,12 @@ def test_quickstart_runs_verbatim(tmp_path):
                  "synth-ulx3s-85f/report.json", "seedlm-report/projection.json"):
         assert (tmp_path / made).is_file(), made
     assert "bit-exact" in proc.stdout
+
+
+def test_the_board_example_is_a_valid_board_file():
+    from seedlm_fpga.boards.board import parse_board
+
+    text = (ROOT / "README.md").read_text()
+    example = re.search(r"```yaml\n(# my-board\.yaml.*?)```", text, flags=re.S).group(1)
+    board = parse_board(example, "README.md", default_id="my-board")
+    assert board.memories[0].efficiency_low <= board.memories[0].efficiency <= board.memories[0].efficiency_high
