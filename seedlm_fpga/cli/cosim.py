@@ -18,6 +18,7 @@ import time
 from seedlm_fpga.core import paper
 from seedlm_fpga.core.engine_shape import COSIM_MAX_COLS
 from seedlm_fpga.core.report import dumps, report_dict
+from seedlm_fpga.core import progress
 from seedlm_fpga.errors import UserError
 
 #: format §8: the paper's FPGA experiment (its figures: core.paper).
@@ -85,7 +86,11 @@ def run(args) -> int:
     try:
         for kind in (s["preset"], stim.BASELINE):
             engine = generated_engine(kind, s["bus_bits"], args.act_bits, max_cols)
-            case = make(kind, s["rows"], s["cols"], args.act_bits, args.seed)
+            if kind == stim.BASELINE or args.stimulus != "gaussian":  # no encoding: fast
+                case = make(kind, s["rows"], s["cols"], args.act_bits, args.seed)
+            else:
+                with progress.step(f"compressing {s['rows']} x {s['cols']} Gaussian weights with {kind}"):
+                    case = make(kind, s["rows"], s["cols"], args.act_bits, args.seed)
             results[kind] = run_cases(engine, [case], s["gap"], s["ready_gap"], args.seed)[0]
     except ValueError as exc:  # bad combinations caught by the generator (e.g. bus too narrow)
         raise UserError(str(exc)) from None

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from seedlm_fpga.core.report import dumps, report_dict
+from seedlm_fpga.core import progress as steps
 from seedlm_fpga.errors import UserError
 from seedlm_fpga.examples import MODEL
 
@@ -88,8 +89,13 @@ def run(args) -> int:
     lm, note = _language_model(args)
     if args.device != "cpu" and not args.sweep:
         raise UserError("--device only applies to --sweep encodes")
-    progress = lambda total, desc: tqdm(total=total, desc=desc, unit="story", file=sys.stderr,  # noqa: E731
-                                        disable=None, leave=False, dynamic_ncols=True)
+    def progress(total: int, desc: str):
+        """A live bar on a terminal; elsewhere (CI logs, pipes) a start and an end line per run."""
+        if sys.stderr.isatty():
+            return tqdm(total=total, desc=desc[:40], unit="story", file=sys.stderr, leave=False,
+                        dynamic_ncols=True)
+        return steps.StepBar(f"perplexity: {desc}", total, unit="story")
+
     ev = evaluate(args.compressed, args.reference, lm, compare=args.compare,
                   sweep=SWEEP if args.sweep else (), device=args.device,
                   progress=progress, log=lambda m: print(m, file=sys.stderr))

@@ -221,7 +221,7 @@ def _perplexities(ev: Evaluation, lm: LanguageModelData, originals, variants, en
 
     def run(method: Method, weights=None, linears=None):
         model = Transformer.from_state_dict(lm.config, {**base, **(weights or {})}, linears)
-        bar = (lambda total: progress(total=total, desc=method.name[:40])) if progress else None
+        bar = (lambda total: progress(total=total, desc=method.name)) if progress else None
         method.perplexity, ev.predicted_tokens = perplexity(model, lm.stories, progress=bar)
 
     ev.stories = len(lm.stories)

