@@ -9,7 +9,7 @@ import pytest
 
 from seedlm_fpga.cli.main import main
 from seedlm_fpga.core import reference as ref
-from seedlm_fpga.sim.cosim_runner import generated_engine
+from seedlm_fpga.sim.cosim_runner import forget_generated
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -31,7 +31,7 @@ def test_bad_arguments(capsys, argv, message):
 
 def test_small_run_json(capsys):
     rows, cols, W = 5, 40, 128
-    generated_engine.cache_clear()  # generated once per process: make this run announce it
+    forget_generated()  # generated once per process: make this run announce it
     assert main(["cosim", "--rows", str(rows), "--cols", str(cols), "--bus-bits", str(W), "--preset",
                  "seedlm-3", "--max-cols", "256", "--gap", "0.2", "--json"]) == 0
     stdout, stderr = capsys.readouterr()
@@ -48,12 +48,11 @@ def test_small_run_json(capsys):
     # every step announced on stderr (not a terminal here: a start line, then an end line)
     steps = [line for line in stderr.splitlines() if not line.endswith(" ...")]
     assert [line.split(":")[0] for line in steps] == [
-        "  generating the seedlm-3 Verilog (W=128, A=8, max cols 256)",
+        "  generating the seedlm-3 and baseline Verilog (W=128, A=8, max cols 256)",
         "  compressing 5 x 40 Gaussian weights with seedlm-3",
         "  building seedlm_gemv in Verilator" + (" ... cached" if "seedlm_gemv in Verilator ... cached"
                                                  in stderr else ""),
         "  simulating seedlm-3 on gaussian 5x40",
-        "  generating the baseline Verilog (W=128, A=8, max cols 256)",
         "  building baseline_gemv in Verilator" + (" ... cached" if "baseline_gemv in Verilator ... cached"
                                                    in stderr else ""),
         "  simulating baseline on gaussian 5x40",
