@@ -168,7 +168,7 @@ class GemvCore(wiring.Component):
         m.d.sync += credits_used.eq(credits_used + (w_fire & ends_row) - y_fire)
 
         # stage `beat`: the weight beat and its activation word, side by side
-        beat_w = Signal(sh.weight_bits)
+        beat_w = Signal(sh.weight_bits, reset_less=True)  # datapath: no reset
         beat_valid = Signal()
         beat_row_last = Signal()
         beat_last = Signal()
