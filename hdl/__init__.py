@@ -3,8 +3,8 @@
 Modules, bottom up (each component sits beside the numpy reference it must equal):
 
 - `lfsr`: `LFSR` (format §1, M states per cycle, a new seed every cycle), `LFSRBank`.
-- `block_decoder`: `BlockDecoder`, block word -> acc[c] (format §6).
-- `dot_unit`: `DotUnit` (acc x activations, shift by x, lane adder tree), `RowAccumulator`.
+- `block_decoder`: `BlockDecoder`, block word -> the LFSR bit stream z, q, x (format §6.1).
+- `dot_unit`: `DotUnit` (factorized block dots Q*X + edge terms, shift by x, lane tree), `RowAccumulator`.
 - `engine_core`: `GemvCore`, the control both engines share (activation buffer, credits).
 - `gemv_engine`: `GemvEngine` (SeedLM); `baseline_engine`: `BaselineEngine` (16-bit, format §7).
 - `axi_top`: format §10 port names; `generate`: Verilog + design.json.

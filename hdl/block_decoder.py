@@ -1,28 +1,27 @@
-"""`BlockDecoder`: one format §5.2 block word -> the C exact integers acc[c] of format §6.
+"""`BlockDecoder`: one format §5.2 block word -> the LFSR bit window of its block (format §6.1).
 
-    acc[c] = sum_p S[c][p] * q_p,   S[c][p] = (state c*P + p + 1 after seed) - 2^(K-1)
+The engine never forms S or acc[c] (format §6.1): the block dot is computed from the bit
+stream z_1 .. z_(C*P+K-1) that the C*P states after the seed are windows of, so one block
+costs C*P + K - 1 register bits here instead of C*P*K (state i + 1 after the seed is
+bits [i, i + K) of ``z``). Lane c reads bits [c*P, c*P + K + P - 1).
 
-Pipeline (one block word per cycle, no stalls; latency `BlockDecoder.latency` = 3):
+Pipeline (one block word per cycle, no stalls; latency `BlockDecoder.latency` = 1):
 
-    basis  the LFSR's C*P states (unrolled GF(2) map, `LFSR`), registered. S is the
-           state with its top bit inverted read as two's complement: no logic.
-    sq     the P products S[c][p] * q_p per c, as shift-adds of S selected by the bits
-           of q (`times_q`): LUTs and carry chains, never a DSP block.
-    acc    their sum acc[c].
+    basis  z: each feedback bit an XOR of seed bits (the unrolled GF(2) map of `hdl.lfsr`,
+           one LUT level or two for K = 16), registered with q and x.
 
-Widths hold any bit pattern, not only valid words: S in [-2^(K-1), 2^(K-1) - 1] (an
-all-zero word has seed 0, S = -2^(K-1), q = 0) and q in [-8, 7], so
-|acc| <= P * 2^(K+2): `acc_bits`. The exponent code x travels along, delayed to match.
+Datapath registers have no reset (format §10: only control is reset); ``decoded.valid``
+has one.
 """
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Module, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from seedlm_fpga.core.reference import Preset, block_acc
-from seedlm_fpga.hdl.lfsr import LFSR
-from seedlm_fpga.hdl.pipeline import balanced_sum, delay
+from seedlm_fpga.core.factorized import bit_stream
+from seedlm_fpga.core.reference import Preset
+from seedlm_fpga.hdl.lfsr import sequence_masks, xor_of
 
 
 def block_word_layout(preset: Preset) -> data.StructLayout:
@@ -35,28 +34,27 @@ def block_word_layout(preset: Preset) -> data.StructLayout:
 
 
 def acc_bits(preset: Preset) -> int:
-    """Signed width of acc[c] for any block word: |acc| <= P * 2^(K-1) * 8."""
+    """Signed width that holds acc[c] for any block word: |acc| <= P * 2^(K-1) * 8."""
     return (preset.P * (1 << (preset.K + 2))).bit_length() + 1
+
+
+def stream_bits(preset: Preset) -> int:
+    """z_1 .. z_(C*P+K-1): the bits the C*P states after the seed are made of."""
+    return preset.C * preset.P + preset.K - 1
 
 
 def decoded_layout(preset: Preset) -> data.StructLayout:
     return data.StructLayout({
-        "acc": data.ArrayLayout(signed(acc_bits(preset)), preset.C),
+        "z": stream_bits(preset),
+        "q": data.ArrayLayout(signed(4), preset.P),
         "x": 4,
     })
 
 
-def times_q(S, q):
-    """S * q for a 4-bit two's-complement q: S*q0 + 2S*q1 + 4S*q2 - 8S*q3 (two adder levels)."""
-    def bit(i):
-        return Mux(q[i], S << i, 0)
-    return (bit(0) + bit(1)) + (bit(2) - bit(3))
-
-
 class BlockDecoder(wiring.Component):
-    """Ports: ``block`` (stream of block words, always ready) -> ``decoded`` (acc[C], x)."""
+    """Ports: ``block`` (stream of block words, always ready) -> ``decoded`` (z, q, x)."""
 
-    latency = LFSR.latency + 2  # basis, sq, acc
+    latency = 1  # basis
 
     def __init__(self, preset: Preset):
         self.preset = preset
@@ -66,36 +64,23 @@ class BlockDecoder(wiring.Component):
         })
 
     @staticmethod
-    def reference(seed: int, x: int, q, preset: Preset) -> tuple[list[int], int]:
-        """(acc[C], x) the decoder must produce (numpy reference: `block_acc`)."""
-        return [int(v) for v in block_acc(seed, q, preset)], x
+    def reference(seed: int, x: int, q, preset: Preset) -> tuple[int, list[int], int]:
+        """(z as an integer, bit i = z_(i+1); q; x): what ``decoded`` must carry (any seed, 0 too)."""
+        z = bit_stream(seed, stream_bits(preset) + 1, preset.K, preset.taps)[1:]
+        return sum(b << i for i, b in enumerate(z)), [int(v) for v in q], int(x)
 
     def elaborate(self, platform):
         m = Module()
         K, C, P = self.preset.K, self.preset.C, self.preset.P
         blk = self.block.payload
-
-        # basis: C*P states after the seed (valid words never hold seed 0; a zero word
-        # has q = 0, so its all-zero "states" are harmless).
-        lfsr = m.submodules.lfsr = LFSR(K, self.preset.taps, C * P)
-        m.d.comb += [lfsr.seed.payload.eq(blk.seed), lfsr.seed.valid.eq(self.block.valid)]
-        basis_q = delay(m, blk.q, 1, "basis_q")
-        basis_x = delay(m, blk.x, 1, "basis_x")
-
-        def S(c, p):  # top bit inverted, two's complement: S = V - 2^(K-1)
-            state = lfsr.states.payload[c * P + p]
-            return (state ^ (1 << (K - 1))).as_signed()
-
-        # sq: S[c][p] * q_p
-        sq = [[Signal(signed(K + 4), name=f"sq_{c}_{p}") for p in range(P)] for c in range(C)]
-        for c in range(C):
-            for p in range(P):
-                m.d.sync += sq[c][p].eq(times_q(S(c, p), basis_q[p]))
-        sq_x = delay(m, basis_x, 1, "sq_x")
-
-        # acc: sum over p
-        for c in range(C):
-            m.d.sync += self.decoded.payload.acc[c].eq(balanced_sum(sq[c]))
-        m.d.sync += self.decoded.payload.x.eq(sq_x)
-        m.d.comb += self.decoded.valid.eq(delay(m, lfsr.states.valid, 2, "decoded_valid"))
+        n_feedback = C * P  # z_K .. z_(K + C*P - 1)
+        masks = sequence_masks(K, self.preset.taps, n_feedback)
+        feedback = Signal(n_feedback, name="basis_feedback")
+        for n in range(n_feedback):
+            m.d.comb += feedback[n].eq(xor_of(blk.seed, masks[K + n]))
+        z = Cat(blk.seed, feedback)  # z_0 .. z_(K + C*P - 1)
+        basis = Signal(decoded_layout(self.preset), name="basis", reset_less=True)
+        m.d.sync += [basis.z.eq(z[1:]), basis.q.eq(blk.q), basis.x.eq(blk.x)]
+        m.d.comb += self.decoded.payload.eq(basis)
+        m.d.sync += self.decoded.valid.eq(self.block.valid)
         return m

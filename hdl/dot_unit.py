@@ -1,27 +1,41 @@
-"""The MAC array of a SeedLM beat, and the row accumulator shared by both engines.
+"""The factorized MAC array of a SeedLM beat (format §6.1), and the row accumulator of both engines.
 
-`DotUnit` takes the L decoded blocks of one weight beat and the L*C activations they
-meet, and returns the beat's contribution to Y[r] (format §6):
+`DotUnit` takes the L decoded blocks of one weight beat (`BlockDecoder`: the LFSR bit
+stream z, q, x) and the L*C activations they meet, and returns the beat's contribution
+to Y[r] = sum_l d[l] << x[l] (format §6), with each block dot computed as format §6.1:
 
-    prod   acc[l][c] * a[l*C + c]        (L*C signed multiplies: one DSP each)
-    dot    d[l] = sum_c prod[l][c]       (adder tree, `pipeline.adder_tree`)
-    shift  d[l] << x[l]                  (x in 0..15)
-    lanes  sum over the L lanes          (adder tree)
+    d = Q*X + sum_low w_m B_m + 2^(K-P+1) * (sum_j h_j B_(K+j) - 2^(P-2) (sum q)(sum a))
 
-`RowAccumulator` adds the beat sums of a row and emits Y[r] on the row's last beat.
-Every width is derived from the bound of its inputs (any bit pattern), so no value can
-overflow: `beat_sum_bits`, and the Y width chosen by the engine.
+    X   = sum_c I_c a_c     I_c: the K-P+1 interior bits of lane c's window, unsigned
+    B_m = sum_c u_(c,m) a_c (masked activation sums, one per edge position; sum a likewise)
+    Q   = sum_p q_p 2^(P-1-p),  w_m (low edges),  h_j = w_(K+j) / 2^(K-P+1) (high edges)
+
+Stages (register names in the Verilog):
+
+    prod   I_c * a_c, registered (a DSP with its M/P register; C per lane); the masked
+           sums B_m and sum a start here (2 adder levels)
+    dot    adder trees over C (2 levels per register); in the last dot cycle Q, w_m, h_j
+           and -2^(P-2) sum q are formed from the delayed q and registered
+    scale  Q*X, w_m*B_m, h_j*B_(K+j), (-2^(P-2) sum q) * sum a, registered
+    fold   the low group and the high group, each <= 4 terms (2 levels), registered
+    shift  d = lo + (hi << (K-P+1)), then d << x
+    lanes  adder tree over the L lanes
+
+Latency 1 + T(C) + 3 + T(L) after the decoders' 1: the same as the S*q design it
+replaces. Every register holds its value's full range for any bit pattern on the bus
+(Amaranth widens every + and *; d fits `d_bits`, checked by the tests' extremes).
+Datapath registers have no reset; only the valid line does.
 """
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal, signed
+from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from seedlm_fpga.core.reference import Preset
 from seedlm_fpga.hdl.block_decoder import acc_bits, decoded_layout
 from seedlm_fpga.core.engine_shape import ROW_LATENCY, tree_stages
-from seedlm_fpga.hdl.pipeline import adder_tree, delay, sum_bits
+from seedlm_fpga.hdl.pipeline import adder_tree, delay, staged_sum, sum_bits
 
 MAX_SHIFT = 15  # x is a 4-bit code
 
@@ -33,15 +47,27 @@ def dot_input_layout(preset: Preset, L: int, act_bits: int) -> data.StructLayout
     })
 
 
+def d_bits(preset: Preset, act_bits: int) -> int:
+    """Signed width of a block dot d for any block word: C terms |acc * a| <= 2^(acc_bits-1) 2^(A-1)."""
+    return sum_bits(acc_bits(preset) + act_bits, preset.C)
+
+
 def beat_sum_bits(preset: Preset, L: int, act_bits: int) -> int:
-    d_bits = sum_bits(acc_bits(preset) + act_bits, preset.C)
-    return sum_bits(d_bits + MAX_SHIFT, L)
+    return sum_bits(d_bits(preset, act_bits) + MAX_SHIFT, L)
+
+
+def _reg(m, value, name: str):
+    """`value` registered (no reset), in a signal as wide as the expression."""
+    reg = Signal(value.shape(), name=name, reset_less=True)
+    m.d.sync += reg.eq(value)
+    return reg
 
 
 class DotUnit(wiring.Component):
-    """Ports: ``beat`` (L x (acc[C], x) and L*C activations) -> ``sum`` (signed, registered)."""
+    """Ports: ``beat`` (L x (z, q, x) and L*C activations) -> ``sum`` (signed, registered)."""
 
     def __init__(self, preset: Preset, L: int, act_bits: int):
+        assert 2 <= preset.P <= min(4, preset.K), "the fold stage sums <= 4 terms per group"
         self.preset, self.L, self.act_bits = preset, L, act_bits
         self.latency = self.latency_for(preset.C, L)
         super().__init__({
@@ -51,7 +77,7 @@ class DotUnit(wiring.Component):
 
     @staticmethod
     def latency_for(C: int, L: int) -> int:
-        return 1 + tree_stages(C) + 1 + tree_stages(L)  # prod, dot, shift, lanes
+        return 1 + tree_stages(C) + 3 + tree_stages(L)  # prod, dot, scale, fold, shift, lanes
 
     @staticmethod
     def reference(acc, x, acts) -> int:
@@ -60,26 +86,52 @@ class DotUnit(wiring.Component):
         return sum(sum(int(acc[l][c]) * int(acts[l * C + c]) for c in range(C)) << int(x[l])
                    for l in range(len(acc)))
 
+    def _lane(self, m, lane: int, blk, acts):
+        """One block: d (d_bits signed) << x, registered at the end of `shift`."""
+        K, C, P = self.preset.K, self.preset.C, self.preset.P
+        T = tree_stages(C)
+        name = f"l{lane}_"
+        u = lambda c, pos: blk.z[c * P + pos]                          # u_(c,m)
+        low, high = list(range(P - 1)), [K + j for j in range(P - 1)]
+
+        # prod: I_c * a_c (the multiplier's output register), and the masked sums' first levels
+        prods = []
+        for c in range(C):
+            interior = blk.z[c * P + P - 1:c * P + K]                  # I_c, unsigned K-P+1 bits
+            prods.append(_reg(m, interior.as_unsigned() * acts[c], f"prod_{name}{c}"))
+        X = adder_tree(m, prods, f"dot_{name}x_")
+        B = {pos: staged_sum(m, [Mux(u(c, pos), acts[c], 0) for c in range(C)], 1 + T, f"dot_{name}b{pos}_")
+             for pos in low + high}
+        sum_a = staged_sum(m, [acts[c] for c in range(C)], 1 + T, f"dot_{name}a_")
+
+        # dot (last cycle): the q-derived factors, from q delayed alongside the trees
+        q = [delay(m, blk.q[p], T, f"dot_{name}q{p}", reset_less=True) for p in range(P)]
+        Q = _reg(m, sum(q[p] << (P - 1 - p) for p in range(P)), f"dot_{name}Q")
+        w = {pos: _reg(m, sum(q[p] << (pos - p) for p in range(pos + 1)), f"dot_{name}w{pos}") for pos in low}
+        h = {K + j: _reg(m, sum(q[p] << (j + P - 1 - p) for p in range(j + 1, P)), f"dot_{name}h{j}")
+             for j in range(P - 1)}
+        neg_sq = _reg(m, -sum(q) << (P - 2), f"dot_{name}negsq")
+
+        # scale
+        lo_terms = [_reg(m, Q * X, f"scale_{name}qx")] + [_reg(m, w[pos] * B[pos], f"scale_{name}w{pos}")
+                                                         for pos in low]
+        hi_terms = [_reg(m, h[pos] * B[pos], f"scale_{name}h{pos}") for pos in high] + \
+                   [_reg(m, neg_sq * sum_a, f"scale_{name}sa")]
+        # fold
+        lo = staged_sum(m, lo_terms, 1, f"fold_{name}lo")
+        hi = staged_sum(m, hi_terms, 1, f"fold_{name}hi")
+        # shift
+        d = Signal(signed(d_bits(self.preset, self.act_bits)), name=f"shift_{name}d")
+        m.d.comb += d.eq(lo + (hi << (K - P + 1)))
+        x = delay(m, blk.x, 1 + T + 2, f"dot_x_{lane}", reset_less=True)
+        return _reg(m, d << x, f"shift_{lane}")
+
     def elaborate(self, platform):
         m = Module()
         C, L = self.preset.C, self.L
         beat = self.beat.payload
-        prod_bits = acc_bits(self.preset) + self.act_bits
-        d_stages = tree_stages(C)
-
-        lane_terms = []
-        for lane in range(L):
-            blk = beat.blocks[lane]
-            prods = []
-            for c in range(C):
-                prod = Signal(signed(prod_bits), name=f"prod_{lane}_{c}")
-                m.d.sync += prod.eq(blk.acc[c] * beat.acts[lane * C + c])
-                prods.append(prod)
-            d = adder_tree(m, prods, f"dot_{lane}_")
-            x = delay(m, blk.x, 1 + d_stages, f"dot_x_{lane}")
-            shifted = Signal(signed(Signal.like(d).shape().width + MAX_SHIFT), name=f"shift_{lane}")
-            m.d.sync += shifted.eq(d << x)
-            lane_terms.append(shifted)
+        lane_terms = [self._lane(m, lane, beat.blocks[lane], [beat.acts[lane * C + c] for c in range(C)])
+                      for lane in range(L)]
         total = adder_tree(m, lane_terms, "lanes_")
         m.d.comb += [
             self.sum.payload.eq(total),

@@ -103,14 +103,18 @@ class GemvCore(wiring.Component):
         rd = mem.read_port()
 
         act_word = Signal(range(words + 1))
-        act_base = Signal(range(sh.max_cols + N + 1))   # element index of this act beat
+        # elements of the pass not yet written (cols minus this beat's first index), kept
+        # in a register so that the masks below are one compare each (no subtraction from
+        # `cols` on the path into the buffer): `cols` itself is read on the pass's first beat
+        act_first = Signal(init=1)
+        act_left = Signal(range(sh.max_cols + 1))
         beats_per_row = Signal(range(words + 1))        # R
 
         act_fire = Signal()
         m.d.comb += [self.act.ready.eq(phase == Phase.ACT), act_fire.eq(self.act.valid & self.act.ready)]
 
-        remaining = Signal(signed(act_base.shape().width + 1))  # elements of this beat below cols
-        m.d.comb += remaining.eq(self.cols - act_base)
+        remaining = Signal(range(sh.max_cols + 1))  # elements of this beat below cols
+        m.d.comb += remaining.eq(Mux(act_first, self.cols, act_left))
         masked = Signal(N * A)
         for i in range(N):
             elem = self.act.payload.data[i * A:(i + 1) * A]
@@ -137,11 +141,11 @@ class GemvCore(wiring.Component):
                 with m.If(self.act.payload.last):
                     m.d.sync += act_slice.eq(1)
         with m.If(act_fire):
-            m.d.sync += act_base.eq(act_base + N)
+            m.d.sync += [act_left.eq(Mux(remaining > N, remaining - N, 0)), act_first.eq(0)]
             with m.If(self.act.payload.last):
                 m.d.sync += [
                     beats_per_row.eq(act_word + 1),
-                    act_word.eq(0), act_base.eq(0),
+                    act_word.eq(0), act_first.eq(1),
                     phase.eq(Phase.WEIGHTS),
                 ]
 
@@ -168,7 +172,7 @@ class GemvCore(wiring.Component):
         m.d.sync += credits_used.eq(credits_used + (w_fire & ends_row) - y_fire)
 
         # stage `beat`: the weight beat and its activation word, side by side
-        beat_w = Signal(sh.weight_bits)
+        beat_w = Signal(sh.weight_bits, reset_less=True)  # datapath: no reset
         beat_valid = Signal()
         beat_row_last = Signal()
         beat_last = Signal()

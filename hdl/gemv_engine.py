@@ -15,12 +15,12 @@ format §5.3 image; it would need a block gearbox and its own image variant.
 Pipeline (stage names are the register names in the Verilog), per weight beat:
 
     beat    weight beat + its activation word (buffer read)        1
-    basis   LFSR states of all L blocks (unrolled GF(2) map)       1
-    sq      S[c][p] * q_p                                          1
-    acc     acc[c] = sum_p                                         1
-    prod    acc[c] * a                                             1
-    dot     d = adder tree over C  (2 levels per register)         ceil(ceil(log2 C) / 2)
-    shift   d << x                                                 1
+    basis   LFSR bit stream z of all L blocks (GF(2) map)          1
+    prod    I_c * a_c (format §6.1), masked sums begin             1
+    dot     X, B_m, sum a: adder trees over C (2 levels/register)  ceil(ceil(log2 C) / 2)
+    scale   Q*X and the 2P - 1 small edge products                 1
+    fold    low and high groups (<= 4 terms each)                  1
+    shift   d = lo + (hi << (K-P+1)), d << x                       1
     lanes   adder tree over L  (2 levels per register)             ceil(ceil(log2 L) / 2)
     row     row accumulator: Y[r] on the row's last beat           1
     fifo    output FIFO (write -> valid)                           2
@@ -84,7 +84,8 @@ class SeedLMBeat(wiring.Component):
                 m.d.comb += dot.beat.valid.eq(dec.decoded.valid)
         # activations wait for the decoders
         m.d.comb += [
-            dot.beat.payload.acts.eq(delay(m, self.beat.payload.acts, BlockDecoder.latency, "acts")),
+            dot.beat.payload.acts.eq(delay(m, self.beat.payload.acts, BlockDecoder.latency, "acts",
+                                           reset_less=True)),
             self.sum.payload.eq(dot.sum.payload),
             self.sum.valid.eq(dot.sum.valid),
         ]

@@ -10,10 +10,14 @@ from amaranth.hdl import Shape, Signal, signed
 from seedlm_fpga.core.engine_shape import LEVELS_PER_STAGE
 
 
-def delay(m, value, cycles: int, name: str):
-    """`value` delayed by `cycles` registers named ``{name}_d1`` ... (0 cycles: `value`)."""
+def delay(m, value, cycles: int, name: str, reset_less: bool = False):
+    """`value` delayed by `cycles` registers named ``{name}_d1`` ... (0 cycles: `value`).
+
+    ``reset_less``: datapath values (no reset: packs into SRLs and DSP registers); control
+    (valid, last) keeps the reset.
+    """
     for i in range(cycles):
-        reg = Signal.like(value, name=f"{name}_d{i + 1}")
+        reg = Signal.like(value, name=f"{name}_d{i + 1}", reset_less=reset_less)
         m.d.sync += reg.eq(value)
         value = reg
     return value
@@ -37,6 +41,7 @@ def adder_tree(m, terms: list, name: str, levels_per_stage: int = LEVELS_PER_STA
 
     Returns the sum (a registered signal, or the single term itself); the latency is
     `tree_stages(len(terms))`. Each level widens by one bit, so nothing can overflow.
+    Datapath registers: no reset.
     """
     level = 0
     stage = 0
@@ -53,7 +58,7 @@ def adder_tree(m, terms: list, name: str, levels_per_stage: int = LEVELS_PER_STA
             stage += 1
             regs = []
             for i, value in enumerate(pairs):
-                reg = Signal(signed(width), name=f"{name}{stage}_{i}")
+                reg = Signal(signed(width), name=f"{name}{stage}_{i}", reset_less=True)
                 m.d.sync += reg.eq(value)
                 regs.append(reg)
             terms = regs
@@ -67,3 +72,27 @@ def _as_width(m, value, width: int, name: str):
     sig = Signal(signed(width), name=name)
     m.d.comb += sig.eq(value)
     return sig
+
+
+def staged_sum(m, terms: list, registers: int, name: str, levels_per_stage: int = LEVELS_PER_STAGE):
+    """Sum of signed `terms` after exactly `registers` registers (no reset), at most
+    `levels_per_stage` adder levels before each; once a single value is left the rest are
+    plain delay registers. Needs ceil(log2 n) <= registers * levels_per_stage.
+    """
+    levels = max(0, (len(terms) - 1).bit_length())
+    assert levels <= registers * levels_per_stage, (len(terms), registers)
+    width = max(Shape.cast(t.shape()).width for t in terms)
+    for stage in range(registers):
+        for _ in range(levels_per_stage):
+            if len(terms) == 1:
+                break
+            width += 1
+            terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
+                     for i in range(0, len(terms), 2)]
+        regs = []
+        for i, value in enumerate(terms):
+            reg = Signal(signed(width), name=f"{name}{stage + 1}_{i}", reset_less=True)
+            m.d.sync += reg.eq(value)
+            regs.append(reg)
+        terms = regs
+    return terms[0]

@@ -1,17 +1,19 @@
-"""BlockDecoder against reference.block_acc: random and extreme words, one per cycle."""
+"""BlockDecoder against the format §6.1 bit stream (core.factorized): random and extreme words."""
 import random
 
 import numpy as np
 import pytest
 
-from seedlm_fpga.core.reference import PRESETS, block_acc, pack_words
-from seedlm_fpga.hdl.block_decoder import BlockDecoder, acc_bits
+from seedlm_fpga.core import factorized as fz
+from seedlm_fpga.core.lfsr import lfsr_states
+from seedlm_fpga.core.reference import PRESETS, pack_words
+from seedlm_fpga.hdl.block_decoder import BlockDecoder, stream_bits
 
 from hdl_sim_util import run
 
 
 def decode(preset, words: list[int], valid_pattern: list[bool] | None = None):
-    """Feed block words (a gap where valid_pattern is False); returns [(acc, x)] in order."""
+    """Feed block words (a gap where valid_pattern is False); returns [(z, q, x)] in order."""
     dut = BlockDecoder(preset)
     pattern = valid_pattern or [True] * len(words)
     out = []
@@ -25,7 +27,7 @@ def decode(preset, words: list[int], valid_pattern: list[bool] | None = None):
             ctx.set(dut.block.valid, v)
             _, _, valid, dec = await ctx.tick().sample(dut.decoded.valid, dut.decoded.payload)
             if valid:
-                out.append(([int(a) for a in dec.acc], int(dec.x)))
+                out.append((int(dec.z), [int(v) for v in dec.q], int(dec.x)))
 
     run(dut, tb)
     return out
@@ -46,28 +48,19 @@ def test_random_words_with_gaps(name):
     pattern = [random.Random(2).random() < 0.7 for _ in range(220)]
     pattern += [True] * (n - sum(pattern))
     got = decode(p, words_of(seeds, x, q, p), pattern)
-    expect = [([int(a) for a in block_acc(int(s), qq, p)], int(xx)) for s, xx, qq in zip(seeds, x, q)]
-    assert got == expect
-    assert got[0] == BlockDecoder.reference(int(seeds[0]), int(x[0]), q[0], p)
+    assert got == [BlockDecoder.reference(int(s), int(xx), qq, p) for s, xx, qq in zip(seeds, x, q)]
 
 
 @pytest.mark.parametrize("name", list(PRESETS))
-def test_extremes(name):
+def test_windows_are_the_lfsr_states(name):
+    # state i + 1 after the seed is bits [i, i + K) of z (format §6.1)
     p = PRESETS[name]
-    # q = -8 and +7 everywhere, x = 15, seeds at the ends of the range and where S is largest
     seeds = [1, (1 << p.K) - 1, 1 << (p.K - 1), 0xACE1]
-    cases = [(s, 15, [qv] * p.P) for s in seeds for qv in (-8, 7)] + [(0xFFFF, 0, [0] * p.P)]
-    s_, x_, q_ = zip(*cases)
-    got = decode(p, words_of(s_, x_, q_, p))
-    assert got == [([int(a) for a in block_acc(s, q, p)], x) for s, x, q in cases]
-    # the all-zero word (seed 0, format §5.2) decodes to zero weights
-    assert decode(p, [0]) == [([0] * p.C, 0)]
-
-
-def test_acc_width_holds_any_word():
-    # seed 0 is not a valid seed but the bus may carry it: S = -2^15 everywhere
-    p = PRESETS["seedlm-3"]
-    bits = acc_bits(p)
-    assert -(1 << (bits - 1)) <= -p.P * (1 << 15) * 7 and p.P * (1 << 15) * 8 <= (1 << (bits - 1)) - 1
-    word = words_of([0], [3], [[-8] * p.P], p)[0]
-    assert decode(p, [word]) == [([p.P * (1 << 15) * 8] * p.C, 3)]
+    got = decode(p, words_of(seeds, [15] * 4, [[-8] * p.P] * 4, p))
+    for seed, (z, q, x) in zip(seeds, got):
+        states = [int(s) for s in lfsr_states(seed, p.C * p.P, p.K, p.taps)]
+        assert [(z >> i) & ((1 << p.K) - 1) for i in range(p.C * p.P)] == states
+        assert z < 1 << stream_bits(p) and q == [-8] * p.P and x == 15
+    # the all-zero word (seed 0, format §5.2): every bit 0
+    assert decode(p, [0]) == [(0, [0] * p.P, 0)]
+    assert fz.bit_stream(0, 40, p.K, p.taps) == [0] * 40

@@ -1,28 +1,37 @@
-"""DotUnit and RowAccumulator against exact integer references, extremes included."""
+"""DotUnit (the format §6.1 factorized MAC array) and RowAccumulator against exact integer references."""
 import random
 
 import pytest
 
-from seedlm_fpga.core.reference import PRESETS
-from seedlm_fpga.hdl.block_decoder import acc_bits
-from seedlm_fpga.hdl.dot_unit import DotUnit, RowAccumulator
+from seedlm_fpga.core.reference import PRESETS, block_acc
 from seedlm_fpga.core.engine_shape import tree_stages
+from seedlm_fpga.hdl.block_decoder import BlockDecoder
+from seedlm_fpga.hdl.dot_unit import DotUnit, RowAccumulator
 
 from hdl_sim_util import run
 
 
+def _acc_any(seed, q, p):
+    """acc[c] for any seed field (0: every state 0, S = -2^(K-1))."""
+    if seed == 0:
+        return [-(sum(q) << (p.K - 1))] * p.C
+    return [int(v) for v in block_acc(seed, q, p)]
+
+
 def run_dot(dut: DotUnit, beats):
-    """beats: [(acc[L][C], x[L], acts[L*C])], one per cycle; returns the sums in order."""
+    """beats: [(seeds[L], q[L][P], x[L], acts[L*C])], one per cycle; returns the sums in order."""
+    p = dut.preset
     out = []
 
     async def tb(ctx):
         for i in range(len(beats) + dut.latency):
             if i < len(beats):
-                acc, x, acts = beats[i]
-                ctx.set(dut.beat.payload, {
-                    "blocks": [{"acc": acc[lane], "x": x[lane]} for lane in range(dut.L)],
-                    "acts": acts,
-                })
+                seeds, q, x, acts = beats[i]
+                blocks = []
+                for lane in range(dut.L):
+                    z, qq, xx = BlockDecoder.reference(seeds[lane], x[lane], q[lane], p)
+                    blocks.append({"z": z, "q": qq, "x": xx})
+                ctx.set(dut.beat.payload, {"blocks": blocks, "acts": acts})
             ctx.set(dut.beat.valid, i < len(beats))
             _, _, valid, total = await ctx.tick().sample(dut.sum.valid, dut.sum.payload)
             if valid:
@@ -32,28 +41,34 @@ def run_dot(dut: DotUnit, beats):
     return out
 
 
+def expected(beat, p):
+    seeds, q, x, acts = beat
+    return DotUnit.reference([_acc_any(s, qq, p) for s, qq in zip(seeds, q)], x, acts)
+
+
 @pytest.mark.parametrize("name,L,A", [("seedlm-4", 4, 8), ("seedlm-3", 3, 16), ("seedlm-4", 1, 8),
-                                      ("seedlm-3", 5, 8)])
+                                      ("seedlm-3", 5, 8), ("seedlm-4", 2, 16)])
 def test_random_and_extreme_beats(name, L, A):
     p = PRESETS[name]
-    C = p.C
+    C, K = p.C, p.K
     rng = random.Random(L * A)
     amax, amin = (1 << (A - 1)) - 1, -(1 << (A - 1))
-    accmax, accmin = (1 << (acc_bits(p) - 1)) - 1, -(1 << (acc_bits(p) - 1))
     beats = []
     for _ in range(40):
-        beats.append(([[rng.randint(accmin, accmax) for _ in range(C)] for _ in range(L)],
+        beats.append(([rng.randint(0, (1 << K) - 1) for _ in range(L)],
+                      [[rng.randint(-8, 7) for _ in range(p.P)] for _ in range(L)],
                       [rng.randint(0, 15) for _ in range(L)],
                       [rng.randint(amin, amax) for _ in range(L * C)]))
-    # extremes: every product at its largest magnitude, both signs, x = 15
-    for acc_v, a_v in ((accmin, amin), (accmin, amax), (accmax, amin), (accmax, amax)):
-        beats.append(([[acc_v] * C] * L, [15] * L, [a_v] * (L * C)))
-    beats.append(([[0] * C] * L, [0] * L, [0] * (L * C)))
+    # extremes: seed 0 (S = -2^(K-1) everywhere), all-ones seeds, q = -8 / 7, x = 15, a at its ends
+    for seed in (0, (1 << K) - 1, 1 << (K - 1), 1):
+        for qv in (-8, 7):
+            for av in (amin, amax):
+                beats.append(([seed] * L, [[qv] * p.P] * L, [15] * L, [av] * (L * C)))
+    beats.append(([0] * L, [[0] * p.P] * L, [0] * L, [0] * (L * C)))
     dut = DotUnit(p, L, A)
-    assert dut.latency == 1 + tree_stages(C) + 1 + tree_stages(L)
+    assert dut.latency == 1 + tree_stages(C) + 3 + tree_stages(L)
     got = run_dot(dut, beats)
-    assert got == [DotUnit.reference(acc, x, acts) for acc, x, acts in beats]
-    assert got[-5] == L * C * accmin * amin << 15  # the largest positive beat sum
+    assert got == [expected(b, p) for b in beats]
 
 
 def test_row_accumulator_rows_and_extremes():

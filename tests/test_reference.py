@@ -165,3 +165,38 @@ def test_baseline_image_layout_by_hand():
                            0x00, 0x80, 0xFF, 0x7F, 0x02, 0x01, 0x00, 0x00])
     with pytest.raises(ValueError, match="cannot hold one 16-bit weight"):
         ref.baseline_image([[1]], 8)
+
+
+# --- format §5.4: the packed image -------------------------------------------------------------
+
+def test_packed_image_round_trip_and_layout():
+    from seedlm_fpga.core.reference import (PackedImageLayout, get_preset, pack_words,
+                                            packed_memory_image, parse_packed_memory_image)
+    rng = np.random.default_rng(5)
+    for name, W, rows, nb in [("seedlm-3", 64, 3, 11), ("seedlm-4", 64, 2, 5), ("seedlm-3", 24, 2, 3),
+                              ("seedlm-4", 512, 2, 40)]:
+        p = get_preset(name)
+        seeds = rng.integers(1, 1 << 16, (rows, nb))
+        x = rng.integers(0, 16, (rows, nb))
+        q = rng.integers(-8, 8, (rows, nb, p.P))
+        image = packed_memory_image(seeds, x, q, p, W)
+        lay = PackedImageLayout(W, p.block_bits, nb)
+        assert len(image) == rows * lay.beats_per_row * W // 8
+        s2, x2, q2 = parse_packed_memory_image(image, p, W, rows, nb)
+        assert (s2 == seeds).all() and (x2 == x).all() and (q2 == q).all()
+        # block (r, j) is bits [r*R*W + j*B, +B) of the image, little-endian
+        words = pack_words(seeds, x, q, p)
+        as_int = int.from_bytes(image, "little")
+        for r in range(rows):
+            for j in range(nb):
+                at = r * lay.beats_per_row * W + j * p.block_bits
+                assert (as_int >> at) & ((1 << p.block_bits) - 1) == int(words[r, j])
+            tail = r * lay.beats_per_row * W + nb * p.block_bits
+            assert (as_int >> tail) & ((1 << ((r + 1) * lay.beats_per_row * W - tail)) - 1) == 0
+
+
+def test_packed_image_bits_per_weight_format_example():
+    from seedlm_fpga.core.reference import ImageLayout, PackedImageLayout
+    assert PackedImageLayout(64, 36, 342).beats_per_row == 193
+    assert round(PackedImageLayout(64, 36, 342).bits_per_weight(4096), 3) == 3.016
+    assert round(ImageLayout(64, 36, 342).bits_per_weight(4096), 3) == 5.344

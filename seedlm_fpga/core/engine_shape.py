@@ -56,10 +56,11 @@ def tree_stages(n_terms: int, levels_per_stage: int = LEVELS_PER_STAGE) -> int:
 def seedlm_stages(C: int, L: int) -> list[tuple[str, int]]:
     """Named SeedLM stages, weight-beat acceptance to Y valid; the cycles sum to latency_cycles.
 
-    beat register, LFSR states (basis), S*q partial products (sq), acc, acc*a products (prod),
-    the C-term dot tree, the exponent shift, the L-lane tree, the row accumulator, the Y FIFO.
+    beat register, the LFSR bit stream (basis), the I_c * a_c products (prod, format §6.1),
+    the C-term trees (dot), Q*X and the edge products (scale), their two groups (fold), the
+    block dot and its exponent shift (shift), the L-lane tree, the row accumulator, the Y FIFO.
     """
-    return [("beat", 1), ("basis", 1), ("sq", 1), ("acc", 1), ("prod", 1), ("dot", tree_stages(C)),
+    return [("beat", 1), ("basis", 1), ("prod", 1), ("dot", tree_stages(C)), ("scale", 1), ("fold", 1),
             ("shift", 1), ("lanes", tree_stages(L)), ("row", ROW_LATENCY), ("fifo", FIFO_LATENCY)]
 
 

@@ -220,6 +220,62 @@ def parse_memory_image(image: bytes, preset: Preset, bus_bits: int, rows: int, n
     return unpack_words(words, preset)
 
 
+# --- format §5.4: the packed image -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PackedImageLayout:
+    """format §5.4 ``packed``: a row's blocks back to back, R = ceil(nb * B / W) beats per row."""
+
+    bus_bits: int
+    block_bits: int
+    nb: int
+
+    def __post_init__(self):
+        if self.bus_bits % 8 or self.bus_bits <= 0:
+            raise ValueError(f"bus width must be a positive multiple of 8 bits, got {self.bus_bits}")
+
+    @property
+    def beats_per_row(self) -> int:  # R
+        return -(-self.nb * self.block_bits // self.bus_bits)
+
+    def bits_per_weight(self, cols: int) -> float:
+        """R * W / cols: only the tail of each row's last beat is unused."""
+        return self.beats_per_row * self.bus_bits / cols
+
+
+def _packed_starts(rows: int, nb: int, lay: PackedImageLayout) -> np.ndarray:
+    """Bit offset of block (r, j) in the image: r * R * W + j * B."""
+    return (np.arange(rows, dtype=np.int64)[:, None] * (lay.beats_per_row * lay.bus_bits)
+            + np.arange(nb, dtype=np.int64)[None, :] * lay.block_bits)
+
+
+def packed_memory_image(seeds, x, q, preset: Preset, bus_bits: int) -> bytes:
+    """The format §5.4 packed image of blocks [rows, nb], as little-endian bytes."""
+    seeds = np.asarray(seeds)
+    rows, nb = seeds.shape
+    lay = PackedImageLayout(bus_bits, preset.block_bits, nb)
+    words = pack_words(seeds, x, q, preset).astype(np.uint64)
+    bits = np.zeros(rows * lay.beats_per_row * bus_bits, dtype=np.uint8)
+    start = _packed_starts(rows, nb, lay)
+    for k in range(preset.block_bits):
+        bits[(start + k).ravel()] = ((words >> np.uint64(k)) & np.uint64(1)).ravel().astype(np.uint8)
+    return np.packbits(bits, bitorder="little").tobytes()
+
+
+def parse_packed_memory_image(image: bytes, preset: Preset, bus_bits: int, rows: int, nb: int):
+    """Inverse of `packed_memory_image`: (seeds, x, q)."""
+    lay = PackedImageLayout(bus_bits, preset.block_bits, nb)
+    expected = rows * lay.beats_per_row * bus_bits // 8
+    if len(image) != expected:
+        raise ValueError(f"packed memory image has {len(image)} bytes, expected {expected}")
+    bits = np.unpackbits(np.frombuffer(image, dtype=np.uint8), bitorder="little")
+    start = _packed_starts(rows, nb, lay)
+    words = np.zeros((rows, nb), dtype=np.uint64)
+    for k in range(preset.block_bits):
+        words |= bits[start + k].astype(np.uint64) << np.uint64(k)
+    return unpack_words(words, preset)
+
+
 def baseline_image(weights, bus_bits: int) -> bytes:
     """The 16-bit baseline's stream (format §7/10): W/16 int16 weights per beat, rows on fresh beats."""
     w = np.asarray(weights, dtype=np.int16)
