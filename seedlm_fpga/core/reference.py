@@ -51,6 +51,24 @@ PRESETS: dict[str, Preset] = {
 
 #: The paper's absolute exponent: w = q * 2^(e - 2) with e in [-8, 7] is x + b with b = -10.
 PAPER_BIAS = -10
+#: Any explicit bias lies here (2^(x+b) stays a normal float64 for every x; format §3.2).
+BIAS_RANGE = (-1000, 1000)
+#: The auto bias is b = floor(log2 max|W|) - AUTO_BIAS_OFFSET (format §3.2): x = 15 then holds max|W|.
+AUTO_BIAS_OFFSET = 17
+#: floor(log2 |w|) over a dtype's nonzero finite values: (smallest subnormal, largest).
+DTYPE_EXPONENTS = {"float16": (-24, 15), "bfloat16": (-133, 127), "float32": (-149, 127), "float64": (-1074, 1023)}
+#: Largest block length C the container and reference accept (format §3.4); the presets use 8 and 12.
+MAX_C = 256
+#: Name of a container entry whose parameters are not a named preset's (format §3.4).
+CUSTOM_PRESET = "custom"
+
+
+def bias_range(dtype: str) -> tuple[int, int]:
+    """Biases that make sense for a tensor of `dtype` (format §3.2): those the auto rule gives for
+    some nonzero finite value of that dtype, within BIAS_RANGE. Beyond it the block steps
+    2^(x+b) underflow to 0 or overflow to inf in that dtype (bias 1000: all-inf weights)."""
+    lo, hi = DTYPE_EXPONENTS[dtype]
+    return max(BIAS_RANGE[0], lo - AUTO_BIAS_OFFSET), min(BIAS_RANGE[1], hi - AUTO_BIAS_OFFSET)
 
 
 def get_preset(name: str) -> Preset:
