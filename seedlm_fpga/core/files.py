@@ -146,21 +146,23 @@ def read_input_text(path: str | Path, what: str = "file", max_bytes: int = MAX_T
         raise UserError(f"{path}: {what} is not UTF-8 text (byte {exc.start})") from None
 
 
-def parse_json(text: str | bytes, origin: str, what: str = "JSON"):
-    """json.loads that fails with one line: bad syntax, too deep nesting, integers too long."""
+def parse_json(text: str | bytes, origin: str, what: str | None = None):
+    """json.loads that fails with one line naming `origin` (and `what`, if given): bad syntax,
+    nesting too deep, integers too long."""
+    head = f"{origin}: {what} is" if what else f"{origin}:"
     try:
         return json.loads(text)
     except RecursionError:
-        raise UserError(f"{origin}: {what} is nested too deeply") from None
+        raise UserError(f"{head} nested too deeply") from None
     except UnicodeDecodeError:
-        raise UserError(f"{origin}: {what} is not UTF-8 text") from None
+        raise UserError(f"{head} not UTF-8 text") from None
     except ValueError as exc:  # JSONDecodeError, and integers past sys.get_int_max_str_digits()
-        raise UserError(f"{origin}: {what} is not valid JSON ({str(exc).splitlines()[0]})") from None
+        raise UserError(f"{head} not valid JSON ({str(exc).splitlines()[0]})") from None
 
 
 def load_json_file(path: str | Path, what: str = "JSON file", max_bytes: int = MAX_TEXT_BYTES):
     """Read and parse a small JSON file; every failure is a one-line UserError naming it."""
-    return parse_json(read_input_text(path, what, max_bytes), str(path), what)
+    return parse_json(read_input_text(path, what, max_bytes), str(path))
 
 
 def _identity(path: Path) -> tuple[str, tuple[int, int] | None]:

@@ -139,6 +139,12 @@ class EncodedTensor:
         return decode_tensor(self.seeds, self.x, self.q, self.bias, self.preset, self.shape[1])
 
 
+def decode_memory(rows: int, nb: int, preset: Preset) -> int:
+    """Peak bytes `decode_tensor` needs: about five int64 arrays of rows * nb * C * P values
+    (basis states, their signed form, the einsum) plus the float64 result."""
+    return rows * nb * preset.C * (5 * preset.P + 2) * 8
+
+
 # --- format §5.2: block words ----------------------------------------------------------------
 
 def pack_words(seeds, x, q, preset: Preset) -> np.ndarray:
@@ -192,6 +198,12 @@ class ImageLayout:
     def bits_per_weight(self, cols: int) -> float:
         """Effective bits per weight, unused bits and row padding counted: R * W / cols."""
         return self.beats_per_row * self.bus_bits / cols
+
+
+def image_memory(rows: int, nb: int, bus_bits: int, block_bits: int) -> int:
+    """Peak bytes `memory_image` needs: one byte per image bit, plus int64 positions per block."""
+    lay = ImageLayout(bus_bits, block_bits, nb)
+    return rows * lay.beats_per_row * bus_bits + 3 * rows * nb * 8
 
 
 def _pack_fields(values: np.ndarray, width: int, bus_bits: int, per_beat: int, beats_per_row: int) -> bytes:
