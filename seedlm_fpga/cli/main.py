@@ -73,10 +73,6 @@ def main(argv: list[str] | None = None) -> int:
         return int(module.run(args) or 0)
     except UserError as exc:
         return _error(command, str(exc))
-    except (OSError, UnicodeError, RecursionError, MemoryError, OverflowError) as exc:
-        # The last net under every input and output: such errors come from the user's files,
-        # flags or machine (unreadable file, full disk, absurd size), never worth a traceback.
-        return _error(command, _describe(exc))
     except KeyboardInterrupt:
         print(f"seedlm-fpga {command}: interrupted", file=sys.stderr)
         return 130
@@ -85,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
         import os
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except (OSError, UnicodeError, RecursionError, MemoryError, OverflowError) as exc:
+        # The last net under every input and output: such errors come from the user's files,
+        # flags or machine (unreadable file, full disk, absurd size), never worth a traceback.
+        return _error(command, _describe(exc))
 
 
 def _error(command: str, message: str) -> int:
