@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -120,7 +121,8 @@ def _flatten(prefix: str, obj, out: dict[str, torch.Tensor], path: Path, depth: 
 def _read_torch(path: Path) -> dict[str, torch.Tensor]:
     check_input_file(path, "torch state dict")
     try:
-        with open(path, "rb") as f:  # a file object: torch.load dispatches on the extension otherwise
+        with open(path, "rb") as f, warnings.catch_warnings():  # a file object: torch.load dispatches
+            warnings.simplefilter("ignore")  # on the extension otherwise; its warnings are not ours to print
             obj = torch.load(f, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not a state dict"
         raise UserError(f"{path}: not a loadable torch state dict ({type(exc).__name__} under "
@@ -163,7 +165,9 @@ def _load_hf_folder(folder: Path) -> Checkpoint:
         weight_map = doc.get("weight_map") if isinstance(doc, dict) else None
         if not isinstance(weight_map, dict):
             raise UserError(f"{index}: not a valid safetensors index (no weight_map)")
-        shards = [_shard_path(folder, index, s) for s in dict.fromkeys(weight_map.values())]
+        for shard in weight_map.values():  # every value a file name inside the folder, before any use
+            _shard_path(folder, index, shard)
+        shards = [folder / s for s in dict.fromkeys(weight_map.values())]
         tensors: dict[str, torch.Tensor] = {}
         for shard_path in shards:
             if not shard_path.exists():

@@ -173,8 +173,7 @@ def model_from_config(path: str | Path) -> ModelShape:
                 head_dim=head_dim, vocab=_int_field(cfg, "vocab_size", p))
     tied = bool(cfg.get("tie_word_embeddings", False))
     name = cfg.get("_name_or_path") or path.parent.name or path.stem
-    ctx = cfg.get("max_position_embeddings")
-    ctx = ctx if isinstance(ctx, int) and not isinstance(ctx, bool) and 0 < ctx <= MAX_DIM else None
+    ctx = _int_field(cfg, "max_position_embeddings", p) if cfg.get("max_position_embeddings") is not None else None
     return llama_model(str(name), **dims, tied=tied, source=str(path), max_context=ctx)
 
 
