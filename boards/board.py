@@ -18,7 +18,11 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from seedlm_fpga.core.files import read_input_text
 from seedlm_fpga.errors import UserError
+
+#: Longest board file read (shipped ones are about 3 KB).
+MAX_BOARD_CHARS = 1 << 20
 
 #: Folder of the shipped board files.
 BOARDS_DIR = Path(__file__).resolve().parent
@@ -32,7 +36,9 @@ XILINX_FAMILIES = ("7series", "ultrascale", "ultrascale+", "versal")
 
 class _Strict(BaseModel):
     # Unknown keys are typos in a user's file: reject them instead of ignoring them.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # inf/nan are never a figure; every number below also has an upper bound far above any real
+    # board, so a typo (channels: 1000000000000, target_mhz: 1e-300) is refused, not looped over.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Memory(_Strict):
@@ -40,10 +46,10 @@ class Memory(_Strict):
 
     name: str = Field(min_length=1, description="short label, e.g. 'hbm' or 'ddr4'")
     kind: str = Field(min_length=1, description="technology, e.g. 'HBM2', 'DDR4', 'QSPI flash'")
-    channels: int = Field(ge=1)
-    bits_per_channel: int = Field(ge=1, description="data width of one channel's interface")
-    peak_gbps_per_channel: float = Field(gt=0, description="peak GB/s (1e9 bytes/s) per channel")
-    capacity_gb: float = Field(gt=0, description="total capacity over all channels, GB (1e9 bytes)")
+    channels: int = Field(ge=1, le=1024)
+    bits_per_channel: int = Field(ge=1, le=8192, description="data width of one channel's interface")
+    peak_gbps_per_channel: float = Field(gt=0, le=10_000, description="peak GB/s (1e9 bytes/s) per channel")
+    capacity_gb: float = Field(gt=0, le=1e6, description="total capacity over all channels, GB (1e9 bytes)")
     efficiency: float = Field(gt=0, le=1, description="sustained/peak for long sequential reads")
     efficiency_low: float | None = Field(default=None, gt=0, le=1,
                                          description="low end where sources differ (default: efficiency)")
@@ -83,14 +89,14 @@ class Memory(_Strict):
 class Resources(_Strict):
     """Fabric resources. Xilinx parts count 36 Kb block RAMs and URAMs; Lattice parts Kb of EBR."""
 
-    lut: int = Field(ge=0)
+    lut: int = Field(ge=0, le=100_000_000)
     lut_inputs: Literal[4, 6] = 6
-    ff: int = Field(ge=0)
-    dsp: int = Field(ge=0, description="DSP slices / hard multipliers")
-    bram36: int | None = Field(default=None, ge=0, description="36 Kb block RAMs (Xilinx)")
-    uram: int | None = Field(default=None, ge=0, description="288 Kb UltraRAMs (Xilinx)")
-    ebr_kbits: int | None = Field(default=None, ge=0, description="embedded block RAM, Kb (Lattice)")
-    spram_kbits: int | None = Field(default=None, ge=0, description="single-port RAM, Kb (iCE40 UP)")
+    ff: int = Field(ge=0, le=100_000_000)
+    dsp: int = Field(ge=0, le=1_000_000, description="DSP slices / hard multipliers")
+    bram36: int | None = Field(default=None, ge=0, le=1_000_000, description="36 Kb block RAMs (Xilinx)")
+    uram: int | None = Field(default=None, ge=0, le=1_000_000, description="288 Kb UltraRAMs (Xilinx)")
+    ebr_kbits: int | None = Field(default=None, ge=0, le=100_000_000, description="embedded block RAM, Kb (Lattice)")
+    spram_kbits: int | None = Field(default=None, ge=0, le=100_000_000, description="single-port RAM, Kb (iCE40 UP)")
 
     @property
     def bram_kbits(self) -> int:
@@ -101,7 +107,7 @@ class Resources(_Strict):
 class Clock(_Strict):
     """The fabric clock the engine is sized for, and the range people run the part at."""
 
-    target_mhz: float = Field(gt=0)
+    target_mhz: float = Field(ge=1, le=5000, description="fabric clock, MHz")
     range_mhz: tuple[float, float] | None = None
     note: str = ""
 
@@ -118,7 +124,7 @@ class Link(_Strict):
     """The board-to-board link that hands activations on when a model's layers span boards."""
 
     kind: str = Field(min_length=1, description="e.g. 'QSFP28 100GbE'")
-    gbps: float = Field(gt=0, description="GB/s (1e9 bytes/s) one way")
+    gbps: float = Field(gt=0, le=10_000, description="GB/s (1e9 bytes/s) one way")
     source: str = Field(min_length=1)
     verified: bool = False
 
@@ -200,8 +206,15 @@ def _first_error(exc: ValidationError) -> str:
 
 def parse_board(text: str, origin: str, default_id: str = "") -> Board:
     """Validate a board file's text; ``origin`` names the file in error messages."""
+    if len(text) > MAX_BOARD_CHARS:
+        raise UserError(f"{origin}: board file of {len(text):,} characters is larger than the "
+                        f"{MAX_BOARD_CHARS:,} allowed")
     try:
-        data = yaml.safe_load(text)
+        data = yaml.safe_load(text)  # safe_load: plain data only, no object construction
+    except RecursionError:
+        raise UserError(f"{origin}: YAML nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer longer than Python converts
+        raise UserError(f"{origin}: not valid YAML: {str(exc).splitlines()[0]}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -219,10 +232,7 @@ def parse_board(text: str, origin: str, default_id: str = "") -> Board:
 
 
 def _load_path(path: Path) -> Board:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read board file ({exc.strerror or exc})") from None
+    text = read_input_text(path, "board file", MAX_BOARD_CHARS * 4)
     return parse_board(text, str(path), default_id=path.stem.lower())
 
 
@@ -246,7 +256,7 @@ def load_board(name_or_path: "str | Path | Board") -> Board:
     text = str(name_or_path)
     path = Path(text)
     if isinstance(name_or_path, Path) or path.suffix.lower() in (".yaml", ".yml") or path.exists():
-        if not path.is_file():
+        if not path.exists():
             raise UserError(f"{path}: board file not found")
         return _load_path(path)
     key = _normalize(text)

@@ -13,12 +13,15 @@ checkpoint's order.
 from __future__ import annotations
 
 import json
+import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from seedlm_fpga.core.files import check_input_file, load_json_file, read_input_text
 from seedlm_fpga.errors import UserError
 
 from seedlm_fpga.compressor.llama2c import is_llama2c, read_llama2c
@@ -38,6 +41,7 @@ class Checkpoint:
     kind: str  # "safetensors", "hf-folder", "torch", "llama2c"
     tensors: dict[str, torch.Tensor]
     info: dict[str, str] = field(default_factory=dict)  # e.g. the llama2.c config, as JSON
+    files: list[Path] = field(default_factory=list)  # every file read: an output must be none of them
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
@@ -46,14 +50,15 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise UserError(f"{path}: no such file or folder")
     if path.is_dir():
         return _load_hf_folder(path)
+    check_input_file(path, "checkpoint")
     if _looks_like_safetensors(path):
-        return Checkpoint(path, "safetensors", _read_safetensors(path))
+        return Checkpoint(path, "safetensors", _read_safetensors(path), files=[path])
     if is_llama2c(path):
         cfg, arrays = read_llama2c(path)
         info = {"llama2c_config": json.dumps(cfg.__dict__, sort_keys=True)}
-        return Checkpoint(path, "llama2c", {k: torch.from_numpy(v) for k, v in arrays.items()}, info)
+        return Checkpoint(path, "llama2c", {k: torch.from_numpy(v) for k, v in arrays.items()}, info, [path])
     if _looks_like_torch(path):
-        return Checkpoint(path, "torch", _read_torch(path))
+        return Checkpoint(path, "torch", _read_torch(path), files=[path])
     raise UserError(f"{path}: not a checkpoint (expected safetensors, a torch state dict, a llama2.c "
                     f"checkpoint or a Hugging Face model folder)")
 
@@ -62,6 +67,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
 
 def _looks_like_safetensors(path: Path) -> bool:
     """8-byte little-endian header length, then a JSON object that fits in the file."""
+    check_input_file(path, "checkpoint")
     with open(path, "rb") as f:
         head = f.read(9)
     if len(head) < 9:
@@ -73,6 +79,7 @@ def _looks_like_safetensors(path: Path) -> bool:
 def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     from safetensors import SafetensorError, safe_open
 
+    check_input_file(path, "safetensors file")
     try:
         with safe_open(str(path), framework="pt") as f:
             return {name: f.get_tensor(name) for name in f.keys()}
@@ -88,20 +95,34 @@ def _looks_like_torch(path: Path) -> bool:
     return head == b"PK\x03\x04" or head[:1] == b"\x80"  # zip archive / legacy pickle
 
 
-def _flatten(prefix: str, obj, out: dict[str, torch.Tensor], path: Path) -> None:
+#: Deepest nesting of dicts a state dict may have (training checkpoints nest two or three levels).
+MAX_NESTING = 32
+
+
+def _flatten(prefix: str, obj, out: dict[str, torch.Tensor], path: Path, depth: int = 0) -> None:
+    if depth > MAX_NESTING:
+        raise UserError(f"{path}: entry {prefix!r} is nested more than {MAX_NESTING} levels deep "
+                        f"(or refers to itself)")
     if isinstance(obj, torch.Tensor):
+        if obj.layout != torch.strided or obj.is_quantized or obj.is_meta or obj.is_complex():
+            what = "complex" if obj.is_complex() else "quantized" if obj.is_quantized else \
+                "meta" if obj.is_meta else f"{obj.layout}".removeprefix("torch.")
+            raise UserError(f"{path}: tensor {prefix!r} is a {what} tensor; only dense real tensors "
+                            f"can be compressed or carried")
         out[prefix] = obj
     elif isinstance(obj, dict):
         for key, value in obj.items():
-            _flatten(f"{prefix}.{key}" if prefix else str(key), value, out, path)
+            _flatten(f"{prefix}.{key}" if prefix else str(key), value, out, path, depth + 1)
     else:
         raise UserError(f"{path}: entry {prefix!r} is a {type(obj).__name__}, not a tensor "
                         f"(expected a state dict)")
 
 
 def _read_torch(path: Path) -> dict[str, torch.Tensor]:
+    check_input_file(path, "torch state dict")
     try:
-        with open(path, "rb") as f:  # a file object: torch.load dispatches on the extension otherwise
+        with open(path, "rb") as f, warnings.catch_warnings():  # a file object: torch.load dispatches
+            warnings.simplefilter("ignore")  # on the extension otherwise; its warnings are not ours to print
             obj = torch.load(f, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not a state dict"
         raise UserError(f"{path}: not a loadable torch state dict ({type(exc).__name__} under "
@@ -117,43 +138,66 @@ def _read_torch(path: Path) -> dict[str, torch.Tensor]:
     _flatten("", obj, out, path)
     if not out:
         raise UserError(f"{path}: the state dict holds no tensors")
-    return {k: v.contiguous() for k, v in out.items()}
+    try:
+        return {k: v.contiguous() for k, v in out.items()}
+    except RuntimeError as exc:  # storage smaller than the shape claims, and the like
+        raise UserError(f"{path}: a tensor cannot be read ({str(exc).splitlines()[0]})") from None
 
 
 # --- Hugging Face folders --------------------------------------------------------------------------
 
+def _shard_path(folder: Path, index: Path, shard) -> Path:
+    """A shard named in the index: a relative path inside the model folder, never one that leads
+    out of it (``../x``, ``/etc/x``). Symlinks the folder itself holds are followed (the Hugging
+    Face cache links snapshot files to ../../blobs/)."""
+    if not isinstance(shard, str) or not shard:
+        raise UserError(f"{index}: weight_map values must be shard file names, got {shard!r}")
+    parts = Path(shard).parts
+    if Path(shard).is_absolute() or ".." in parts or "\0" in shard:
+        raise UserError(f"{index}: shard {shard!r} lies outside the model folder {folder}")
+    return folder / shard
+
+
 def _load_hf_folder(folder: Path) -> Checkpoint:
     index = folder / "model.safetensors.index.json"
-    if index.is_file():
-        try:
-            weight_map = json.loads(index.read_text())["weight_map"]
-            shards = list(dict.fromkeys(weight_map.values()))
-        except (ValueError, KeyError, TypeError, AttributeError):
-            raise UserError(f"{index}: not a valid safetensors index (no weight_map)") from None
+    if os.path.lexists(index):
+        doc = load_json_file(index, "safetensors index")
+        weight_map = doc.get("weight_map") if isinstance(doc, dict) else None
+        if not isinstance(weight_map, dict):
+            raise UserError(f"{index}: not a valid safetensors index (no weight_map)")
+        for shard in weight_map.values():  # every value a file name inside the folder, before any use
+            _shard_path(folder, index, shard)
+        shards = [folder / s for s in dict.fromkeys(weight_map.values())]
         tensors: dict[str, torch.Tensor] = {}
-        for shard in shards:
-            shard_path = folder / shard
-            if not shard_path.is_file():
-                raise UserError(f"{index}: shard {shard} is missing")
+        for shard_path in shards:
+            if not shard_path.exists():
+                raise UserError(f"{index}: shard {shard_path.relative_to(folder)} is missing")
             tensors.update(_read_safetensors(shard_path))
         missing = [n for n in weight_map if n not in tensors]
         if missing:
             raise UserError(f"{index}: tensor {missing[0]!r} is not in shard {weight_map[missing[0]]}")
+        info, config = _hf_info(folder)
         return Checkpoint(folder, "hf-folder", {n: tensors[n] for n in weight_map} |
-                          {n: t for n, t in tensors.items() if n not in weight_map}, _hf_info(folder))
+                          {n: t for n, t in tensors.items() if n not in weight_map}, info,
+                          [index, *shards, *config])
     single = folder / "model.safetensors"
-    if single.is_file():
-        return Checkpoint(folder, "hf-folder", _read_safetensors(single), _hf_info(folder))
+    if os.path.lexists(single):
+        info, config = _hf_info(folder)
+        return Checkpoint(folder, "hf-folder", _read_safetensors(single), info, [single, *config])
     bin_ = folder / "pytorch_model.bin"
-    if bin_.is_file():
-        return Checkpoint(folder, "hf-folder", _read_torch(bin_), _hf_info(folder))
+    if os.path.lexists(bin_):
+        info, config = _hf_info(folder)
+        return Checkpoint(folder, "hf-folder", _read_torch(bin_), info, [bin_, *config])
     raise UserError(f"{folder}: not a model folder (no model.safetensors.index.json, model.safetensors "
                     f"or pytorch_model.bin)")
 
 
-def _hf_info(folder: Path) -> dict[str, str]:
+def _hf_info(folder: Path) -> tuple[dict[str, str], list[Path]]:
+    """The folder's config.json, kept verbatim as metadata (it must be UTF-8 text), and the files read."""
     config = folder / "config.json"
-    return {"hf_config": config.read_text()} if config.is_file() else {}
+    if not os.path.lexists(config):
+        return {}, []
+    return {"hf_config": read_input_text(config, "config.json")}, [config]
 
 
 # --- which tensors to compress ---------------------------------------------------------------------

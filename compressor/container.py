@@ -19,8 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from seedlm_fpga.core.files import atomic_write
-from seedlm_fpga.core.reference import PRESETS, EncodedTensor, Preset, blocks_per_row
+from seedlm_fpga.core.files import atomic_write, check_input_file, parse_json
+from seedlm_fpga.core.lfsr import TAPS
+from seedlm_fpga.core.reference import (CUSTOM_PRESET, MAX_C, PRESETS, EncodedTensor, Preset, bias_range,
+                                        blocks_per_row)
 from seedlm_fpga.errors import UserError
 
 FORMAT = "seedlm"
@@ -97,33 +99,42 @@ def tensor_entry(enc: EncodedTensor, dtype: str) -> dict:
 
 
 def _preset_from_entry(where: str, e: dict) -> Preset:
+    """The entry's preset, within format §3.4: 2 <= K <= 24 with the maximal-length taps of
+    format §1, 1 <= C <= MAX_C, 1 <= P <= (60 - K) / 4, a known name with exactly its
+    parameters or CUSTOM_PRESET; and a bias that makes sense for the dtype (§3.2)."""
     for key in ("K", "C", "P", "bias"):
         if not isinstance(e[key], int) or isinstance(e[key], bool):
             raise UserError(f"{where}: {key} must be an integer, got {e[key]!r}")
     K, C, P = e["K"], e["C"], e["P"]
     taps = e["taps"]
-    if not (2 <= K <= 24 and C >= 1 and 1 <= P <= (64 - K - 4) // 4):
-        raise UserError(f"{where}: unsupported parameters K={K}, C={C}, P={P}")
-    if (not isinstance(taps, list) or not taps
-            or not all(isinstance(j, int) and 0 <= j < K for j in taps)):
-        raise UserError(f"{where}: taps {taps!r} are not bit positions of a {K}-bit LFSR")
-    if not isinstance(e["preset"], str):
+    if not (2 <= K <= 24 and 1 <= C <= MAX_C and 1 <= P <= (64 - K - 4) // 4):
+        raise UserError(f"{where}: unsupported parameters K={K}, C={C}, P={P} (format §3.4: K 2..24, "
+                        f"C 1..{MAX_C}, P 1..(60-K)/4)")
+    if not isinstance(taps, list) or taps != list(TAPS[K]):
+        raise UserError(f"{where}: taps {taps!r} are not the maximal-length taps {list(TAPS[K])} of a "
+                        f"{K}-bit LFSR (format §1)")
+    name = e["preset"]
+    if not isinstance(name, str):
         raise UserError(f"{where}: preset must be a string")
-    preset = Preset(e["preset"], K=K, C=C, P=P, taps=tuple(taps))
-    known = PRESETS.get(preset.name)
+    preset = Preset(name, K=K, C=C, P=P, taps=tuple(taps))
+    known = PRESETS.get(name)
+    if known is None and name != CUSTOM_PRESET:
+        raise UserError(f"{where}: unknown preset {name!r} (known: {', '.join(PRESETS)}; other "
+                        f"parameters are named {CUSTOM_PRESET!r})")
     if known is not None and known != preset:
         raise UserError(f"{where}: parameters K={K}, C={C}, P={P}, taps={taps} do not match preset "
                         f"{preset.name!r}")
-    if not -1000 <= e["bias"] <= 1000:
-        raise UserError(f"{where}: bias {e['bias']} is out of range")
+    lo, hi = bias_range(e["dtype"])
+    if not lo <= e["bias"] <= hi:
+        raise UserError(f"{where}: bias {e['bias']} is out of range {lo}..{hi} for {e['dtype']} "
+                        f"(format §3.2)")
     return preset
 
 
 def _parse_entry(where: str, text: str) -> tuple[dict, Preset]:
-    try:
-        e = json.loads(text)
-    except ValueError:
-        raise UserError(f"{where}: metadata entry is not valid JSON") from None
+    if not isinstance(text, str):
+        raise UserError(f"{where}: metadata entry is not a string")
+    e = parse_json(text, where, "metadata entry")
     if not isinstance(e, dict):
         raise UserError(f"{where}: metadata entry is not a JSON object")
     missing = [k for k in ("shape", "K", "C", "P", "taps", "bias", "dtype", "preset") if k not in e]
@@ -133,29 +144,41 @@ def _parse_entry(where: str, text: str) -> tuple[dict, Preset]:
     if (not isinstance(shape, list) or len(shape) != 2
             or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in shape)):
         raise UserError(f"{where}: shape {shape!r} is not [rows, cols] of positive integers")
-    if e["dtype"] not in FLOAT_DTYPES:
+    if not isinstance(e["dtype"], str) or e["dtype"] not in FLOAT_DTYPES:
         raise UserError(f"{where}: dtype {e['dtype']!r} is not one of {', '.join(FLOAT_DTYPES)}")
     return e, _preset_from_entry(where, e)
 
 
-def _check_parts(where: str, preset: Preset, shape, seeds: np.ndarray, x: np.ndarray, q: np.ndarray):
-    """Shapes, dtypes and value ranges of one tensor's blocks against its metadata."""
+def _part_specs(preset: Preset, shape) -> tuple[tuple[str, type, tuple[int, ...]], ...]:
+    """(part, numpy dtype, shape) of a tensor's three stored parts (format §5.1)."""
     rows, cols = shape
     nb = blocks_per_row(cols, preset.C)
     seed_dtype = np.uint16 if preset.K <= 16 else np.uint32
-    for part, arr, dtype, want in (("seed", seeds, seed_dtype, (rows, nb)), ("exp", x, np.uint8, (rows, nb)),
-                                   ("coef", q, np.int8, (rows, nb, preset.P))):
-        if arr.dtype != dtype:
-            raise UserError(f"{where}: .{part} has dtype {arr.dtype}, expected {np.dtype(dtype)}")
-        if tuple(arr.shape) != want:
-            raise UserError(f"{where}: .{part} has shape {list(arr.shape)}, expected {list(want)} "
-                            f"for shape {[rows, cols]} with {preset.name}")
+    return (("seed", seed_dtype, (rows, nb)), ("exp", np.uint8, (rows, nb)), ("coef", np.int8, (rows, nb, preset.P)))
+
+
+def _check_parts(where: str, preset: Preset, shape, seeds: np.ndarray, x: np.ndarray, q: np.ndarray):
+    """Shapes, dtypes and value ranges of one tensor's blocks against its metadata."""
+    for (part, dtype, want), arr in zip(_part_specs(preset, shape), (seeds, x, q)):
+        _check_part(where, preset, shape, part, arr.dtype, arr.shape, dtype, want)
     if seeds.size and (seeds.min() < 1 or seeds.max() > (1 << preset.K) - 1):
         raise UserError(f"{where}: seeds out of range 1..{(1 << preset.K) - 1}")
     if x.size and x.max() > 15:
         raise UserError(f"{where}: exponent codes out of range 0..15")
     if q.size and (q.min() < -8 or q.max() > 7):
         raise UserError(f"{where}: coefficients out of range -8..7")
+
+
+def _check_part(where: str, preset: Preset, shape, part: str, got_dtype, got_shape, dtype, want) -> None:
+    if isinstance(got_dtype, str):  # a safetensors tag from the header
+        got = {tag: name for name, tag in _ST_DTYPE.items()}.get(got_dtype, got_dtype)
+    else:
+        got = np.dtype(got_dtype)
+    if str(got) != str(np.dtype(dtype)):
+        raise UserError(f"{where}: .{part} has dtype {got}, expected {np.dtype(dtype)}")
+    if tuple(got_shape) != want:
+        raise UserError(f"{where}: .{part} has shape {list(got_shape)}, expected {list(want)} "
+                        f"for shape {list(shape)} with {preset.name}")
 
 
 # --- the container ---------------------------------------------------------------------------------
@@ -213,11 +236,10 @@ def write_container(path: str | Path, compressed: dict[str, EncodedTensor], carr
 def _open(path: Path, framework: str = "pt"):
     from safetensors import SafetensorError, safe_open
 
-    if not path.is_file():
-        raise UserError(f"{path}: no such file")
+    check_input_file(path, ".seedlm file")
     try:
         return safe_open(str(path), framework=framework)
-    except (SafetensorError, OSError, ValueError):
+    except (SafetensorError, OSError, ValueError, TypeError):
         raise UserError(f"{path}: not a valid .seedlm file (truncated, or not safetensors)") from None
 
 
@@ -246,7 +268,8 @@ def _header(path: Path, f) -> ContainerHeader:
     if metadata.get("format_version") != FORMAT_VERSION:
         raise UserError(f"{path}: unsupported .seedlm format_version {metadata.get('format_version')!r} "
                         f"(this reader knows {FORMAT_VERSION})")
-    shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    slices = {k: f.get_slice(k) for k in f.keys()}
+    shapes = {k: tuple(s.get_shape()) for k, s in slices.items()}
     names = set(shapes)
     entries, presets = {}, {}
     for name in sorted((k for k in metadata if k not in ("format", "format_version")
@@ -256,6 +279,12 @@ def _header(path: Path, f) -> ContainerHeader:
         missing = [f"{name}.{p}" for p in PARTS if f"{name}.{p}" not in names]
         if missing:
             raise UserError(f"{where}: missing {', '.join(missing)}")
+        # Shapes and dtypes from the header, before any data is read: the metadata's shape is
+        # then bounded by the stored blocks, so no size in it can ask for more than the file holds.
+        for part, dtype, want in _part_specs(presets[name], entries[name]["shape"]):
+            key = f"{name}.{part}"
+            got = slices[key].get_dtype()
+            _check_part(where, presets[name], entries[name]["shape"], part, got, shapes[key], dtype, want)
     header = ContainerHeader(path, metadata, entries, presets, shapes)
     for n in header.carried:
         base = n[:-len(".seed")] if n.endswith(".seed") else None
@@ -269,6 +298,18 @@ def read_header(path: str | Path) -> ContainerHeader:
     path = Path(path)
     with _open(path, framework="numpy") as f:
         return _header(path, f)
+
+
+def check_container(path: str | Path) -> ContainerHeader:
+    """read_header plus the block values (seeds, x, q in range), one tensor at a time with
+    numpy, never the whole file at once: what a header-only reader (project) validates."""
+    path = Path(path)
+    with _open(path, framework="numpy") as f:
+        header = _header(path, f)
+        for name, e in header.entries.items():
+            seeds, x, q = (f.get_tensor(f"{name}.{p}") for p in PARTS)
+            _check_parts(f"{path}: tensor {name!r}", header.presets[name], e["shape"], seeds, x, q)
+    return header
 
 
 def read_container(path: str | Path) -> Container:

@@ -34,7 +34,8 @@ from typing import Callable
 import numpy as np
 
 from seedlm_fpga.errors import UserError
-from seedlm_fpga.core.reference import PAPER_BIAS, EncodedTensor, Preset, blocks_per_row, quantize
+from seedlm_fpga.core.reference import (AUTO_BIAS_OFFSET, BIAS_RANGE, PAPER_BIAS, EncodedTensor, Preset,
+                                        blocks_per_row, quantize)
 from seedlm_fpga.core.lfsr import basis_S
 from seedlm_fpga.compressor.search_tables import search_tables
 
@@ -49,8 +50,6 @@ SEARCH_VERSION = 2
 AUTO_HEADROOM = 0
 #: A chunk of rows holds at most this many blocks: memory stays bounded on any tensor.
 CHUNK_BLOCKS = 1 << 16
-#: Accepted range of an explicit bias (2^(x+b) must stay a normal float64 for any x).
-BIAS_RANGE = (-1000, 1000)
 
 
 class EncoderInputError(UserError, ValueError):
@@ -197,7 +196,7 @@ def resolve_bias(bias: str | int, w: np.ndarray, preset: Preset) -> int:
         wmax = _max_abs(np.asarray(w))
         if wmax == 0:
             return PAPER_BIAS  # any bias encodes zeros exactly
-        return (math.frexp(wmax)[1] - 1) - 17 + AUTO_HEADROOM
+        return (math.frexp(wmax)[1] - 1) - AUTO_BIAS_OFFSET + AUTO_HEADROOM
     if isinstance(bias, (bool, np.bool_)) or not isinstance(bias, (int, np.integer)):
         raise EncoderInputError(f"unknown bias {bias!r} (use 'auto', 'paper' or an integer)")
     if not BIAS_RANGE[0] <= bias <= BIAS_RANGE[1]:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from seedlm_fpga.core.files import check_input_file
 from seedlm_fpga.errors import UserError
 
 MAGIC_V1 = 0x616B3432  # "ak42" as a little-endian uint32
@@ -65,6 +66,17 @@ def _tensor_order(cfg: Llama2cConfig) -> list[tuple[str, tuple[int, ...]]]:
     return order
 
 
+def _float_count(cfg: Llama2cConfig) -> int:
+    """Floats the tensors of `_tensor_order` hold, in closed form (no list of 2^24 layers built)."""
+    d, h, kv, L = cfg.dim, cfg.hidden_dim, cfg.kv_dim, cfg.n_layers
+    n = L * (2 * d + 2 * d * d + 2 * kv * d + 3 * h * d) + cfg.vocab_size * d + d
+    if cfg.version == 0:
+        n += 2 * cfg.seq_len * (cfg.head_size // 2)
+    if not cfg.shared_classifier:
+        n += cfg.vocab_size * d
+    return n
+
+
 def is_llama2c(path: str | Path) -> bool:
     """True if the file starts like a llama2.c checkpoint whose size matches its header."""
     try:
@@ -76,7 +88,7 @@ def is_llama2c(path: str | Path) -> bool:
 
 def read_llama2c_config(path: str | Path) -> Llama2cConfig:
     path = Path(path)
-    size = path.stat().st_size
+    size = check_input_file(path, "llama2.c checkpoint").st_size
     with open(path, "rb") as f:
         head = f.read(V1_HEADER_BYTES)
     if len(head) >= 8 and struct.unpack_from("<I", head)[0] == MAGIC_V1:
@@ -100,7 +112,7 @@ def read_llama2c_config(path: str | Path) -> Llama2cConfig:
         raise UserError(f"{path}: not a llama2.c checkpoint (implausible header {fields})")
     cfg = Llama2cConfig(**fields, shared_classifier=shared, version=version)
     offset = V1_HEADER_BYTES if version == 1 else 28
-    expected = offset + 4 * sum(int(np.prod(s)) for _, s in _tensor_order(cfg))
+    expected = offset + 4 * _float_count(cfg)
     if size != expected:
         raise UserError(f"{path}: llama2.c v{version} header implies {expected} bytes, file has {size}")
     return cfg

@@ -7,11 +7,11 @@ o h x h; gate, up I x h; down h x I; lm_head vocab x h, kept at 16 bits.
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from seedlm_fpga.core.files import load_json_file
 from seedlm_fpga.errors import UserError
 
 #: The seven decode GEMVs of a layer, in execution order.
@@ -138,24 +138,25 @@ def builtin_model(key: str) -> ModelShape:
 
 # --- Hugging Face config.json ------------------------------------------------------------------
 
+#: Largest dimension, layer or vocabulary count a config.json may give (the largest real ones
+#: are about 2^18); beyond it the figures overflow or mean nothing.
+MAX_DIM = 1 << 24
+
+
 def _int_field(cfg: dict, key: str, path: str, default=None) -> int:
     value = cfg.get(key, default)
     if value is None:
         raise UserError(f"{path}: config has no {key!r}")
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise UserError(f"{path}: {key!r} must be a positive integer, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_DIM:
+        shown = repr(value) if not isinstance(value, int) or value.bit_length() < 64 else "a huge integer"
+        raise UserError(f"{path}: {key!r} must be a positive integer up to {MAX_DIM:,}, got {shown}")
     return value
 
 
 def model_from_config(path: str | Path) -> ModelShape:
     """Shapes from a Hugging Face Llama-style config.json (GQA via num_key_value_heads)."""
     path = Path(path)
-    try:
-        cfg = json.loads(path.read_text())
-    except OSError as exc:
-        raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: not valid JSON ({exc})") from None
+    cfg = load_json_file(path, "config.json")
     if not isinstance(cfg, dict):
         raise UserError(f"{path}: a config.json must hold a JSON object")
     if isinstance(cfg.get("text_config"), dict) and "hidden_size" not in cfg:
@@ -172,8 +173,7 @@ def model_from_config(path: str | Path) -> ModelShape:
                 head_dim=head_dim, vocab=_int_field(cfg, "vocab_size", p))
     tied = bool(cfg.get("tie_word_embeddings", False))
     name = cfg.get("_name_or_path") or path.parent.name or path.stem
-    ctx = cfg.get("max_position_embeddings")
-    ctx = ctx if isinstance(ctx, int) and not isinstance(ctx, bool) and ctx > 0 else None
+    ctx = _int_field(cfg, "max_position_embeddings", p) if cfg.get("max_position_embeddings") is not None else None
     return llama_model(str(name), **dims, tied=tied, source=str(path), max_context=ctx)
 
 

@@ -238,6 +238,8 @@ def boards_needed(board: BoardPlan, model: ModelShape, fmt: str, context: int = 
 def model_bytes_of(board: BoardPlan, g, fmt: str) -> int:
     """Bytes one GEMV group's weights take in memory (format §5.3 image, or the bare blocks)."""
     plan = board.engines[_gemv_format(g, fmt)]
+    if plan.too_small and plan.format not in PRESETS:  # no 16-bit engine: the bare fp16 weights
+        return g.rows * g.cols * 2 * g.count
     if plan.too_small:  # no engine, no bus: count the blocks themselves (format §5.2)
         p = PRESETS[plan.format]
         return g.rows * -(-g.cols // p.C) * p.block_bits // 8 * g.count

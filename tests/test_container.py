@@ -78,9 +78,11 @@ def test_sizes():
        dtype=st.sampled_from(["float32", "float16", "bfloat16", "float64"]),
        carried_shape=st.lists(st.integers(0, 4), max_size=3))
 def test_round_trip_property(tmp_path_factory, rows, cols, preset, bias, seed, dtype, carried_shape):
-    from seedlm_fpga.core.reference import PRESETS
+    from seedlm_fpga.core.reference import PRESETS, bias_range
 
     cols = max(cols, PRESETS[preset].C)
+    lo, hi = bias_range(dtype)  # format §3.2: the biases that make sense for the dtype
+    bias = min(max(bias, lo), hi)
     rng = np.random.default_rng(seed)
     enc = random_encoded(rng, rows, cols, preset, bias)
     extra = torch.from_numpy(rng.standard_normal(carried_shape).astype(np.float32))
@@ -168,14 +170,14 @@ CORRUPTIONS = {
                    f"{W}: coefficients out of range -8..7"),
     "missing part": (dict(drop=["layers.0.wq.coef"]), f"{W}: missing layers.0.wq.coef"),
     "no metadata": (dict(drop=["layers.0.wq"]), "tensor 'layers.0.wq': blocks present but no metadata entry"),
-    "bad json": (dict(meta={"layers.0.wq": "{shape"}), f"{W}: metadata entry is not valid JSON"),
+    "bad json": (dict(meta={"layers.0.wq": "{shape"}), f"{W}: metadata entry is not valid JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1))"),
     "missing key": (dict(meta={"layers.0.wq": _entry(bias=None, taps=None)}), f"{W}: metadata entry lacks taps, bias"),
     "bad dtype": (dict(meta={"layers.0.wq": _entry(dtype="int8")}),
                   f"{W}: dtype 'int8' is not one of float16, bfloat16, float32, float64"),
     "preset mismatch": (dict(meta={"layers.0.wq": _entry(C=4)}),
                         f"{W}: parameters K=16, C=4, P=3, taps=[0, 1, 3, 12] do not match preset 'seedlm-4'"),
     "bad taps": (dict(meta={"layers.0.wq": _entry(taps=[0, 16])}),
-                 f"{W}: taps [0, 16] are not bit positions of a 16-bit LFSR"),
+                 f"{W}: taps [0, 16] are not the maximal-length taps [0, 1, 3, 12] of a 16-bit LFSR (format §1)"),
     "bias type": (dict(meta={"layers.0.wq": _entry(bias=1.5)}), f"{W}: bias must be an integer, got 1.5"),
     "bad shape": (dict(meta={"layers.0.wq": _entry(shape=[6])}), f"{W}: shape [6] is not [rows, cols] of positive integers"),
     "format": (dict(meta={"format": "other"}), "not a .seedlm file (metadata format is 'other', expected 'seedlm')"),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -21,10 +22,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from seedlm_fpga import __version__
+from seedlm_fpga.core.files import check_not_input, check_output_file, read_input_text, write_text_atomic
 from seedlm_fpga.core.numeric import relative_error
-from seedlm_fpga.core.reference import PRESETS, get_preset
+from seedlm_fpga.core.reference import PRESETS, bias_range, get_preset
 from seedlm_fpga.core.text import format_table
-from seedlm_fpga.errors import UserError
+from seedlm_fpga.errors import UserError, UserOSError
 
 if TYPE_CHECKING:  # torch and the readers load when the command runs, not for --help
     import torch
@@ -80,33 +82,87 @@ def _check_finite(name: str, t: torch.Tensor) -> None:
         raise UserError(f"tensor {name!r} has {bad} NaN/Inf weight{'s' if bad > 1 else ''}")
 
 
+def _check_bias(name: str, bias, t: torch.Tensor) -> None:
+    """An explicit bias must suit the tensor's dtype (format §3.2), checked before any encoding."""
+    if isinstance(bias, str):
+        return
+    dtype = str(t.dtype).removeprefix("torch.")
+    lo, hi = bias_range(dtype)
+    if not lo <= bias <= hi:
+        raise UserError(f"--bias {bias}: out of range {lo}..{hi} for tensor {name!r} ({dtype}, format §3.2)")
+
+
 # --- resumable partial state ---------------------------------------------------------------------
 
 class PartialState:
     """OUT.partial/: state.json (what is being compressed, with which flags) + one mini
-    .seedlm per finished tensor. Same input and flags resume; anything else is refused."""
+    .seedlm per finished tensor. Same input and flags resume; anything else is refused.
+
+    The folder is ours only if it holds our marker (state.json with MARKER); a user's own
+    folder, a file or a symlink of that name is never touched. A run holds an exclusive lock
+    on OUT.partial/lock while it works, so a second run on the same output is refused instead
+    of deleting the first one's state.
+    """
+
+    MARKER = "seedlm-fpga compress partial state"
 
     def __init__(self, output: Path, fingerprint: dict):
         self.dir = output.with_name(output.name + ".partial")
-        self.fingerprint = fingerprint
+        self.fingerprint = {"marker": self.MARKER, **fingerprint}
+        self._lock = None
 
     def _file(self, name: str) -> Path:
         return self.dir / (hashlib.sha256(name.encode()).hexdigest()[:20] + ".seedlm")
 
-    def start(self, resume: bool) -> None:
+    def _found(self):
+        """The fingerprint in an existing OUT.partial/, after checking the folder is ours."""
+        if self.dir.is_symlink() or (os.path.lexists(self.dir) and not self.dir.is_dir()):
+            raise UserError(f"{self.dir} exists and is not a folder this tool made; move it away")
         state = self.dir / "state.json"
-        if resume and state.is_file():
-            try:
-                found = json.loads(state.read_text())
-            except ValueError:
-                found = None
-            if found != self.fingerprint:
+        try:
+            found = json.loads(read_input_text(state, "partial state", 1 << 24))
+        except (UserError, ValueError, RecursionError):
+            found = None
+        if not isinstance(found, dict) or found.get("marker") != self.MARKER:
+            raise UserError(f"{self.dir} exists and was not made by seedlm-fpga compress; move it away "
+                            f"or choose another output")
+        return found
+
+    def _take_lock(self) -> None:
+        import fcntl
+
+        try:
+            fd = os.open(self.dir / "lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+        except OSError as exc:
+            raise UserOSError(f"{self.dir}: cannot lock ({exc.strerror or exc})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise UserError(f"another seedlm-fpga compress is writing {self.dir.name[:-len('.partial')]} "
+                            f"(it holds {self.dir}); wait for it or choose another output") from None
+        self._lock = fd
+
+    def start(self, resume: bool) -> None:
+        if os.path.lexists(self.dir):
+            found = self._found()
+            self._take_lock()
+            if resume and found == self.fingerprint:
+                return
+            if resume:
+                self._release()
                 raise UserError(f"{self.dir} holds a run with another input or other flags; "
                                 f"delete it or run without --resume")
-            return
-        self.remove()
-        self.dir.mkdir()
-        state.write_text(json.dumps(self.fingerprint, sort_keys=True))
+            self.remove()  # ours, and no run holds it: start over
+        try:
+            self.dir.mkdir()
+        except FileExistsError:
+            raise UserError(f"another seedlm-fpga compress started on {self.dir} at the same time; "
+                            f"wait for it or choose another output") from None
+        except OSError as exc:
+            raise UserOSError(f"{self.dir}: cannot create ({exc.strerror or exc})") from None
+        self._take_lock()
+        write_text_atomic(self.dir / "state.json", json.dumps(self.fingerprint, sort_keys=True))
 
     def load(self, name: str):
         from seedlm_fpga.compressor.container import read_container
@@ -124,9 +180,19 @@ class PartialState:
 
         write_container(self._file(name), {name: enc}, {})
 
+    def _release(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+
     def remove(self) -> None:
-        if self.dir.is_dir():
+        """Delete OUT.partial/ (only ever called once it is known to be ours, lock held)."""
+        if self.dir.is_dir() and not self.dir.is_symlink():
             shutil.rmtree(self.dir)
+        self._release()
+
+    def keep(self) -> None:
+        self._release()
 
 
 def _fingerprint(ckpt: Checkpoint, args, names: list[str]) -> dict:
@@ -149,13 +215,15 @@ def run(args) -> int:
         raise UserError(str(exc)) from None
     bias = _parse_bias(args.bias)
     _check_device(args.device)
-    output = Path(args.output)
-    if not output.parent.is_dir():
-        raise UserError(f"{output.parent}: output folder does not exist")
+    output = check_output_file(args.output)
     ckpt = load_checkpoint(args.input)
+    partial_dir = output.with_name(output.name + ".partial")
+    check_not_input(output, ckpt.files)
+    check_not_input(partial_dir, [ckpt.path, *ckpt.files])
     names = select_tensors(ckpt.tensors, preset.C, args.include, args.exclude)
     for name in names:
         _check_finite(name, ckpt.tensors[name])
+        _check_bias(name, bias, ckpt.tensors[name])
 
     partial = PartialState(output, _fingerprint(ckpt, args, names))
     partial.start(args.resume)
@@ -171,9 +239,11 @@ def run(args) -> int:
     except UserError:
         partial.remove()  # bad input: nothing worth resuming
         raise
-    except KeyboardInterrupt:
-        print(f"finished tensors are kept in {partial.dir}; rerun with --resume to continue",
-              file=sys.stderr)
+    except BaseException:
+        if sys.exc_info()[0] is KeyboardInterrupt:
+            print(f"finished tensors are kept in {partial.dir}; rerun with --resume to continue",
+                  file=sys.stderr)
+        partial.keep()
         raise
     partial.remove()
     _print_report(ckpt, compressed, carried, output)

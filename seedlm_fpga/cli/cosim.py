@@ -17,12 +17,15 @@ import time
 
 from seedlm_fpga.core import paper
 from seedlm_fpga.core.engine_shape import COSIM_MAX_COLS
+from seedlm_fpga.core.numeric import check_allocation, check_number
 from seedlm_fpga.core.report import dumps, report_dict
 from seedlm_fpga.core import progress
 from seedlm_fpga.errors import UserError
 
 #: format §8: the paper's FPGA experiment (its figures: core.paper).
 PAPER = {"rows": paper.GEMV_ROWS, "cols": paper.GEMV_COLS, "bus_bits": paper.BUS_BITS, "preset": paper.PRESET}
+#: Largest GEMV a cosim runs (Verilator simulates every cycle; 65536 x 65536 is hours already).
+MAX_ROWS, MAX_COLS = 1 << 16, 1 << 20
 SHAPE_OPTIONS = ("rows", "cols", "bus_bits", "preset", "gap", "ready_gap")
 
 
@@ -57,6 +60,10 @@ def _settings(args) -> dict:
     s.update(given)
     if s["rows"] < 1 or s["cols"] < 1:
         raise UserError(f"rows and cols must be at least 1, got {s['rows']} x {s['cols']}")
+    check_number("--rows", s["rows"], 1, MAX_ROWS, integer=True)  # simulated cycle by cycle: keep it bounded
+    check_number("--cols", s["cols"], 1, MAX_COLS, integer=True)
+    check_number("--seed", args.seed, 0, 2**63 - 1, integer=True)
+    check_allocation(s["rows"] * s["cols"] * 64, f"a {s['rows']} x {s['cols']} cosim stimulus")  # ~64 B/weight
     for name in ("gap", "ready_gap"):
         if not 0 <= s[name] < 1:
             raise UserError(f"--{name.replace('_', '-')} must lie in [0, 1), got {s[name]}")

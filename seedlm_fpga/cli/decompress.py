@@ -8,6 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from seedlm_fpga.compressor.container import read_container, torch_dtype, write_safetensors
+from seedlm_fpga.core.files import check_not_input, check_output_file
+from seedlm_fpga.core.numeric import check_allocation
+from seedlm_fpga.core.reference import blocks_per_row, decode_memory
 from seedlm_fpga.errors import UserError
 
 
@@ -24,6 +27,9 @@ def decompress(container, dtype: str | None = None) -> dict:
 
     out = {}
     for name, enc in container.compressed.items():
+        rows, cols = enc.shape
+        check_allocation(decode_memory(rows, blocks_per_row(cols, enc.preset.C), enc.preset),
+                         f"decoding tensor {name!r}")
         target = torch_dtype(dtype or container.dtypes.get(name, "float32"))
         out[name] = torch.from_numpy(enc.decode()).to(target)
     out.update(container.carried)
@@ -33,9 +39,8 @@ def decompress(container, dtype: str | None = None) -> dict:
 def run(args) -> int:
     if args.dtype is not None and args.dtype not in ("float32", "float16", "bfloat16"):
         raise UserError(f"--dtype must be float32, float16 or bfloat16, got {args.dtype!r}")
-    output = Path(args.output)
-    if not output.parent.is_dir():
-        raise UserError(f"{output.parent}: output folder does not exist")
+    output = check_output_file(args.output)
+    check_not_input(output, [args.input])
     container = read_container(args.input)
     tensors = decompress(container, args.dtype)
     write_safetensors(output, tensors, {"format": "pt"})

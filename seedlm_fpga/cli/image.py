@@ -10,8 +10,10 @@ from pathlib import Path
 from seedlm_fpga.errors import UserError
 
 from seedlm_fpga.compressor.container import read_container
-from seedlm_fpga.core.files import write_bytes_atomic
-from seedlm_fpga.core.reference import ImageLayout, blocks_per_row, memory_image
+from seedlm_fpga.core.engine_shape import MAX_BUS_BITS
+from seedlm_fpga.core.files import check_not_input, check_output_file, write_bytes_atomic
+from seedlm_fpga.core.numeric import check_allocation, check_number
+from seedlm_fpga.core.reference import ImageLayout, blocks_per_row, image_memory, memory_image
 
 
 def add_arguments(parser) -> None:
@@ -22,9 +24,9 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    output = Path(args.output)
-    if not output.parent.is_dir():
-        raise UserError(f"{output.parent}: output folder does not exist")
+    check_number("--bus-bits", args.bus_bits, 8, MAX_BUS_BITS, integer=True)
+    output = check_output_file(args.output)
+    check_not_input(output, [args.input])
     container = read_container(args.input)
     enc = container.compressed.get(args.tensor)
     if enc is None:
@@ -37,6 +39,7 @@ def run(args) -> int:
         lay = ImageLayout(args.bus_bits, enc.preset.block_bits, blocks_per_row(cols, enc.preset.C))
     except ValueError as exc:
         raise UserError(f"--bus-bits {args.bus_bits}: {exc}") from None
+    check_allocation(image_memory(rows, lay.nb, args.bus_bits, enc.preset.block_bits), f"the {args.tensor} image")
     image = memory_image(enc.seeds, enc.x, enc.q, enc.preset, args.bus_bits)
     write_bytes_atomic(output, image)
     beats = rows * lay.beats_per_row

@@ -72,8 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(module.run(args) or 0)
     except UserError as exc:
-        print(f"seedlm-fpga {command}: error: {exc}", file=sys.stderr)
-        return 2
+        return _error(command, str(exc))
     except KeyboardInterrupt:
         print(f"seedlm-fpga {command}: interrupted", file=sys.stderr)
         return 130
@@ -82,6 +81,29 @@ def main(argv: list[str] | None = None) -> int:
         import os
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except (OSError, UnicodeError, RecursionError, MemoryError, OverflowError) as exc:
+        # The last net under every input and output: such errors come from the user's files,
+        # flags or machine (unreadable file, full disk, absurd size), never worth a traceback.
+        return _error(command, _describe(exc))
+
+
+def _error(command: str, message: str) -> int:
+    """One line on stderr, exit status 2."""
+    line = " ".join(part.strip() for part in message.splitlines() if part.strip()) or "failed"
+    print(f"seedlm-fpga {command}: error: {line}", file=sys.stderr)
+    return 2
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, OSError):
+        where = exc.filename if exc.filename is not None else None
+        why = exc.strerror or str(exc) or type(exc).__name__
+        return f"{where}: {why}" if where is not None else why
+    if isinstance(exc, MemoryError):
+        return "out of memory (the input asks for more than this machine has)"
+    if isinstance(exc, RecursionError):
+        return "input nested too deeply"
+    return f"{type(exc).__name__}: {exc}"
 
 
 if __name__ == "__main__":

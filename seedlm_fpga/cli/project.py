@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from seedlm_fpga.core.files import write_text_atomic
+from seedlm_fpga.core.files import check_not_input, write_text_atomic
+from seedlm_fpga.core.numeric import check_number
 from seedlm_fpga.core.report import dumps, report_dict
 from seedlm_fpga.errors import UserError
 from seedlm_fpga.sim.llama_shapes import BUILTIN_MODELS, builtin_model, model_from_checkpoint, model_from_config
@@ -23,6 +24,10 @@ from seedlm_fpga.sim.projection import DEFAULT_CONTEXT, FORMATS, NO_KERNEL, Over
 from seedlm_fpga.sim.projection_report import MAX_BOARDS_SHOWN, REGENERATE, build_report
 
 DEFAULT_BOARDS = ("alveo-u280", "vcu118", "kria-kv260", "ulx3s-85f")
+#: Largest --context / --batch (a 16M-token context is already far past any model's).
+MAX_COUNT = 1 << 24
+#: Largest per-GEMV overhead flags: one second, in their units.
+MAX_LAUNCH_US, MAX_LATENCY_NS = 1e6, 1e9
 
 
 def add_arguments(parser) -> None:
@@ -57,8 +62,8 @@ def _nonneg(text: str) -> int:
         n = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {n}")
+    if not 0 <= n <= MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"must lie in 0..{MAX_COUNT:,}, got {n}")
     return n
 
 
@@ -74,6 +79,9 @@ def _models(args):
     if args.config:
         return [model_from_config(args.config)], FORMATS
     if args.checkpoint:
+        from seedlm_fpga.compressor.container import check_container
+
+        check_container(args.checkpoint)  # the whole format, block values included, not just the header
         m = model_from_checkpoint(args.checkpoint)
         presets = sorted({g.preset for g in m.gemvs} - {"fp16", None})
         return [m], ("fp16", "checkpoint") if len(presets) > 1 else ("fp16", *presets)
@@ -177,9 +185,9 @@ def format_table(report: dict) -> str:
 
 
 def run(args) -> int:
+    check_number("--launch-us", args.launch_us, 0, MAX_LAUNCH_US)
+    check_number("--memory-latency-ns", args.memory_latency_ns, 0, MAX_LATENCY_NS)
     models, formats = _models(args)
-    if args.launch_us < 0 or args.memory_latency_ns < 0:
-        raise UserError("--launch-us and --memory-latency-ns must be 0 or more")
     measured = args.launch_us or args.memory_latency_ns
     overheads = Overheads(args.launch_us, args.memory_latency_ns, "given on the command line" if measured else NO_KERNEL)
     report = build_report(_boards(args), models, formats, args.act_bits, args.context, args.kv_bits, args.batch,
@@ -187,6 +195,7 @@ def run(args) -> int:
     out = Path(args.output)
     if out.exists() and not out.is_dir():
         raise UserError(f"output {out} exists and is not a folder")
+    check_not_input(out / "projection.json", [*(args.board or ()), args.config, args.checkpoint])
     text = dumps(report_dict(report, inputs=[*(args.board or ()), args.config, args.checkpoint]))
     try:
         out.mkdir(parents=True, exist_ok=True)

@@ -51,6 +51,24 @@ PRESETS: dict[str, Preset] = {
 
 #: The paper's absolute exponent: w = q * 2^(e - 2) with e in [-8, 7] is x + b with b = -10.
 PAPER_BIAS = -10
+#: Any explicit bias lies here (2^(x+b) stays a normal float64 for every x; format §3.2).
+BIAS_RANGE = (-1000, 1000)
+#: The auto bias is b = floor(log2 max|W|) - AUTO_BIAS_OFFSET (format §3.2): x = 15 then holds max|W|.
+AUTO_BIAS_OFFSET = 17
+#: floor(log2 |w|) over a dtype's nonzero finite values: (smallest subnormal, largest).
+DTYPE_EXPONENTS = {"float16": (-24, 15), "bfloat16": (-133, 127), "float32": (-149, 127), "float64": (-1074, 1023)}
+#: Largest block length C the container and reference accept (format §3.4); the presets use 8 and 12.
+MAX_C = 256
+#: Name of a container entry whose parameters are not a named preset's (format §3.4).
+CUSTOM_PRESET = "custom"
+
+
+def bias_range(dtype: str) -> tuple[int, int]:
+    """Biases that make sense for a tensor of `dtype` (format §3.2): those the auto rule gives for
+    some nonzero finite value of that dtype, within BIAS_RANGE. Beyond it the block steps
+    2^(x+b) underflow to 0 or overflow to inf in that dtype (bias 1000: all-inf weights)."""
+    lo, hi = DTYPE_EXPONENTS[dtype]
+    return max(BIAS_RANGE[0], lo - AUTO_BIAS_OFFSET), min(BIAS_RANGE[1], hi - AUTO_BIAS_OFFSET)
 
 
 def get_preset(name: str) -> Preset:
@@ -121,6 +139,12 @@ class EncodedTensor:
         return decode_tensor(self.seeds, self.x, self.q, self.bias, self.preset, self.shape[1])
 
 
+def decode_memory(rows: int, nb: int, preset: Preset) -> int:
+    """Peak bytes `decode_tensor` needs: about five int64 arrays of rows * nb * C * P values
+    (basis states, their signed form, the einsum) plus the float64 result."""
+    return rows * nb * preset.C * (5 * preset.P + 2) * 8
+
+
 # --- format §5.2: block words ----------------------------------------------------------------
 
 def pack_words(seeds, x, q, preset: Preset) -> np.ndarray:
@@ -174,6 +198,12 @@ class ImageLayout:
     def bits_per_weight(self, cols: int) -> float:
         """Effective bits per weight, unused bits and row padding counted: R * W / cols."""
         return self.beats_per_row * self.bus_bits / cols
+
+
+def image_memory(rows: int, nb: int, bus_bits: int, block_bits: int) -> int:
+    """Peak bytes `memory_image` needs: one byte per image bit, plus int64 positions per block."""
+    lay = ImageLayout(bus_bits, block_bits, nb)
+    return rows * lay.beats_per_row * bus_bits + 3 * rows * nb * 8
 
 
 def _pack_fields(values: np.ndarray, width: int, bus_bits: int, per_beat: int, beats_per_row: int) -> bytes:
