@@ -133,7 +133,7 @@ def search_blocks(blocks: np.ndarray, preset: Preset, bias: int, device: str = "
     err = ||w - w_hat||^2. kernel: "auto" (gemm on CPU when numba is installed, else torch),
     "gemm" (CPU: pass 1 as a BLAS GEMM, pass 2 numba; see search_gemm), "numba", "torch".
     `stats`, if given, receives diagnostics: "candidates" (seeds whose lower bound did not rule
-    them out, checked exactly or skipped by the ascending-key stop).
+    them out: on CPU those checked exactly, on torch every seed with a bound <= the first upper bound).
     """
     device = _check_device(device)
     w = np.ascontiguousarray(blocks, dtype=np.float64)

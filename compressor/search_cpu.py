@@ -4,15 +4,14 @@ Seeds are ranked by a float32 lower bound `key` of their quantized error (search
 Pass 1, per group of GROUP blocks and per tile of TILE seed positions (the tile's tables stay
 in L1 across the group): correlation of w with g (C MACs per position), key of every position
 (one fused vectorised loop), and the smallest key of each segment of SEG positions; nothing
-else is stored and there is no threshold to maintain. Pass 2, per block:
-  1. e0 = the least exact error (float64, format §3 quantizer) of the smallest-key seeds of the
-     PROBE segments with the smallest minima: an upper bound on the optimum;
-  2. candidates = every position with key <= e0: only segments whose minimum is <= e0 are
-     recomputed (a handful), plus the few hundred ill-conditioned seeds
-     (search_tables.ILL_MARGIN), bounded through their orthonormal bases;
-  3. exact errors of the candidates in ascending key order until key > best error.
-The optimum's key is <= its error <= e0, so it is among the candidates: the arg-min is exact,
-with no fallback pass. Ties go to the lowest seed.
+else is stored and there is no threshold to maintain. Pass 2, per block (`_refine`), branch
+and bound: segments in ascending order of their minimum, each recomputed once (correlation keys),
+its smallest-key seed checked exactly (float64, format §3 quantizer), then every seed whose key
+is <= the best exact error so far; stop at the first segment whose minimum is above the best
+error; last the few hundred ill-conditioned seeds (search_tables.ILL_MARGIN), bounded through
+their orthonormal bases. The optimum's key and its segment's minimum are <= its error <= the
+best error at every step, so it is checked: the arg-min is exact, with no fallback pass. Ties go
+to the lowest seed.
 """
 from __future__ import annotations
 
@@ -24,7 +23,6 @@ from numba import njit, prange
 TILE = 1024  # positions per tile: its 8 float32 table rows (32 KB) stay in L1/L2 for a GROUP
 SEG = 512  # positions per segment: pass 1 keeps the smallest key of each (TILE is a multiple)
 GROUP = 16  # blocks sharing each tile of tables
-PROBE = 4  # segments whose smallest-key seed is checked exactly for the first upper bound
 BIG = np.float32(3.0e38)  # finite sentinel: the kernel is compiled with fastmath (no infs)
 
 
@@ -235,23 +233,6 @@ def _up32(v):
 
 
 @njit(cache=True)
-def _pick(w, bias, cand_key, cand_pos, C, P, cycle, pinv, s_ext, s_scale, qbuf, tbuf, qbest):
-    """Exact errors of candidates in ascending key order; stops once key > best error (such a
-    seed's error is above best). Returns (best_err, best_pos, best_x); fills qbest."""
-    order = np.argsort(cand_key)
-    best, best_pos, best_x = np.inf, -1, 0
-    for i in order:
-        if cand_key[i] > best:
-            break
-        n = cand_pos[i]
-        err, x = exact_error(w, bias, n, C, P, pinv, s_ext, s_scale, qbuf, tbuf)
-        if err < best or (err == best and cycle[n] < cycle[best_pos]):
-            best, best_pos, best_x = err, n, x
-            qbest[:] = qbuf
-    return best, best_pos, best_x
-
-
-@njit(cache=True)
 def _segment_keys(w32, ww, s, N, C, P, g32, a32, margin, corr, z, key):
     """Keys of segment s (positions s*SEG ..) into key[:L]; returns L."""
     m0 = s * SEG
@@ -262,49 +243,76 @@ def _segment_keys(w32, ww, s, N, C, P, g32, a32, margin, corr, z, key):
 
 
 @njit(cache=True)
-def _upper_bound(wn, bias, w32, ww, segmin, N, C, P, g32, a32, margin, pinv, s_ext, s_scale, corr, z, key,
-                 qbuf, tbuf):
-    """An upper bound on the optimum: the least exact error of the smallest-key seeds of the PROBE
-    segments with the smallest minima. (Several: the smallest key can belong to a seed whose
-    clipped coefficients have a large error.)"""
-    e0 = np.inf
-    prev = np.int32(-0x80000000)  # the PROBE smallest minima by repeated scans (ties: next index)
-    prev_s = -1
-    for _ in range(min(PROBE, len(segmin))):
-        s, lo = -1, np.int32(0x7FFFFFFF)
-        for i in range(len(segmin)):
-            v = segmin[i]
-            if (v > prev or (v == prev and i > prev_s)) and (s < 0 or v < lo):
-                s, lo = i, v
-        prev, prev_s = lo, s
-        L = _segment_keys(w32, ww, s, N, C, P, g32, a32, margin, corr, z, key)
-        err, _ = exact_error(wn, bias, s * SEG + np.argmin(key[:L]), C, P, pinv, s_ext, s_scale, qbuf, tbuf)
-        e0 = min(e0, err)
-    return e0
+def _next_segment(segmin, prev, prev_s):
+    """The segment after (prev, prev_s) in ascending (minimum, index) order, or (-1, 0)."""
+    s, lo = -1, np.int32(0x7FFFFFFF)
+    for i in range(len(segmin)):
+        v = segmin[i]
+        if (v > prev or (v == prev and i > prev_s)) and (s < 0 or v < lo):
+            s, lo = i, v
+    return s, lo
 
 
 @njit(cache=True)
-def _candidates(w32, ww, thr, thr_ord, segmin, N, C, P, g32, a32, margin, corr, z, key, ill_pos, ill_key):
-    """(keys, positions) of every position with key < thr: segments whose minimum is < thr are
-    recomputed, the others cannot hold one; the ill seeds come from ill_key."""
-    hit = np.flatnonzero(segmin < thr_ord)  # ordered integers: same order as the float keys
-    cap = len(hit) * SEG + len(ill_pos)
-    ckey = np.empty(cap, dtype=np.float32)
-    cpos = np.empty(cap, dtype=np.int64)
-    cnt = 0
+def _check(w, bias, n, C, P, cycle, pinv, s_ext, s_scale, qbuf, tbuf, best, best_pos, best_x, qbest):
+    """Exact error of position n; returns the better of it and (best, best_pos, best_x) (ties: the
+    lower seed), copying its q into qbest when it wins."""
+    err, x = exact_error(w, bias, n, C, P, pinv, s_ext, s_scale, qbuf, tbuf)
+    if err < best or (err == best and cycle[n] < cycle[best_pos]):
+        qbest[:] = qbuf
+        return err, n, x
+    return best, best_pos, best_x
+
+
+@njit(cache=True)
+def _refine(wn, bias, w32, ww, segmin, N, C, P, g32, a32, margin, ill_pos, ill_q32, ill_margin, cycle, pinv,
+            s_ext, s_scale, corr, z, key, ill_z, ill_key, f1, i1, qbuf, tbuf, qbest):
+    """Pass 2 of one block, given its segment minima (any lower bounds of the keys of each segment's
+    seeds): branch and bound, every segment computed at most once.
+
+    Segments are taken in ascending order of their minimum; each one's keys are computed
+    (correlation), its smallest-key seed is checked exactly first, then every seed whose key is
+    <= the best exact error so far; it stops at the first segment whose minimum is above the best
+    error. The ill-conditioned seeds (excluded from the correlation keys) come last, by their
+    orthonormal keys. Why exact: best >= the optimum's error >= its key >= its segment's minimum
+    at every step, so the optimum's segment is reached before the stop and the optimum itself
+    (key <= best) is checked; so is every seed that ties it (same error, so key <= best), and
+    `_check` keeps the lowest seed of a tie. Returns (best_err, best_pos, best_x, checked).
+    """
+    best, best_pos, best_x = np.inf, -1, 0
+    checked = 0
+    prev, prev_s = np.int32(-0x80000000), -1
+    while True:
+        s, lo = _next_segment(segmin, prev, prev_s)
+        if s < 0:
+            break
+        if best_pos >= 0:
+            thr = _up32(best)
+            if lo >= _ordered(thr, f1, i1):  # segment minimum > best: so are all later ones
+                break
+        prev, prev_s = lo, s
+        L = _segment_keys(w32, ww, s, N, C, P, g32, a32, margin, corr, z, key)
+        j0 = np.argmin(key[:L])
+        if best_pos < 0 or key[j0] < _up32(best):
+            best, best_pos, best_x = _check(wn, bias, s * SEG + j0, C, P, cycle, pinv, s_ext, s_scale, qbuf,
+                                            tbuf, best, best_pos, best_x, qbest)
+            checked += 1
+        thr = _up32(best)
+        for j in range(L):
+            if key[j] < thr and j != j0:
+                best, best_pos, best_x = _check(wn, bias, s * SEG + j, C, P, cycle, pinv, s_ext, s_scale, qbuf,
+                                                tbuf, best, best_pos, best_x, qbest)
+                checked += 1
+                thr = _up32(best)
+    _ill_keys(w32, ww, C, P, ill_q32, ill_margin, ill_z, ill_key)
+    thr = _up32(best)
     for j in range(len(ill_pos)):
         if ill_key[j] < thr:
-            ckey[cnt] = ill_key[j]
-            cpos[cnt] = ill_pos[j]
-            cnt += 1
-    for s in hit:
-        L = _segment_keys(w32, ww, s, N, C, P, g32, a32, margin, corr, z, key)
-        for j in range(L):
-            if key[j] < thr:
-                ckey[cnt] = key[j]
-                cpos[cnt] = s * SEG + j
-                cnt += 1
-    return ckey[:cnt], cpos[:cnt]
+            best, best_pos, best_x = _check(wn, bias, ill_pos[j], C, P, cycle, pinv, s_ext, s_scale, qbuf, tbuf,
+                                            best, best_pos, best_x, qbest)
+            checked += 1
+            thr = _up32(best)
+    return best, best_pos, best_x, checked
 
 
 @njit(parallel=True, cache=True)
@@ -338,21 +346,15 @@ def search_kernel(wn, bias, w32, ww32, C, P, g32, a32, margin, ill_pos, ill_q32,
                 for s0 in range(0, L, SEG):
                     segmin[bi - b0, (m0 + s0) // SEG] = _segment_min(ww32[bi], m0 + s0, min(SEG, L - s0), P,
                                                                      a32, margin, corr[s0:], z, key, ikey)
-        # pass 2, per block: an exact upper bound e0, then every seed with key <= e0 checked exactly
+        # pass 2, per block: branch and bound over the segments (`_refine`)
         for bi in range(b0, b1):
-            sm = segmin[bi - b0]
-            e0 = _upper_bound(wn[bi], bias[bi], w32[bi], ww32[bi], sm, N, C, P, g32, a32, margin, pinv, s_ext,
-                              s_scale, corr, z, key, qbuf, tbuf)
-            _ill_keys(w32[bi], ww32[bi], C, P, ill_q32, ill_margin, ill_z, ill_key)
-            thr = _up32(e0)
-            ckey, cpos = _candidates(w32[bi], ww32[bi], thr, _ordered(thr, f1, i1), sm, N, C, P, g32, a32, margin, corr, z, key,
-                                     ill_pos, ill_key)
-            best, pos, x = _pick(wn[bi], bias[bi], ckey, cpos, C, P, cycle, pinv, s_ext, s_scale, qbuf,
-                                    tbuf, out_q[bi])
+            best, pos, x, checked = _refine(wn[bi], bias[bi], w32[bi], ww32[bi], segmin[bi - b0], N, C, P, g32, a32,
+                                            margin, ill_pos, ill_q32, ill_margin, cycle, pinv, s_ext, s_scale,
+                                            corr, z, key, ill_z, ill_key, f1, i1, qbuf, tbuf, out_q[bi])
             out_pos[bi] = pos
             out_x[bi] = x
             out_err[bi] = best
-            out_cand[bi] = len(cpos)
+            out_cand[bi] = checked
 
 
 def run(kernel, wn: np.ndarray, bias: np.ndarray, tables, *pass_inputs):
