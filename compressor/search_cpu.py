@@ -187,10 +187,77 @@ def _keys(ww, thr, m0, L, P, a32, margin, corr, z, key):
     return below
 
 
+@njit(cache=True, fastmath=True)
+def _gains3(ww, m0, L, a32, margin, corr, gain):
+    """P = 3: gain[0:L] = ||z||^2 + ww margin of positions m0 .. m0+L-1 (key = ww - gain)."""
+    b0, b1, b2 = corr[1:1 + L], corr[2:2 + L], corr[3:3 + L]
+    a00, a10, a11 = a32[0, m0:m0 + L], a32[1, m0:m0 + L], a32[2, m0:m0 + L]
+    a20, a21, a22 = a32[3, m0:m0 + L], a32[4, m0:m0 + L], a32[5, m0:m0 + L]
+    mg = margin[m0:m0 + L]
+    for j in range(L):
+        z0 = a00[j] * b0[j]
+        z1 = a10[j] * b0[j] + a11[j] * b1[j]
+        z2 = a20[j] * b0[j] + a21[j] * b1[j] + a22[j] * b2[j]
+        gain[j] = (z0 * z0 + z1 * z1 + z2 * z2) + ww * mg[j]
+
+
+@njit(cache=True, fastmath=True)
+def _gains4(ww, m0, L, a32, margin, corr, gain):
+    """P = 4: as `_gains3`."""
+    b0, b1, b2, b3 = corr[1:1 + L], corr[2:2 + L], corr[3:3 + L], corr[4:4 + L]
+    a00, a10, a11 = a32[0, m0:m0 + L], a32[1, m0:m0 + L], a32[2, m0:m0 + L]
+    a20, a21, a22 = a32[3, m0:m0 + L], a32[4, m0:m0 + L], a32[5, m0:m0 + L]
+    a30, a31, a32_, a33 = a32[6, m0:m0 + L], a32[7, m0:m0 + L], a32[8, m0:m0 + L], a32[9, m0:m0 + L]
+    mg = margin[m0:m0 + L]
+    for j in range(L):
+        z0 = a00[j] * b0[j]
+        z1 = a10[j] * b0[j] + a11[j] * b1[j]
+        z2 = a20[j] * b0[j] + a21[j] * b1[j] + a22[j] * b2[j]
+        z3 = a30[j] * b0[j] + a31[j] * b1[j] + a32_[j] * b2[j] + a33[j] * b3[j]
+        gain[j] = (z0 * z0 + z1 * z1 + z2 * z2 + z3 * z3) + ww * mg[j]
+
+
 @njit(cache=True)
-def _segment_min(ww, m0, L, P, a32, margin, corr, z, key, ikey):
-    """Smallest key of positions m0 .. m0+L-1 (corr correlated from m0), as an ordered int32."""
-    _keys_any(ww, m0, L, P, a32, margin, corr, z, key)
+def _int_max(igain, L):
+    """max over igain[0:L] as int32 (no arithmetic: stays a vectorised 32-bit max). On the int32
+    view of float32 values it is the largest non-negative value whenever there is one: those
+    keep their order as integers and every negative float is a negative integer."""
+    hi = np.int32(-0x80000000)
+    for j in range(L):
+        v = igain[j]
+        hi = v if v > hi else hi
+    return hi
+
+
+@njit(cache=True, fastmath=True)
+def _sub32(ww, hi):
+    """ww - hi in float32."""
+    return ww - hi
+
+
+@njit(cache=True)
+def _segment_min(ww, m0, L, P, a32, margin, corr, z, key, ikey, f1, i1):
+    """Smallest key of positions m0 .. m0+L-1 (corr correlated from m0), as an ordered int32.
+
+    For P = 3 and 4 it is fl(ww - max_j gain_j), gain_j = fl(||z_j||^2 + fl(ww margin_j)): the
+    smallest of the keys fl(ww - gain_j) (rounding is monotone), each of which is the key of
+    `search_tables.correlation_margin` -- the same terms ww, ww margin_j and ||z_j||^2, the same
+    roundings, summed in another order (its bound holds for any order) -- so below the residual
+    of seed j. A seed that is not ill has margin_j > 0, so gain_j >= 0 (a sum of non-negative
+    rounded terms) and `_int_max` finds the largest gain; ill seeds (margin EXCLUDED, gain about
+    -1e30 ww) are never it unless the whole segment is ill (none is; and its minimum would only
+    reorder `_refine`, which bounds ill seeds separately and never checks them by correlation
+    keys). The integer max runs about twice as fast as the min of ordered integers (which
+    numba widens to 64-bit compares after the sign flip).
+    """
+    if P == 3 or P == 4:
+        if P == 3:
+            _gains3(ww, m0, L, a32, margin, corr, key)
+        else:
+            _gains4(ww, m0, L, a32, margin, corr, key)
+        i1[0] = _int_max(ikey, L)
+        return _ordered(_sub32(ww, f1[0]), f1, i1)
+    _keys(ww, BIG, m0, L, P, a32, margin, corr, z, key)
     return _ordered_min(ikey, L)
 
 
@@ -345,7 +412,7 @@ def search_kernel(wn, bias, w32, ww32, C, P, g32, a32, margin, ill_pos, ill_q32,
                 _correlate(w32[bi], m0, L + P + 1, C, P, g32, corr)
                 for s0 in range(0, L, SEG):
                     segmin[bi - b0, (m0 + s0) // SEG] = _segment_min(ww32[bi], m0 + s0, min(SEG, L - s0), P,
-                                                                     a32, margin, corr[s0:], z, key, ikey)
+                                                                     a32, margin, corr[s0:], z, key, ikey, f1, i1)
         # pass 2, per block: branch and bound over the segments (`_refine`)
         for bi in range(b0, b1):
             best, pos, x, checked = _refine(wn[bi], bias[bi], w32[bi], ww32[bi], segmin[bi - b0], N, C, P, g32, a32,
