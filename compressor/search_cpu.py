@@ -236,29 +236,36 @@ def _sub32(ww, hi):
 
 
 @njit(cache=True)
-def _segment_min(ww, m0, L, P, a32, margin, corr, z, key, ikey, f1, i1):
-    """Smallest key of positions m0 .. m0+L-1 (corr correlated from m0), as an ordered int32.
+def _segment_minima(ww, m0, L, P, a32, margin, corr, z, key, ikey, f1, i1, out):
+    """out[k] = the smallest key of positions m0 + k*SEG .. (at most SEG of them, up to m0+L-1),
+    as an ordered int32, for k < ceil(L / SEG) (corr correlated from m0; key, z: >= L floats).
 
-    For P = 3 and 4 it is fl(ww - max_j gain_j), gain_j = fl(||z_j||^2 + fl(ww margin_j)): the
-    smallest of the keys fl(ww - gain_j) (rounding is monotone), each of which is the key of
-    `search_tables.correlation_margin` -- the same terms ww, ww margin_j and ||z_j||^2, the same
-    roundings, summed in another order (its bound holds for any order) -- so below the residual
-    of seed j. A seed that is not ill has margin_j > 0, so gain_j >= 0 (a sum of non-negative
-    rounded terms) and `_int_max` finds the largest gain; ill seeds (margin EXCLUDED, gain about
-    -1e30 ww) are never it unless the whole segment is ill (none is; and its minimum would only
-    reorder `_refine`, which bounds ill seeds separately and never checks them by correlation
-    keys). The integer max runs about twice as fast as the min of ordered integers (which
-    numba widens to 64-bit compares after the sign flip).
+    For P = 3 and 4 the gains of all L positions come from one call (per-call slicing costs
+    about as much as 500 positions), then each segment's minimum is fl(ww - max_j gain_j),
+    gain_j = fl(||z_j||^2 + fl(ww margin_j)): the smallest of the keys fl(ww - gain_j)
+    (rounding is monotone), each of which is the key of `search_tables.correlation_margin` --
+    the same terms ww, ww margin_j and ||z_j||^2, the same roundings, summed in another order
+    (its bound holds for any order) -- so below the residual of seed j. A seed that is not ill
+    has margin_j > 0, so gain_j >= 0 (a sum of non-negative rounded terms) and `_int_max` finds
+    the largest gain; ill seeds (margin EXCLUDED, gain about -1e30 ww) are never it unless the
+    whole segment is ill (none is; and its minimum would only reorder `_refine`, which bounds
+    ill seeds separately and never checks them by correlation keys). The integer max runs about
+    twice as fast as the min of ordered integers (which numba widens to 64-bit compares after
+    the sign flip).
     """
     if P == 3 or P == 4:
         if P == 3:
             _gains3(ww, m0, L, a32, margin, corr, key)
         else:
             _gains4(ww, m0, L, a32, margin, corr, key)
-        i1[0] = _int_max(ikey, L)
-        return _ordered(_sub32(ww, f1[0]), f1, i1)
-    _keys(ww, BIG, m0, L, P, a32, margin, corr, z, key)
-    return _ordered_min(ikey, L)
+        for k, s0 in enumerate(range(0, L, SEG)):
+            i1[0] = _int_max(ikey[s0:], min(SEG, L - s0))
+            out[k] = _ordered(_sub32(ww, f1[0]), f1, i1)
+    else:
+        for k, s0 in enumerate(range(0, L, SEG)):
+            Ls = min(SEG, L - s0)
+            _keys(ww, BIG, m0 + s0, Ls, P, a32, margin, corr[s0:], z, key)
+            out[k] = _ordered_min(ikey, Ls)
 
 
 @njit(cache=True)
@@ -410,9 +417,8 @@ def search_kernel(wn, bias, w32, ww32, C, P, g32, a32, margin, ill_pos, ill_q32,
             L = min(TILE, N - m0)
             for bi in range(b0, b1):
                 _correlate(w32[bi], m0, L + P + 1, C, P, g32, corr)
-                for s0 in range(0, L, SEG):
-                    segmin[bi - b0, (m0 + s0) // SEG] = _segment_min(ww32[bi], m0 + s0, min(SEG, L - s0), P,
-                                                                     a32, margin, corr[s0:], z, key, ikey, f1, i1)
+                _segment_minima(ww32[bi], m0, L, P, a32, margin, corr, z, key, ikey, f1, i1,
+                                segmin[bi - b0, m0 // SEG:])
         # pass 2, per block: branch and bound over the segments (`_refine`)
         for bi in range(b0, b1):
             best, pos, x, checked = _refine(wn[bi], bias[bi], w32[bi], ww32[bi], segmin[bi - b0], N, C, P, g32, a32,
