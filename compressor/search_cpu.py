@@ -2,9 +2,10 @@
 
 Seeds are ranked by a float32 lower bound `key` of their quantized error (search_tables).
 Pass 1, per group of GROUP blocks and per tile of TILE seed positions (the tile's tables stay
-in L1 across the group): correlation of w with g (C MACs per position), key of every position
-(one fused vectorised loop), and the smallest key of each segment of SEG positions; nothing
-else is stored and there is no threshold to maintain. Pass 2, per block (`_refine`), branch
+in L1/L2 across the group): correlation of w with g (C MACs per position), the gain
+||z||^2 + ||w||^2 margin of every position of the tile (one fused vectorised loop, key = ||w||^2
+- gain), and the smallest key of each segment of SEG positions from an int32 max of the gains
+(`_segment_minima`); nothing else is stored and there is no threshold to maintain. Pass 2, per block (`_refine`), branch
 and bound: segments in ascending order of their minimum, each recomputed once (correlation keys),
 its smallest-key seed checked exactly (float64, format §3 quantizer), then every seed whose key
 is <= the best exact error so far; stop at the first segment whose minimum is above the best
