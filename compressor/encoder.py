@@ -4,10 +4,12 @@ For every block w of C weights it returns the seed, exponent code x and coeffici
 with the lowest quantized error ||w - w_hat||^2 (format §3 quantizer, float64), ties to the
 lowest seed -- the same result as `brute_force_search`, only fast:
 
-- CPU (default): `search_gemm`: pass 1 (float32 lower bound of every seed, smallest per
-  segment) as a tiled BLAS GEMM over quadratic features of w, pass 2 (exact float64 checks of
-  the few seeds it cannot rule out) from the numba kernel. kernel="numba": the fused numba
-  kernel (`search_cpu`, pass 1 by correlation with the LFSR cycle); same result, slower here.
+- CPU (default): the fused numba kernel (`search_cpu`): pass 1 (float32 lower bound of every
+  seed by correlation with the LFSR cycle, C + P(P+1)/2 + P multiply-adds per seed, smallest
+  per segment), pass 2 (branch and bound: exact float64 checks of the few seeds it cannot rule
+  out). kernel="gemm": pass 1 as a tiled BLAS GEMM over quadratic features of w
+  (`search_gemm`), same pass 2 and result; measured ~2x slower on the shared 2-core box (its
+  [blocks x seeds] output goes through memory, the numba kernel's tables stay in L1/L2).
 - CUDA (``device="cuda"``), or CPU without numba: plain torch ops (`search_torch`).
 Both prune only with a lower bound that provably stays below the true unquantized residual
 (float32 rounding bounded, see `search_tables`), so the arg-min is exact.
@@ -129,10 +131,10 @@ def search_blocks(blocks: np.ndarray, preset: Preset, bias: int, device: str = "
     """Best seed per block (exact format §4 arg-min, ties to the lowest seed).
 
     blocks: float [n, C]. Returns (seeds uint16 [n], x uint8 [n], q int8 [n, P], err float64 [n]),
-    err = ||w - w_hat||^2. kernel: "auto" (gemm on CPU when numba is installed, else torch),
+    err = ||w - w_hat||^2. kernel: "auto" (numba on CPU when numba is installed, else torch),
     "gemm" (CPU: pass 1 as a BLAS GEMM, pass 2 numba; see search_gemm), "numba", "torch".
     `stats`, if given, receives diagnostics: "candidates" (seeds whose lower bound did not rule
-    them out, checked exactly or skipped by the ascending-key stop).
+    them out: on CPU those checked exactly, on torch every seed with a bound <= the first upper bound).
     """
     device = _check_device(device)
     w = np.ascontiguousarray(blocks, dtype=np.float64)
@@ -153,7 +155,7 @@ def search_blocks(blocks: np.ndarray, preset: Preset, bias: int, device: str = "
     bias_n = int(bias) - k
     tables = search_tables(preset)
     if kernel == "auto":
-        kernel = "gemm" if device == "cpu" and search_cpu is not None else "torch"
+        kernel = "numba" if device == "cpu" and search_cpu is not None else "torch"
     if kernel == "numba":
         if device != "cpu" or search_cpu is None:
             raise ValueError("the numba kernel needs device='cpu' and numba installed")

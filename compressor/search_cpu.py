@@ -2,17 +2,17 @@
 
 Seeds are ranked by a float32 lower bound `key` of their quantized error (search_tables).
 Pass 1, per group of GROUP blocks and per tile of TILE seed positions (the tile's tables stay
-in L1 across the group): correlation of w with g (C MACs per position), key of every position
-(one fused vectorised loop), and the smallest key of each segment of SEG positions; nothing
-else is stored and there is no threshold to maintain. Pass 2, per block:
-  1. e0 = the least exact error (float64, format §3 quantizer) of the smallest-key seeds of the
-     PROBE segments with the smallest minima: an upper bound on the optimum;
-  2. candidates = every position with key <= e0: only segments whose minimum is <= e0 are
-     recomputed (a handful), plus the few hundred ill-conditioned seeds
-     (search_tables.ILL_MARGIN), bounded through their orthonormal bases;
-  3. exact errors of the candidates in ascending key order until key > best error.
-The optimum's key is <= its error <= e0, so it is among the candidates: the arg-min is exact,
-with no fallback pass. Ties go to the lowest seed.
+in L1/L2 across the group): correlation of w with g (C MACs per position), the gain
+||z||^2 + ||w||^2 margin of every position of the tile (one fused vectorised loop, key = ||w||^2
+- gain), and the smallest key of each segment of SEG positions from an int32 max of the gains
+(`_segment_minima`); nothing else is stored and there is no threshold to maintain. Pass 2, per block (`_refine`), branch
+and bound: segments in ascending order of their minimum, each recomputed once (correlation keys),
+its smallest-key seed checked exactly (float64, format §3 quantizer), then every seed whose key
+is <= the best exact error so far; stop at the first segment whose minimum is above the best
+error; last the few hundred ill-conditioned seeds (search_tables.ILL_MARGIN), bounded through
+their orthonormal bases. The optimum's key and its segment's minimum are <= its error <= the
+best error at every step, so it is checked: the arg-min is exact, with no fallback pass. Ties go
+to the lowest seed.
 """
 from __future__ import annotations
 
@@ -24,7 +24,6 @@ from numba import njit, prange
 TILE = 1024  # positions per tile: its 8 float32 table rows (32 KB) stay in L1/L2 for a GROUP
 SEG = 512  # positions per segment: pass 1 keeps the smallest key of each (TILE is a multiple)
 GROUP = 16  # blocks sharing each tile of tables
-PROBE = 4  # segments whose smallest-key seed is checked exactly for the first upper bound
 BIG = np.float32(3.0e38)  # finite sentinel: the kernel is compiled with fastmath (no infs)
 
 
@@ -189,11 +188,85 @@ def _keys(ww, thr, m0, L, P, a32, margin, corr, z, key):
     return below
 
 
+@njit(cache=True, fastmath=True)
+def _gains3(ww, m0, L, a32, margin, corr, gain):
+    """P = 3: gain[0:L] = ||z||^2 + ww margin of positions m0 .. m0+L-1 (key = ww - gain)."""
+    b0, b1, b2 = corr[1:1 + L], corr[2:2 + L], corr[3:3 + L]
+    a00, a10, a11 = a32[0, m0:m0 + L], a32[1, m0:m0 + L], a32[2, m0:m0 + L]
+    a20, a21, a22 = a32[3, m0:m0 + L], a32[4, m0:m0 + L], a32[5, m0:m0 + L]
+    mg = margin[m0:m0 + L]
+    for j in range(L):
+        z0 = a00[j] * b0[j]
+        z1 = a10[j] * b0[j] + a11[j] * b1[j]
+        z2 = a20[j] * b0[j] + a21[j] * b1[j] + a22[j] * b2[j]
+        gain[j] = (z0 * z0 + z1 * z1 + z2 * z2) + ww * mg[j]
+
+
+@njit(cache=True, fastmath=True)
+def _gains4(ww, m0, L, a32, margin, corr, gain):
+    """P = 4: as `_gains3`."""
+    b0, b1, b2, b3 = corr[1:1 + L], corr[2:2 + L], corr[3:3 + L], corr[4:4 + L]
+    a00, a10, a11 = a32[0, m0:m0 + L], a32[1, m0:m0 + L], a32[2, m0:m0 + L]
+    a20, a21, a22 = a32[3, m0:m0 + L], a32[4, m0:m0 + L], a32[5, m0:m0 + L]
+    a30, a31, a32_, a33 = a32[6, m0:m0 + L], a32[7, m0:m0 + L], a32[8, m0:m0 + L], a32[9, m0:m0 + L]
+    mg = margin[m0:m0 + L]
+    for j in range(L):
+        z0 = a00[j] * b0[j]
+        z1 = a10[j] * b0[j] + a11[j] * b1[j]
+        z2 = a20[j] * b0[j] + a21[j] * b1[j] + a22[j] * b2[j]
+        z3 = a30[j] * b0[j] + a31[j] * b1[j] + a32_[j] * b2[j] + a33[j] * b3[j]
+        gain[j] = (z0 * z0 + z1 * z1 + z2 * z2 + z3 * z3) + ww * mg[j]
+
+
 @njit(cache=True)
-def _segment_min(ww, m0, L, P, a32, margin, corr, z, key, ikey):
-    """Smallest key of positions m0 .. m0+L-1 (corr correlated from m0), as an ordered int32."""
-    _keys_any(ww, m0, L, P, a32, margin, corr, z, key)
-    return _ordered_min(ikey, L)
+def _int_max(igain, L):
+    """max over igain[0:L] as int32 (no arithmetic: stays a vectorised 32-bit max). On the int32
+    view of float32 values it is the largest non-negative value whenever there is one: those
+    keep their order as integers and every negative float is a negative integer."""
+    hi = np.int32(-0x80000000)
+    for j in range(L):
+        v = igain[j]
+        hi = v if v > hi else hi
+    return hi
+
+
+@njit(cache=True, fastmath=True)
+def _sub32(ww, hi):
+    """ww - hi in float32."""
+    return ww - hi
+
+
+@njit(cache=True)
+def _segment_minima(ww, m0, L, P, a32, margin, corr, z, key, ikey, f1, i1, out):
+    """out[k] = the smallest key of positions m0 + k*SEG .. (at most SEG of them, up to m0+L-1),
+    as an ordered int32, for k < ceil(L / SEG) (corr correlated from m0; key, z: >= L floats).
+
+    For P = 3 and 4 the gains of all L positions come from one call (per-call slicing costs
+    about as much as 500 positions), then each segment's minimum is fl(ww - max_j gain_j),
+    gain_j = fl(||z_j||^2 + fl(ww margin_j)): the smallest of the keys fl(ww - gain_j)
+    (rounding is monotone), each of which is the key of `search_tables.correlation_margin` --
+    the same terms ww, ww margin_j and ||z_j||^2, the same roundings, summed in another order
+    (its bound holds for any order) -- so below the residual of seed j. A seed that is not ill
+    has margin_j > 0, so gain_j >= 0 (a sum of non-negative rounded terms) and `_int_max` finds
+    the largest gain; ill seeds (margin EXCLUDED, gain about -1e30 ww) are never it unless the
+    whole segment is ill (none is; and its minimum would only reorder `_refine`, which bounds
+    ill seeds separately and never checks them by correlation keys). The integer max runs about
+    twice as fast as the min of ordered integers (which numba widens to 64-bit compares after
+    the sign flip).
+    """
+    if P == 3 or P == 4:
+        if P == 3:
+            _gains3(ww, m0, L, a32, margin, corr, key)
+        else:
+            _gains4(ww, m0, L, a32, margin, corr, key)
+        for k, s0 in enumerate(range(0, L, SEG)):
+            i1[0] = _int_max(ikey[s0:], min(SEG, L - s0))
+            out[k] = _ordered(_sub32(ww, f1[0]), f1, i1)
+    else:
+        for k, s0 in enumerate(range(0, L, SEG)):
+            Ls = min(SEG, L - s0)
+            _keys(ww, BIG, m0 + s0, Ls, P, a32, margin, corr[s0:], z, key)
+            out[k] = _ordered_min(ikey, Ls)
 
 
 @njit(cache=True)
@@ -235,23 +308,6 @@ def _up32(v):
 
 
 @njit(cache=True)
-def _pick(w, bias, cand_key, cand_pos, C, P, cycle, pinv, s_ext, s_scale, qbuf, tbuf, qbest):
-    """Exact errors of candidates in ascending key order; stops once key > best error (such a
-    seed's error is above best). Returns (best_err, best_pos, best_x); fills qbest."""
-    order = np.argsort(cand_key)
-    best, best_pos, best_x = np.inf, -1, 0
-    for i in order:
-        if cand_key[i] > best:
-            break
-        n = cand_pos[i]
-        err, x = exact_error(w, bias, n, C, P, pinv, s_ext, s_scale, qbuf, tbuf)
-        if err < best or (err == best and cycle[n] < cycle[best_pos]):
-            best, best_pos, best_x = err, n, x
-            qbest[:] = qbuf
-    return best, best_pos, best_x
-
-
-@njit(cache=True)
 def _segment_keys(w32, ww, s, N, C, P, g32, a32, margin, corr, z, key):
     """Keys of segment s (positions s*SEG ..) into key[:L]; returns L."""
     m0 = s * SEG
@@ -262,49 +318,76 @@ def _segment_keys(w32, ww, s, N, C, P, g32, a32, margin, corr, z, key):
 
 
 @njit(cache=True)
-def _upper_bound(wn, bias, w32, ww, segmin, N, C, P, g32, a32, margin, pinv, s_ext, s_scale, corr, z, key,
-                 qbuf, tbuf):
-    """An upper bound on the optimum: the least exact error of the smallest-key seeds of the PROBE
-    segments with the smallest minima. (Several: the smallest key can belong to a seed whose
-    clipped coefficients have a large error.)"""
-    e0 = np.inf
-    prev = np.int32(-0x80000000)  # the PROBE smallest minima by repeated scans (ties: next index)
-    prev_s = -1
-    for _ in range(min(PROBE, len(segmin))):
-        s, lo = -1, np.int32(0x7FFFFFFF)
-        for i in range(len(segmin)):
-            v = segmin[i]
-            if (v > prev or (v == prev and i > prev_s)) and (s < 0 or v < lo):
-                s, lo = i, v
-        prev, prev_s = lo, s
-        L = _segment_keys(w32, ww, s, N, C, P, g32, a32, margin, corr, z, key)
-        err, _ = exact_error(wn, bias, s * SEG + np.argmin(key[:L]), C, P, pinv, s_ext, s_scale, qbuf, tbuf)
-        e0 = min(e0, err)
-    return e0
+def _next_segment(segmin, prev, prev_s):
+    """The segment after (prev, prev_s) in ascending (minimum, index) order, or (-1, 0)."""
+    s, lo = -1, np.int32(0x7FFFFFFF)
+    for i in range(len(segmin)):
+        v = segmin[i]
+        if (v > prev or (v == prev and i > prev_s)) and (s < 0 or v < lo):
+            s, lo = i, v
+    return s, lo
 
 
 @njit(cache=True)
-def _candidates(w32, ww, thr, thr_ord, segmin, N, C, P, g32, a32, margin, corr, z, key, ill_pos, ill_key):
-    """(keys, positions) of every position with key < thr: segments whose minimum is < thr are
-    recomputed, the others cannot hold one; the ill seeds come from ill_key."""
-    hit = np.flatnonzero(segmin < thr_ord)  # ordered integers: same order as the float keys
-    cap = len(hit) * SEG + len(ill_pos)
-    ckey = np.empty(cap, dtype=np.float32)
-    cpos = np.empty(cap, dtype=np.int64)
-    cnt = 0
+def _check(w, bias, n, C, P, cycle, pinv, s_ext, s_scale, qbuf, tbuf, best, best_pos, best_x, qbest):
+    """Exact error of position n; returns the better of it and (best, best_pos, best_x) (ties: the
+    lower seed), copying its q into qbest when it wins."""
+    err, x = exact_error(w, bias, n, C, P, pinv, s_ext, s_scale, qbuf, tbuf)
+    if err < best or (err == best and cycle[n] < cycle[best_pos]):
+        qbest[:] = qbuf
+        return err, n, x
+    return best, best_pos, best_x
+
+
+@njit(cache=True)
+def _refine(wn, bias, w32, ww, segmin, N, C, P, g32, a32, margin, ill_pos, ill_q32, ill_margin, cycle, pinv,
+            s_ext, s_scale, corr, z, key, ill_z, ill_key, f1, i1, qbuf, tbuf, qbest):
+    """Pass 2 of one block, given its segment minima (any lower bounds of the keys of each segment's
+    seeds): branch and bound, every segment computed at most once.
+
+    Segments are taken in ascending order of their minimum; each one's keys are computed
+    (correlation), its smallest-key seed is checked exactly first, then every seed whose key is
+    <= the best exact error so far; it stops at the first segment whose minimum is above the best
+    error. The ill-conditioned seeds (excluded from the correlation keys) come last, by their
+    orthonormal keys. Why exact: best >= the optimum's error >= its key >= its segment's minimum
+    at every step, so the optimum's segment is reached before the stop and the optimum itself
+    (key <= best) is checked; so is every seed that ties it (same error, so key <= best), and
+    `_check` keeps the lowest seed of a tie. Returns (best_err, best_pos, best_x, checked).
+    """
+    best, best_pos, best_x = np.inf, -1, 0
+    checked = 0
+    prev, prev_s = np.int32(-0x80000000), -1
+    while True:
+        s, lo = _next_segment(segmin, prev, prev_s)
+        if s < 0:
+            break
+        if best_pos >= 0:
+            thr = _up32(best)
+            if lo >= _ordered(thr, f1, i1):  # segment minimum > best: so are all later ones
+                break
+        prev, prev_s = lo, s
+        L = _segment_keys(w32, ww, s, N, C, P, g32, a32, margin, corr, z, key)
+        j0 = np.argmin(key[:L])
+        if best_pos < 0 or key[j0] < _up32(best):
+            best, best_pos, best_x = _check(wn, bias, s * SEG + j0, C, P, cycle, pinv, s_ext, s_scale, qbuf,
+                                            tbuf, best, best_pos, best_x, qbest)
+            checked += 1
+        thr = _up32(best)
+        for j in range(L):
+            if key[j] < thr and j != j0:
+                best, best_pos, best_x = _check(wn, bias, s * SEG + j, C, P, cycle, pinv, s_ext, s_scale, qbuf,
+                                                tbuf, best, best_pos, best_x, qbest)
+                checked += 1
+                thr = _up32(best)
+    _ill_keys(w32, ww, C, P, ill_q32, ill_margin, ill_z, ill_key)
+    thr = _up32(best)
     for j in range(len(ill_pos)):
         if ill_key[j] < thr:
-            ckey[cnt] = ill_key[j]
-            cpos[cnt] = ill_pos[j]
-            cnt += 1
-    for s in hit:
-        L = _segment_keys(w32, ww, s, N, C, P, g32, a32, margin, corr, z, key)
-        for j in range(L):
-            if key[j] < thr:
-                ckey[cnt] = key[j]
-                cpos[cnt] = s * SEG + j
-                cnt += 1
-    return ckey[:cnt], cpos[:cnt]
+            best, best_pos, best_x = _check(wn, bias, ill_pos[j], C, P, cycle, pinv, s_ext, s_scale, qbuf, tbuf,
+                                            best, best_pos, best_x, qbest)
+            checked += 1
+            thr = _up32(best)
+    return best, best_pos, best_x, checked
 
 
 @njit(parallel=True, cache=True)
@@ -335,24 +418,17 @@ def search_kernel(wn, bias, w32, ww32, C, P, g32, a32, margin, ill_pos, ill_q32,
             L = min(TILE, N - m0)
             for bi in range(b0, b1):
                 _correlate(w32[bi], m0, L + P + 1, C, P, g32, corr)
-                for s0 in range(0, L, SEG):
-                    segmin[bi - b0, (m0 + s0) // SEG] = _segment_min(ww32[bi], m0 + s0, min(SEG, L - s0), P,
-                                                                     a32, margin, corr[s0:], z, key, ikey)
-        # pass 2, per block: an exact upper bound e0, then every seed with key <= e0 checked exactly
+                _segment_minima(ww32[bi], m0, L, P, a32, margin, corr, z, key, ikey, f1, i1,
+                                segmin[bi - b0, m0 // SEG:])
+        # pass 2, per block: branch and bound over the segments (`_refine`)
         for bi in range(b0, b1):
-            sm = segmin[bi - b0]
-            e0 = _upper_bound(wn[bi], bias[bi], w32[bi], ww32[bi], sm, N, C, P, g32, a32, margin, pinv, s_ext,
-                              s_scale, corr, z, key, qbuf, tbuf)
-            _ill_keys(w32[bi], ww32[bi], C, P, ill_q32, ill_margin, ill_z, ill_key)
-            thr = _up32(e0)
-            ckey, cpos = _candidates(w32[bi], ww32[bi], thr, _ordered(thr, f1, i1), sm, N, C, P, g32, a32, margin, corr, z, key,
-                                     ill_pos, ill_key)
-            best, pos, x = _pick(wn[bi], bias[bi], ckey, cpos, C, P, cycle, pinv, s_ext, s_scale, qbuf,
-                                    tbuf, out_q[bi])
+            best, pos, x, checked = _refine(wn[bi], bias[bi], w32[bi], ww32[bi], segmin[bi - b0], N, C, P, g32, a32,
+                                            margin, ill_pos, ill_q32, ill_margin, cycle, pinv, s_ext, s_scale,
+                                            corr, z, key, ill_z, ill_key, f1, i1, qbuf, tbuf, out_q[bi])
             out_pos[bi] = pos
             out_x[bi] = x
             out_err[bi] = best
-            out_cand[bi] = len(cpos)
+            out_cand[bi] = checked
 
 
 def run(kernel, wn: np.ndarray, bias: np.ndarray, tables, *pass_inputs):

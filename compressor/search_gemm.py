@@ -21,11 +21,10 @@ and SVD to 1e-15). Blocks are normalised (max|w| in [0.5, 1), ||w||^2 >= 0.25), 
 spare half (>= ~1e-6 absolute) also covers subnormal underflow of tiny products (<= 2^-149
 each, F of them). Checked against float64 residuals of every seed in tests/test_encoder.py.
 
-Pass 2 is the numba kernel's, unchanged (`search_cpu`): upper bound e0 from the PROBE
-segments with the smallest minima, recompute (correlation keys) only segments whose minimum
-is <= e0, exact float64 checks. Mixing the two bounds is safe: both are below the true
-residual, so the optimum's segment has a GEMM minimum <= e0 and the optimum itself a
-correlation key <= e0.
+Pass 2 is the numba kernel's (`search_cpu._refine`): branch and bound over the segments in
+ascending order of their GEMM minima, each segment's correlation keys computed once. Mixing the
+two bounds is safe: both are below the true residual, so the optimum's segment has a GEMM
+minimum <= the best error so far and the optimum itself a correlation key <= it.
 """
 from __future__ import annotations
 
@@ -116,19 +115,13 @@ def _pass2(wn, bias, w32, ww32, segmin, C, P, g32, a32, margin, ill_pos, ill_q32
         ill_key = np.empty(len(ill_pos), dtype=np.float32)
         qbuf = np.empty(P, dtype=np.int8)
         tbuf = np.empty(P)
-        sm = segmin[bi]
-        e0 = sc._upper_bound(wn[bi], bias[bi], w32[bi], ww32[bi], sm, N, C, P, g32, a32, margin, pinv, s_ext,
-                             s_scale, corr, z, key, qbuf, tbuf)
-        sc._ill_keys(w32[bi], ww32[bi], C, P, ill_q32, ill_margin, ill_z, ill_key)
-        thr = sc._up32(e0)
-        ckey, cpos = sc._candidates(w32[bi], ww32[bi], thr, sc._ordered(thr, f1, i1), sm, N, C, P, g32, a32,
-                                    margin, corr, z, key, ill_pos, ill_key)
-        best, pos, x = sc._pick(wn[bi], bias[bi], ckey, cpos, C, P, cycle, pinv, s_ext, s_scale, qbuf, tbuf,
-                                out_q[bi])
+        best, pos, x, checked = sc._refine(wn[bi], bias[bi], w32[bi], ww32[bi], segmin[bi], N, C, P, g32, a32,
+                                           margin, ill_pos, ill_q32, ill_margin, cycle, pinv, s_ext, s_scale, corr,
+                                           z, key, ill_z, ill_key, f1, i1, qbuf, tbuf, out_q[bi])
         out_pos[bi] = pos
         out_x[bi] = x
         out_err[bi] = best
-        out_cand[bi] = len(cpos)
+        out_cand[bi] = checked
 
 
 def search(wn: np.ndarray, bias: np.ndarray, tables: SearchTables):

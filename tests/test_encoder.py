@@ -119,6 +119,14 @@ def test_float32_keys_are_lower_bounds(name):
         fused = np.empty(N, dtype=np.float32)
         (sc._keys3 if P == 3 else sc._keys4)(ww, 0, N, t.a32, t.margin, corr, fused)
         assert np.all(fused[ok] <= residual[ok]) and np.all(fused[~ok] > 1e20)
+        # ... and its segment minima (ww - the largest gain), below every non-ill seed's residual
+        f1, buf = np.empty(1, dtype=np.float32), np.empty(N, dtype=np.float32)
+        sm = np.empty(-(-N // sc.SEG), dtype=np.int32)
+        sc._segment_minima(ww, 0, N, P, t.a32, t.margin, corr, buf.copy(), buf, buf.view(np.int32), f1,
+                           f1.view(np.int32), sm)
+        sm = np.where(sm < 0, sm ^ 0x7FFFFFFF, sm).astype(np.int32).view(np.float32)
+        lowest_ok = np.array([np.where(ok, residual, np.inf)[s:s + sc.SEG].min() for s in range(0, N, sc.SEG)])
+        assert np.all(sm <= lowest_ok) and np.all(sm >= lowest_ok - 2e-3 * ww)
         # pass 1 of the gemm kernel: per-segment minima of the projector bound, every seed
         segmin = gemm_segment_keys(w, preset)
         lowest = np.array([residual[s:s + sc.SEG].min() for s in range(0, N, sc.SEG)])
