@@ -10,6 +10,7 @@ this script owns the text in between. Blocks:
   paper's, runs ``seedlm-fpga evaluate`` on them (JSON), and writes the results table, the
   commands that reproduce it with their measured times, and the plain-words reading of it.
 - ``paper-gemv``: ``seedlm-fpga cosim --paper``, as it prints.
+- ``synthesis``: the recorded synthesis baselines (tests/baselines/synth_*.json) as a table.
 - ``projection``: ``seedlm-fpga project`` for two models on the U280, as it prints, and the default
   run's speedup plot as docs/projection_speedup.png.
 
@@ -160,7 +161,28 @@ def projection_block(work: Path) -> str:
                       "![speedup vs model size, every default board](docs/projection_speedup.png)"])
 
 
-BLOCKS = {"evaluation": evaluation_block, "paper-gemv": paper_gemv_block, "projection": projection_block}
+def synthesis_block(work: Path) -> str:
+    """From the recorded synthesis baselines (tests/baselines/, re-recorded with
+    SEEDLM_UPDATE_BASELINES=1): no synthesis runs here."""
+    sys.path.insert(0, str(ROOT))
+    from seedlm_fpga.core import paper
+
+    lines = ["| configuration (`seedlm-fpga synth ...`) | LUT | FF | DSP | block RAM | Fmax |", "|---|---:|---:|---:|---:|---:|"]
+    for path in sorted((ROOT / "tests" / "baselines").glob("synth_*.json")):
+        spec = json.loads(path.read_text())
+        m = {k: v["value"] for k, v in spec["metrics"].items()}
+        ram = f"{m['bram36']:g} BRAM36" if "bram36" in m else f"{m.get('ebr_kbits', 0):g} Kb EBR"
+        fmax = f"{m['fmax_mhz']:.1f} MHz" if "fmax_mhz" in m else "(no open P&R)"
+        lines.append(f"| {spec['description']} (`{' '.join(spec['command'])}`) | {m['lut']:,} | {m['ff']:,} | "
+                     f"{m['dsp']:,} | {ram} | {fmax} |")
+    r = paper.RESOURCES
+    lines.append(f"| the paper's SeedLM design (format §8), as published | {r['lut']:,} | {r['ff']:,} | {r['dsp']:,} | "
+                 f"{r['bram36']:g} BRAM | |")
+    return "\n".join(lines)
+
+
+BLOCKS = {"evaluation": evaluation_block, "paper-gemv": paper_gemv_block, "projection": projection_block,
+          "synthesis": synthesis_block}
 
 
 def replace_block(text: str, name: str, body: str) -> str:
