@@ -23,6 +23,10 @@ It owns everything but the arithmetic of one weight beat (the `datapath`):
   The FIFO is deeper than the pipeline, so with ``y.ready`` high the credit never runs
   out: one weight beat per clock, no bubble between rows or between GEMVs' weights.
 
+Packed image (format §5.4, ``shape.packing``): the buffer is L' banks of one block's C
+activations, the weight beats go through a block gearbox (stage ``gear``, +1 cycle), and
+a row ends at the beat completing its last block; see `_weights_packed`.
+
 Timing without stalls (cycle 0 = the first act beat accepted):
     act beats at cycles 0 .. nA-1, nA = ceil(cols / N); weight beats at nA .. nA + rows*R - 1;
     Y[r] valid `latency_cycles` after the cycle its row's last beat is accepted;
@@ -31,7 +35,10 @@ Timing without stalls (cycle 0 = the first act beat accepted):
 """
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from math import gcd
+from types import SimpleNamespace
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, enum, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -47,7 +54,7 @@ def beat_layout(data_bits: int) -> data.StructLayout:
 
 def datapath_input_layout(shape: EngineShape) -> data.StructLayout:
     return data.StructLayout({
-        "w": shape.weight_bits,
+        "w": shape.datapath_weight_bits,
         "acts": data.ArrayLayout(signed(shape.act_bits), shape.acts_per_word),
     })
 
@@ -77,8 +84,11 @@ class GemvCore(wiring.Component):
         self.shape = shape
         self.make_datapath = make_datapath
         self.datapath_latency = datapath_latency
-        # beat register (1) + datapath + row accumulator (1) + FIFO (write to r_rdy)
-        self.latency_cycles = 1 + datapath_latency + RowAccumulator.latency + self.FIFO_LATENCY
+        # packed image (format §5.4): the block gearbox registers the lane-aligned blocks once
+        self.gear_latency = 1 if shape.packing else 0
+        # beat register (1) + gearbox + datapath + row accumulator (1) + FIFO (write to r_rdy)
+        self.latency_cycles = (1 + self.gear_latency + datapath_latency + RowAccumulator.latency
+                               + self.FIFO_LATENCY)
         self.y_fifo_depth = fifo_depth_for(self.latency_cycles)
         super().__init__({
             "cols": In(range(shape.max_cols + 1)),
@@ -98,9 +108,12 @@ class GemvCore(wiring.Component):
         phase = Signal(Phase, init=Phase.ACT)
 
         # --- activation buffer -------------------------------------------------------
-        mem = m.submodules.act_buffer = Memory(shape=unsigned(E * A), depth=words, init=[])
-        wr = mem.write_port(granularity=N * A)
-        rd = mem.read_port()
+        if sh.packing:
+            wr, banks = self._act_banks(m)
+        else:
+            mem = m.submodules.act_buffer = Memory(shape=unsigned(E * A), depth=words, init=[])
+            wr = mem.write_port(granularity=N * A)
+            rd = mem.read_port()
 
         act_word = Signal(range(words + 1))
         # elements of the pass not yet written (cols minus this beat's first index), kept
@@ -148,6 +161,8 @@ class GemvCore(wiring.Component):
                     act_word.eq(0), act_first.eq(1),
                     phase.eq(Phase.WEIGHTS),
                 ]
+        if sh.packing:
+            return self._weights_packed(m, phase, act_fire, act_first, banks)
 
         # --- weight beats, credits ---------------------------------------------------
         y_fifo = m.submodules.y_fifo = fifo.SyncFIFOBuffered(width=sh.y_bits + 1, depth=self.y_fifo_depth)
@@ -189,12 +204,164 @@ class GemvCore(wiring.Component):
             dp.beat.payload.acts.eq(rd.data),
         ]
 
-        racc = m.submodules.row_acc = RowAccumulator(len(dp.sum.payload), sh.y_bits)
+        self._outputs(m, dp, y_fifo, y_fire, beat_row_last, beat_last, dp.latency)
+        return m
+
+    # --- the packed image (format §5.4) -------------------------------------------------------
+
+    def _act_banks(self, m):
+        """The activation buffer as L' banks of C activations (one block each): block j lies in
+        bank j mod L' at address j div L', so the L' consecutive blocks a packed beat can meet
+        are read in one cycle, one per bank, whatever block they start at. The write side is
+        the beat image's (words of E = L'*C activations, G slices of N), each bank taking its
+        part of a word at a granularity of gcd(N, C) activations.
+        """
+        sh = self.shape
+        N, A, E, G = sh.acts_per_beat, sh.act_bits, sh.acts_per_word, sh.beats_per_word
+        C, lanes = sh.packing.block_acts, sh.packing.lanes
+        words = sh.buffer_words
+        wr = SimpleNamespace(addr=Signal(range(words), name="act_wr_addr"),
+                             data=Signal(E * A, name="act_wr_data"), en=Signal(G, name="act_wr_en"))
+        chunk = gcd(N, C)
+        banks = []
+        for b in range(lanes):
+            mem = m.submodules[f"act_bank_{b}"] = Memory(shape=unsigned(C * A), depth=words, init=[])
+            port = mem.write_port(granularity=chunk * A)
+            m.d.comb += [port.addr.eq(wr.addr), port.data.eq(wr.data[b * C * A:(b + 1) * C * A])]
+            for k in range(C // chunk):
+                m.d.comb += port.en[k].eq(wr.en[(b * C + k * chunk) // N])
+            banks.append(mem.read_port())
+        return wr, banks
+
+    def _weights_packed(self, m, phase, act_fire, act_first, banks):
+        """Weight beats of the packed image: a block gearbox, one beat per clock.
+
+        Per row the control keeps r = (k*W) mod B, the bits of the first block completing in
+        beat k that lie in beat k-1; n = floor((r + W) / B), the blocks completing in beat k
+        (block j0 = floor(k*W / B) first, at bit W - r of the window {beat k-1, beat k});
+        j0 as (j0 div L', j0 mod L') for the bank addresses; and the activations left,
+        cols - j0*C. Block j0 + i is live if i < n and (j0 + i)*C < cols; the row ends at the
+        beat that completes its last block (acts left <= n*C), i.e. beat ceil(nb*B / W) - 1.
+        All of these are registers: the accepting cycle only compares and adds constants.
+
+        Stage beat registers the beat, the previous one, r, j0 mod L' and the lane mask; stage
+        gear registers the L' live blocks, block j0 + i moved to lane (j0 + i) mod L' (the bank
+        that holds its activations); dead lanes carry the all-zero word (d = 0 exactly).
+        """
+        sh = self.shape
+        W, B, C, lanes = sh.weight_bits, sh.packing.block_bits, sh.packing.block_acts, sh.packing.lanes
+        words = sh.buffer_words
+        residues = sorted({(k * W) % B for k in range(B)})
+        n_of = {r: (r + W) // B for r in residues}
+        step = {r: (r + W) % B for r in residues}
+        aligned = len(residues) == 1  # B divides W: r = 0, n = L', j0 mod L' = 0 always
+
+        row_cols = Signal(range(sh.max_cols + 1))       # cols of this pass (read on its first act beat)
+        acts_left = Signal(range(sh.max_cols + 1))      # cols - j0*C
+        r = Signal(range(B), init=0)
+        n = Signal(range(lanes + 1), init=n_of[0])
+        n_acts = Signal(range(lanes * C + 1), init=n_of[0] * C)  # n*C
+        j0q = Signal(range(words))
+        j0m = Signal(range(lanes))
+        with m.If(act_fire & act_first):
+            m.d.sync += [row_cols.eq(self.cols), acts_left.eq(self.cols)]
+
+        y_fifo = m.submodules.y_fifo = fifo.SyncFIFOBuffered(width=sh.y_bits + 1, depth=self.y_fifo_depth)
+        credits_used = Signal(range(self.y_fifo_depth + 1))
+        row_last = Signal()
+        ends_row = Signal()
+        w_fire = Signal()
+        y_fire = Signal()
+        mask = Signal(lanes)
+        m.d.comb += [
+            self.w.ready.eq((phase == Phase.WEIGHTS) & (credits_used != self.y_fifo_depth)),
+            w_fire.eq(self.w.valid & self.w.ready),
+            row_last.eq(acts_left <= n_acts),
+            ends_row.eq(row_last | self.w.payload.last),
+        ]
+        for i in range(lanes):
+            m.d.comb += mask[i].eq((n > i) & (acts_left > i * C))
+        for b, port in enumerate(banks):
+            m.d.comb += [port.addr.eq(j0q + (j0m > b)), port.en.eq(w_fire)]
+        with m.If(w_fire):
+            with m.If(ends_row):
+                m.d.sync += [acts_left.eq(row_cols), r.eq(0), n.eq(n_of[0]), n_acts.eq(n_of[0] * C),
+                             j0q.eq(0), j0m.eq(0)]
+            with m.Else():
+                m.d.sync += acts_left.eq(acts_left - n_acts)
+                if not aligned:
+                    with m.Switch(r):
+                        for rv in residues:
+                            with m.Case(rv):
+                                nxt = step[rv]
+                                m.d.sync += [r.eq(nxt), n.eq(n_of[nxt]), n_acts.eq(n_of[nxt] * C)]
+                    wrap = j0m + n
+                    with m.If(wrap >= lanes):
+                        m.d.sync += [j0m.eq(wrap - lanes), j0q.eq(j0q + 1)]
+                    with m.Else():
+                        m.d.sync += j0m.eq(wrap)
+                else:
+                    m.d.sync += j0q.eq(j0q + 1)
+            with m.If(self.w.payload.last):
+                m.d.sync += phase.eq(Phase.ACT)
+        m.d.sync += credits_used.eq(credits_used + (w_fire & ends_row) - y_fire)
+
+        # stage `beat`: this beat, the row's previous beat, where the blocks start, which live
+        beat_w = Signal(W, reset_less=True)
+        beat_prev = Signal(W, reset_less=True)
+        beat_r = Signal(range(B), reset_less=True)
+        beat_rot = Signal(range(lanes), reset_less=True)
+        beat_mask = Signal(lanes, reset_less=True)
+        beat_valid = Signal()
+        beat_row_last = Signal()
+        beat_last = Signal()
+        m.d.sync += beat_valid.eq(w_fire)
+        with m.If(w_fire):
+            m.d.sync += [beat_w.eq(self.w.payload.data), beat_prev.eq(beat_w), beat_r.eq(r), beat_rot.eq(j0m),
+                         beat_mask.eq(mask), beat_row_last.eq(ends_row), beat_last.eq(self.w.payload.last)]
+
+        # stage `gear`: the live blocks, each in the lane of its activation bank
+        pad = max(0, lanes * B - W)
+        window = Cat(beat_prev, beat_w, Const(0, pad))  # block j0 + i at bit W - r + i*B
+        blocks_at = Signal(lanes * B, name="gear_aligned")
+        if aligned:
+            m.d.comb += blocks_at.eq(window[W:W + lanes * B])
+        else:
+            with m.Switch(beat_r):
+                for rv in residues:
+                    with m.Case(rv):
+                        m.d.comb += blocks_at.eq(window[W - rv:W - rv + lanes * B])
+        live = [Mux(beat_mask[i], blocks_at[i * B:(i + 1) * B], 0) for i in range(lanes)]
+        gear_w = Signal(lanes * B, reset_less=True)
+        if aligned:
+            m.d.sync += gear_w.eq(Cat(*live))
+        else:
+            with m.Switch(beat_rot):
+                for rot in range(lanes):
+                    with m.Case(rot):
+                        m.d.sync += gear_w.eq(Cat(*(live[(b - rot) % lanes] for b in range(lanes))))
+        gear_acts = Signal(sh.acts_per_word * sh.act_bits, reset_less=True)
+        m.d.sync += gear_acts.eq(Cat(*(port.data for port in banks)))
+        gear_valid = Signal()
+        m.d.sync += gear_valid.eq(beat_valid)
+
+        dp = m.submodules.datapath = self.make_datapath()
+        assert dp.latency == self.datapath_latency
+        m.d.comb += [
+            dp.beat.valid.eq(gear_valid),
+            dp.beat.payload.w.eq(gear_w),
+            dp.beat.payload.acts.eq(gear_acts),
+        ]
+        self._outputs(m, dp, y_fifo, y_fire, beat_row_last, beat_last, 1 + dp.latency)
+        return m
+
+    def _outputs(self, m, dp, y_fifo, y_fire, beat_row_last, beat_last, after_beat: int):
+        racc = m.submodules.row_acc = RowAccumulator(len(dp.sum.payload), self.shape.y_bits)
         m.d.comb += [
             racc.beat.valid.eq(dp.sum.valid),
             racc.beat.payload.sum.eq(dp.sum.payload),
-            racc.beat.payload.row_last.eq(delay(m, beat_row_last, dp.latency, "dp_row_last")),
-            racc.beat.payload.last.eq(delay(m, beat_last, dp.latency, "dp_last")),
+            racc.beat.payload.row_last.eq(delay(m, beat_row_last, after_beat, "dp_row_last")),
+            racc.beat.payload.last.eq(delay(m, beat_last, after_beat, "dp_last")),
             y_fifo.w_en.eq(racc.y.valid),
             y_fifo.w_data.eq(racc.y.payload.as_value()),
             self.y.valid.eq(y_fifo.r_rdy),
@@ -202,4 +369,3 @@ class GemvCore(wiring.Component):
             y_fifo.r_en.eq(self.y.ready),
             y_fire.eq(self.y.valid & self.y.ready),
         ]
-        return m

@@ -10,7 +10,10 @@ the beat's cycle (L `BlockDecoder` lanes and a `DotUnit`), so the engine takes o
 weight beat per clock: the bus is the only limit. Nothing is time-multiplexed: on the
 narrow buses of small boards (W = 32..64 bits) L is 1 or 2 and a lane is already small.
 W >= B is required: a narrower bus (e.g. 16 bits) cannot carry one block word in a
-format §5.3 image; it would need a block gearbox and its own image variant.
+format §5.3 image. Generated with ``image = "packed"`` the engine streams the format §5.4
+image instead (blocks back to back across beats): `GemvCore`'s block gearbox hands
+L = ceil(W / B) lane-aligned blocks to the same datapath, one beat per clock, after one
+more register (stage ``gear``); R = ceil(nb * B / W) beats per row.
 
 Pipeline (stage names are the register names in the Verilog), per weight beat:
 

@@ -33,13 +33,16 @@ def _timing(core: GemvCore) -> dict:
     """The exact no-stall cycle counts (see `engine_core`); the cycle model must match them."""
     sh, lat = core.shape, core.latency_cycles
     n, e = sh.acts_per_beat, sh.acts_per_word
+    R = f"ceil(cols / {e})"
+    if sh.packing:  # format §5.4: the beat that completes the row's last block ends it
+        R = f"ceil(ceil(cols / {sh.packing.block_acts}) * {sh.packing.block_bits} / {sh.weight_bits})"
     return {
         "act_load_cycles": f"ceil(cols / {n})",
-        "weight_beats_per_row": f"ceil(cols / {e})",
+        "weight_beats_per_row": R,
         "latency_cycles": lat,
         "first_weight_beat": "accepted in the cycle after the act beat with tlast (at the earliest)",
-        "first_weight_beat_to_first_y": f"ceil(cols / {e}) - 1 + {lat}",
-        "formula": f"cycles = ceil(cols / {n}) + rows * ceil(cols / {e}) + {lat}",
+        "first_weight_beat_to_first_y": f"{R} - 1 + {lat}",
+        "formula": f"cycles = ceil(cols / {n}) + rows * {R} + {lat}",
         "formula_note": ("no stalls; cycle 0 is the cycle the first act beat is accepted and the last Y "
                          "transfer is in cycle (cycles - 1); weight beats are accepted back to back; "
                          "Y[r] is valid latency_cycles cycles after the cycle the last weight beat of "
@@ -75,6 +78,9 @@ def describe(cfg: DesignConfig, seedlm: GemvEngine | None = None,
         seedlm._MustUse__silence = baseline._MustUse__silence = True
     p = cfg.preset_obj
     design = _engine_dict(seedlm, SEEDLM_TOP)
+    if cfg.image != "beat":  # (the default adds no key: beat designs' design.json unchanged)
+        design["image"] = cfg.image
+        design["act_buffer"]["banks"] = cfg.blocks_per_beat  # one block of C activations per bank word
     design.update({
         "blocks_per_beat": cfg.blocks_per_beat,
         "block_bits": p.block_bits,
@@ -92,6 +98,8 @@ def describe(cfg: DesignConfig, seedlm: GemvEngine | None = None,
     design["generator"] = {"seedlm_fpga": __version__, "amaranth": amaranth.__version__,
                            "config": {"preset": cfg.preset, "bus_bits": cfg.bus_bits,
                                       "act_bits": cfg.act_bits, "max_cols": cfg.max_cols}}
+    if cfg.image != "beat":
+        design["generator"]["config"]["image"] = cfg.image
     return design
 
 

@@ -6,8 +6,11 @@ clock (the core never stalls with the output ready), then the pipeline drains:
 
     cycles = ceil(cols / N) + rows * R + latency
 
-  N        activations per beat, E = L*C (SeedLM, L = floor(W / B)) or W/16 (baseline),
-  R        weight beats per row = ceil(cols / E) (format §5.3 / §7), and
+  N        activations per beat, E = L*C (SeedLM, L = floor(W / B)) or W/16 (baseline);
+           the packed image (format §5.4): E = L'*C with L' = ceil(W / B) decoder lanes,
+  R        weight beats per row = ceil(cols / E) (format §5.3 / §7), or, packed,
+           ceil(nb * B / W) with nb = ceil(cols / C) (the beat that completes the row's
+           last block ends the row), and
   latency  the sum of the engine's pipeline stages:
 all from seedlm_fpga.core.engine_shape, the rules the Amaranth engines are built from.
 tests/test_cycle_model.py checks the model against Verilator cycle counts.
@@ -20,8 +23,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from seedlm_fpga.core.engine_shape import (BASELINE_WEIGHT_BITS, baseline_stages, largest_divisor_at_most,
-                                           latency_of, seedlm_stages)
+from seedlm_fpga.core.engine_shape import (BASELINE_WEIGHT_BITS, IMAGE_LAYOUTS, baseline_stages,
+                                           largest_divisor_at_most, latency_of, seedlm_beats_per_row,
+                                           seedlm_lanes, seedlm_stages)
 from seedlm_fpga.core.reference import PRESETS
 
 ENGINES = ("seedlm", "baseline")
@@ -31,17 +35,21 @@ ENGINES = ("seedlm", "baseline")
 class CycleModel:
     """Cycles of one GEMV (rows, cols) on one engine of a design (bus W, activations A bits).
 
-    `engine` is "seedlm" (then `preset` names its blocks) or "baseline" (16-bit weights).
+    `engine` is "seedlm" (then `preset` names its blocks and `image` the layout it streams,
+    format §5.3 "beat" or §5.4 "packed") or "baseline" (16-bit weights, `image` ignored).
     """
 
     engine: str
     bus_bits: int
     act_bits: int = 8
     preset: str = "seedlm-4"
+    image: str = "beat"
 
     def __post_init__(self):
         if self.engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, got {self.engine!r}")
+        if self.image not in IMAGE_LAYOUTS:
+            raise ValueError(f"image must be one of {IMAGE_LAYOUTS}, got {self.image!r}")
         if self.engine == "seedlm" and self.blocks_per_beat < 1:
             raise ValueError(f"a {self.bus_bits}-bit bus cannot hold one {self.preset} block")
         if self.engine == "baseline" and self.bus_bits < BASELINE_WEIGHT_BITS:
@@ -53,8 +61,8 @@ class CycleModel:
         return "fp16" if self.engine == "baseline" else self.preset
 
     @property
-    def blocks_per_beat(self) -> int:  # L (SeedLM only)
-        return self.bus_bits // PRESETS[self.preset].block_bits
+    def blocks_per_beat(self) -> int:  # L, or L' = ceil(W / B) decoder lanes (packed); SeedLM only
+        return seedlm_lanes(self.bus_bits, PRESETS[self.preset].block_bits, self.image)
 
     @property
     def weights_per_beat(self) -> int:  # E
@@ -71,9 +79,12 @@ class CycleModel:
         """Cycles from the accepting cycle of a row's last weight beat to its Y (hdl latency_cycles)."""
         if self.engine == "baseline":
             return latency_of(baseline_stages(self.weights_per_beat))
-        return latency_of(seedlm_stages(PRESETS[self.preset].C, self.blocks_per_beat))
+        return latency_of(seedlm_stages(PRESETS[self.preset].C, self.blocks_per_beat, self.image))
 
     def beats_per_row(self, cols: int) -> int:  # R
+        if self.engine == "seedlm":
+            p = PRESETS[self.preset]
+            return seedlm_beats_per_row(cols, self.bus_bits, p.block_bits, p.C, self.image)
         return -(-cols // self.weights_per_beat)
 
     def act_beats(self, cols: int) -> int:
@@ -83,7 +94,7 @@ class CycleModel:
         return rows * self.beats_per_row(cols)
 
     def image_bytes(self, rows: int, cols: int) -> int:
-        """Bytes of the memory image streamed for this GEMV (format §5.3: padding and waste included)."""
+        """Bytes of the memory image streamed for this GEMV (format §5.3 / §5.4: padding and waste included)."""
         return self.weight_beats(rows, cols) * self.bus_bits // 8
 
     def bits_per_weight(self, cols: int) -> float:
@@ -112,8 +123,9 @@ class CycleModel:
         return sum(self.breakdown(rows, cols, efficiency, act_efficiency).values())
 
 
-def design_models(preset: str = "seedlm-4", bus_bits: int = 512, act_bits: int = 8) -> dict[str, CycleModel]:
+def design_models(preset: str = "seedlm-4", bus_bits: int = 512, act_bits: int = 8,
+                  image: str = "beat") -> dict[str, CycleModel]:
     """The two engines of one generated design (hdl.config.DesignConfig), by format."""
-    seed = CycleModel("seedlm", bus_bits, act_bits, preset)
+    seed = CycleModel("seedlm", bus_bits, act_bits, preset, image)
     base = CycleModel("baseline", bus_bits, act_bits, preset)
     return {seed.format: seed, "fp16": base}

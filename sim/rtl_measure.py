@@ -14,7 +14,7 @@ from __future__ import annotations
 
 
 def measure(engine: str, shapes, bus_bits: int, act_bits: int = 8, preset: str = "seedlm-4", gap: float = 0.0,
-            seed: int = 0, max_cols: int | None = None) -> list[dict]:
+            seed: int = 0, max_cols: int | None = None, image: str = "beat") -> list[dict]:
     """Verilator cycles of each (rows, cols) in `shapes` on one engine, in one simulator run.
 
     Raises RuntimeError (with the co-simulation's report) if any Y differs from the reference.
@@ -25,7 +25,7 @@ def measure(engine: str, shapes, bus_bits: int, act_bits: int = 8, preset: str =
     kind = preset if engine == "seedlm" else "baseline"
     shapes = [(int(r), int(c)) for r, c in shapes]
     max_cols = max_cols or max(COSIM_MAX_COLS, *(c for _, c in shapes))
-    eng = generated_engine(kind, bus_bits, act_bits, max_cols)
+    eng = generated_engine(kind, bus_bits, act_bits, max_cols, image)
     cases = [random_case(kind, rows, cols, act_bits, seed + i) for i, (rows, cols) in enumerate(shapes)]
     results = run_cases(eng, cases, gap=gap, ready_gap=0.0, seed=seed)
     out = []
@@ -37,5 +37,6 @@ def measure(engine: str, shapes, bus_bits: int, act_bits: int = 8, preset: str =
             "bus_bits": bus_bits, "act_bits": act_bits, "max_cols": max_cols, "gap": gap, "seed": seed,
             "rtl_cycles": res.cycles, "act_beats": res.act_beats, "weight_beats": res.weight_beats,
             "latency_cycles": eng.latency_cycles,
+            **({"image": image} if engine == "seedlm" and image != "beat" else {}),
         })
     return out

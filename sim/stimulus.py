@@ -50,9 +50,12 @@ class GemvCase:
     def rows(self) -> int:
         return int((self.weights if self.engine == BASELINE else self.seeds).shape[0])
 
-    def image(self, bus_bits: int) -> bytes:
+    def image(self, bus_bits: int, layout: str = "beat") -> bytes:
+        """The weight image: format §7 (baseline), §5.3 (`layout` "beat") or §5.4 ("packed")."""
         if self.engine == BASELINE:
             return ref.baseline_image(self.weights, bus_bits)
+        if layout == "packed":
+            return ref.packed_memory_image(self.seeds, self.x, self.q, self.preset, bus_bits)
         return ref.memory_image(self.seeds, self.x, self.q, self.preset, bus_bits)
 
     def act_beats(self, act_bits: int, acts_per_beat: int) -> list[int]:

@@ -58,3 +58,15 @@ def test_small_run_json(capsys):
         "  simulating baseline on gaussian 5x40",
     ]
     assert f"{s['sim_cycles']:,} cycles" in stderr and f"{b['sim_cycles']:,} cycles" in stderr
+
+
+def test_generate_packed_image_option(tmp_path, capsys):
+    """`generate --image packed`: design.json names the layout and states the packed timing."""
+    import json
+    from seedlm_fpga.cli.main import main
+    assert main(["generate", "--bus-bits", "64", "--preset", "seedlm-3", "--image", "packed", "--max-cols", "256",
+                 "-o", str(tmp_path)]) == 0
+    assert "seedlm-3, packed image, W=64, L=2" in capsys.readouterr().out
+    d = json.loads((tmp_path / "design.json").read_text())
+    assert d["image"] == "packed" and d["generator"]["config"]["image"] == "packed"
+    assert d["timing"]["formula"] == "cycles = ceil(cols / 8) + rows * ceil(ceil(cols / 12) * 36 / 64) + 13"

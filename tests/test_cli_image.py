@@ -9,7 +9,7 @@ from seedlm_samples import random_encoded, sample_container
 
 from seedlm_fpga.cli.main import main
 from seedlm_fpga.compressor.container import read_container
-from seedlm_fpga.core.reference import PRESETS, memory_image, pack_words, parse_memory_image, unpack_words
+from seedlm_fpga.core.reference import PRESETS, memory_image, pack_words, parse_memory_image, unpack_words, packed_memory_image
 
 
 def spec_word(seed: int, x: int, q, preset) -> int:
@@ -94,3 +94,16 @@ def test_image_bad_input(tmp_path, capsys):
         assert main(["image", str(path), *extra, "-o", str(out)]) == 2
         assert capsys.readouterr().err == f"seedlm-fpga image: error: {message}\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.seedlm"]
+
+
+def test_image_command_packed(tmp_path, capsys):
+    # format §5.4: 3 blocks of 36 bits back to back = 108 bits, R = 2 beats of 64 per row
+    path = tmp_path / "m.seedlm"
+    sample_container(path)
+    enc = read_container(path).compressed["layers.0.w2"]
+    out = tmp_path / "w2.bin"
+    assert main(["image", str(path), "--tensor", "layers.0.w2", "--bus-bits", "64", "--image", "packed",
+                 "-o", str(out)]) == 0
+    assert out.read_bytes() == packed_memory_image(enc.seeds, enc.x, enc.q, enc.preset, 64)
+    assert ("bus 64 bits: blocks packed across beats, R = 2 beats/row, 10 beats, 80 bytes, 4.267 bits/weight"
+            in capsys.readouterr().out)

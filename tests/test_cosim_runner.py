@@ -8,6 +8,8 @@ activation widths somewhere:
     seedlm-4: W 64/A 8, W 128/A 16, W 512/A 8
     seedlm-3: W 64/A 16, W 128/A 8, W 512/A 16
     baseline: W 64/A 16, W 128/A 8, W 512/A 8
+    packed image (format §5.4): seedlm-3 W 64/A 8 (the target bus), seedlm-4 W 80/A 16 (3 lanes,
+    blocks straddling beats)
 
 Each build runs the same case list twice in one simulator each: without stalls (and
 then the measured cycles must equal the design's timing formula) and with random valid
@@ -27,9 +29,10 @@ from example_data import example_file
 
 MAX_COLS = 256
 MATRIX = [
-    ("seedlm-4", 64, 8), ("seedlm-4", 128, 16), ("seedlm-4", 512, 8),
-    ("seedlm-3", 64, 16), ("seedlm-3", 128, 8), ("seedlm-3", 512, 16),
-    ("baseline", 64, 16), ("baseline", 128, 8), ("baseline", 512, 8),
+    ("seedlm-4", 64, 8, "beat"), ("seedlm-4", 128, 16, "beat"), ("seedlm-4", 512, 8, "beat"),
+    ("seedlm-3", 64, 16, "beat"), ("seedlm-3", 128, 8, "beat"), ("seedlm-3", 512, 16, "beat"),
+    ("baseline", 64, 16, "beat"), ("baseline", 128, 8, "beat"), ("baseline", 512, 8, "beat"),
+    ("seedlm-3", 64, 8, "packed"), ("seedlm-4", 80, 16, "packed"),
 ]
 
 
@@ -50,24 +53,25 @@ def cases_for(engine, act_bits):
     ]
 
 
-def weight_beats_per_row(engine, bus_bits, cols):
+def weight_beats_per_row(engine, bus_bits, cols, image="beat"):
     if engine == stim.BASELINE:
         return -(-cols // (bus_bits // 16))
     p = ref.get_preset(engine)
-    return ref.ImageLayout(bus_bits, p.block_bits, ref.blocks_per_row(cols, p.C)).beats_per_row
+    layout = ref.PackedImageLayout if image == "packed" else ref.ImageLayout
+    return layout(bus_bits, p.block_bits, ref.blocks_per_row(cols, p.C)).beats_per_row
 
 
-@pytest.mark.parametrize("engine, bus_bits, act_bits", MATRIX,
-                         ids=[f"{e}-W{w}-A{a}" for e, w, a in MATRIX])
-def test_engine_bit_exact(engine, bus_bits, act_bits):
-    eng = generated_engine(engine, bus_bits, act_bits, MAX_COLS)
+@pytest.mark.parametrize("engine, bus_bits, act_bits, image", MATRIX,
+                         ids=[f"{e}-W{w}-A{a}" + ("" if i == "beat" else f"-{i}") for e, w, a, i in MATRIX])
+def test_engine_bit_exact(engine, bus_bits, act_bits, image):
+    eng = generated_engine(engine, bus_bits, act_bits, MAX_COLS, image)
     cases = cases_for(engine, act_bits)
     for gap, ready_gap in ((0.0, 0.0), (0.3, 0.4)):
         results = run_cases(eng, cases, gap=gap, ready_gap=ready_gap, seed=bus_bits + act_bits)
         for case, r in zip(cases, results):
             assert r.ok, r.report()
             assert r.y == case.expected()
-            R = weight_beats_per_row(engine, bus_bits, case.cols)
+            R = weight_beats_per_row(engine, bus_bits, case.cols, image)
             assert r.weight_beats == case.rows * R
             assert r.act_beats == -(-case.cols // eng.acts_per_beat)
             ideal = r.act_beats + r.weight_beats + eng.latency_cycles

@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import json
+import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
 
-from seedlm_fpga.core.reference import PRESETS, baseline_image, memory_image
+from seedlm_fpga.core.engine_shape import tree_stages
+from seedlm_fpga.core.reference import PRESETS, baseline_image, memory_image, packed_memory_image
 from seedlm_fpga.sim.cycle_model import CycleModel, design_models
 
 CONFIGS = [(p, w, a) for p in ("seedlm-4", "seedlm-3") for w in (32, 64, 96, 128, 256, 512, 1024, 2048)
@@ -30,6 +33,36 @@ def test_model_parameters_equal_design_json(preset, bus_bits, act_bits):
     assert models[preset].blocks_per_beat == design["blocks_per_beat"]
 
 
+@pytest.mark.parametrize("preset, bus_bits, act_bits", CONFIGS)
+def test_packed_model_parameters_equal_design_json(preset, bus_bits, act_bits):
+    """The packed image (format §5.4): lanes ceil(W / B), R = ceil(nb * B / W), the gear stage."""
+    from seedlm_fpga.hdl.generate import DesignConfig, describe
+    d = describe(DesignConfig(preset=preset, bus_bits=bus_bits, act_bits=act_bits, max_cols=4096, image="packed"))
+    model = design_models(preset, bus_bits, act_bits, "packed")[preset]
+    p = PRESETS[preset]
+    assert d["image"] == "packed" and model.blocks_per_beat == d["blocks_per_beat"] == -(-bus_bits // p.block_bits)
+    assert (model.acts_per_beat, model.weights_per_beat) == (d["acts_per_beat"], d["acts_per_weight_beat"])
+    assert model.latency == d["latency_cycles"] == CycleModel("seedlm", bus_bits, act_bits, preset).latency + 1 \
+        - (tree_stages(bus_bits // p.block_bits) - tree_stages(-(-bus_bits // p.block_bits)))
+    for rows, cols in ((1, 1), (7, 100), (64, 4096)):
+        R = -(-(-(-cols // p.C)) * p.block_bits // bus_bits)
+        assert model.beats_per_row(cols) == R
+        # the formula design.json states, evaluated exactly
+        formula = d["timing"]["formula"].split("=", 1)[1]
+        assert model.cycles(rows, cols) == eval(formula, {"ceil": math.ceil, "cols": Fraction(cols), "rows": rows})
+        assert model.cycles(rows, cols) == -(-cols // model.acts_per_beat) + rows * R + model.latency
+
+
+def test_packed_seedlm3_on_64_bits():
+    """The target: seedlm-3 on a 64-bit bus streams 3.016 bits per weight packed (5.344 beat)."""
+    packed, beat = CycleModel("seedlm", 64, 8, "seedlm-3", "packed"), CycleModel("seedlm", 64, 8, "seedlm-3")
+    assert packed.beats_per_row(4096) == 193 and beat.beats_per_row(4096) == 342
+    assert packed.bits_per_weight(4096) == pytest.approx(3.016, abs=1e-3) and packed.bits_per_weight(4096) <= 3.05
+    base = CycleModel("baseline", 64, 8)
+    assert base.cycles(64, 4096) / packed.cycles(64, 4096) >= 5.0
+    assert packed.cycles(64, 4096) == 512 + 64 * 193 + 13
+
+
 @pytest.mark.parametrize("preset, bus_bits", [("seedlm-4", 64), ("seedlm-3", 512), ("seedlm-3", 128)])
 @pytest.mark.parametrize("rows, cols", [(3, 100), (2, 4096), (5, 13)])
 def test_streamed_bytes_equal_the_memory_image(preset, bus_bits, rows, cols):
@@ -42,6 +75,9 @@ def test_streamed_bytes_equal_the_memory_image(preset, bus_bits, rows, cols):
     assert seed.image_bytes(rows, cols) == len(image)
     assert base.image_bytes(rows, cols) == len(baseline_image(np.zeros((rows, cols)), bus_bits))
     assert seed.bits_per_weight(cols) == len(image) * 8 / (rows * cols)
+    packed = packed_memory_image(rng.integers(1, 99, (rows, nb)), np.zeros((rows, nb)), np.zeros((rows, nb, p.P)),
+                                 p, bus_bits)
+    assert CycleModel("seedlm", bus_bits, 8, preset, "packed").image_bytes(rows, cols) == len(packed)
 
 
 def test_seedlm3_on_512_bits_streams_3_05_bits_per_weight():
@@ -66,8 +102,9 @@ def test_throttled_memory_stretches_only_the_weight_beats():
 
 # --- Verilator ---------------------------------------------------------------------------------
 
-#: (engine, preset, bus bits, act bits, shapes): both presets and the baseline, two buses, both
-#: activation widths, ragged rows (cols not a multiple of C, of a beat, of an activation beat).
+#: (engine, preset, bus bits, act bits, shapes[, image]): both presets and the baseline, two buses,
+#: both activation widths, ragged rows (cols not a multiple of C, of a beat, of an activation beat),
+#: and the packed image (format §5.4: rows ending mid-beat, blocks straddling beats).
 #: The builds are those of tests/test_cosim_runner.py (max_cols 256): cached, not rebuilt.
 MAX_COLS = 256
 EXACT_SPREAD = [
@@ -76,6 +113,8 @@ EXACT_SPREAD = [
     ("seedlm", "seedlm-3", 128, 8, [(1, 12), (4, 100), (3, 256), (2, 1)]),
     ("baseline", None, 64, 16, [(1, 4), (3, 100), (4, 256)]),
     ("baseline", None, 128, 8, [(1, 8), (5, 100), (3, 255)]),
+    ("seedlm", "seedlm-3", 64, 8, [(1, 12), (4, 100), (3, 256), (2, 1), (2, 64)], "packed"),
+    ("seedlm", "seedlm-4", 80, 16, [(1, 8), (5, 100), (3, 256), (2, 5)], "packed"),
 ]
 
 
@@ -84,10 +123,11 @@ def _measure(*args, **kw):
     return measure(*args, **kw)
 
 
-@pytest.mark.parametrize("engine, preset, bus_bits, act_bits, shapes", EXACT_SPREAD)
-def test_model_is_exact_against_verilator_without_stalls(engine, preset, bus_bits, act_bits, shapes):
-    runs = _measure(engine, shapes, bus_bits, act_bits, preset or "seedlm-4", max_cols=MAX_COLS)
-    model = CycleModel(engine, bus_bits, act_bits, preset or "seedlm-4")
+@pytest.mark.parametrize("engine, preset, bus_bits, act_bits, shapes, image",
+                         [(*s, "beat") if len(s) == 5 else s for s in EXACT_SPREAD])
+def test_model_is_exact_against_verilator_without_stalls(engine, preset, bus_bits, act_bits, shapes, image):
+    runs = _measure(engine, shapes, bus_bits, act_bits, preset or "seedlm-4", max_cols=MAX_COLS, image=image)
+    model = CycleModel(engine, bus_bits, act_bits, preset or "seedlm-4", image)
     for r in runs:
         assert r["act_beats"] == model.act_beats(r["cols"])
         assert r["weight_beats"] == model.weight_beats(r["rows"], r["cols"])

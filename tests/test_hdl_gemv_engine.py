@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from seedlm_fpga.core.reference import (activation_beats, blocks_per_row, gemv_seedlm,
-                                              memory_image)
+                                              memory_image, packed_memory_image)
 from seedlm_fpga.core.engine_shape import DesignConfig
 from seedlm_fpga.hdl.gemv_engine import GemvEngine
 
@@ -24,7 +24,8 @@ def problem(cfg: DesignConfig, rows: int, cols: int, seed: int, acts=None, q_fil
     a = rng.integers(lo, hi, cols) if acts is None else np.asarray(acts)
     y_ref = gemv_seedlm(seeds, x, q, a, p)
     act_beats = activation_beats(a, cfg.act_bits, cfg.seedlm.acts_per_beat)
-    w_beats = image_beats(memory_image(seeds, x, q, p, cfg.bus_bits), cfg.bus_bits)
+    write = packed_memory_image if cfg.image == "packed" else memory_image
+    w_beats = image_beats(write(seeds, x, q, p, cfg.bus_bits), cfg.bus_bits)
     return [int(v) for v in y_ref], act_beats, w_beats, (seeds, x, q, a)
 
 
@@ -160,3 +161,64 @@ def test_no_combinational_path_from_ready():
 
     run(engine, tb)
     assert (1, 1, 0) in seen and (1, 0, 0) in seen  # Y waiting, and weights both taken and refused
+
+
+# --- the packed image (format §5.4): the block gearbox ------------------------------------------
+
+@pytest.mark.parametrize("preset,bus,act_bits,cols", [
+    ("seedlm-3", 64, 8, 4096 // 16),  # the target bus: 2 lanes, r cycles through 9 residues
+    ("seedlm-3", 64, 16, 101),
+    ("seedlm-4", 64, 16, 77),         # B divides W: the gearbox is the identity
+    ("seedlm-4", 40, 8, 50),          # 32-bit blocks on a 40-bit bus: 2 lanes, 4 residues
+    ("seedlm-3", 40, 16, 30),         # narrowest seedlm-3 bus
+    ("seedlm-3", 200, 8, 127),        # 6 lanes: rotation over 6 banks
+    ("seedlm-3", 128, 8, 250),        # N = 16 not a multiple of C = 12: banks written 4 acts at a time
+])
+def test_packed_image_exact_and_cycle_exact(preset, bus, act_bits, cols):
+    cfg = DesignConfig(preset=preset, bus_bits=bus, act_bits=act_bits, max_cols=256, image="packed")
+    engine = GemvEngine(cfg)
+    p = cfg.preset_obj
+    rows = 6
+    y_ref, act_beats, w_beats, _ = problem(cfg, rows, cols, seed=cols + bus)
+    R = -(-blocks_per_row(cols, p.C) * p.block_bits // bus)
+    assert len(w_beats) == rows * R
+    y, last, t = run_gemv(engine, cols, act_beats, w_beats, rows)
+    assert y == y_ref
+    assert last == [0] * (rows - 1) + [1]
+    n_act = len(act_beats)
+    assert t["w"] == list(range(n_act, n_act + rows * R))  # one beat per clock
+    assert t["y"] == [n_act + (r + 1) * R - 1 + engine.latency_cycles for r in range(rows)]
+    assert engine.latency_cycles == sum(s["cycles"] for s in engine.pipeline_stages())
+    y, last, _ = run_gemv(engine, cols, act_beats, w_beats, rows, rng=random.Random(cols), stall=0.35)
+    assert y == y_ref
+
+
+def test_packed_back_to_back_with_garbage_in_row_tails():
+    # Bits past a row's last block (zero by format §5.4) are ignored: set them to ones; the
+    # second GEMV is shorter, so its dead lanes meet the first one's stale activations.
+    cfg = DesignConfig(preset="seedlm-3", bus_bits=64, act_bits=8, max_cols=128, image="packed")
+    engine = GemvEngine(cfg)
+    p = cfg.preset_obj
+    jobs, refs = [], []
+    for rows, cols, seed in ((5, 120, 1), (7, 29, 2), (3, 1, 3)):
+        y_ref, ab, wb, _ = problem(cfg, rows, cols, seed=seed)
+        R = len(wb) // rows
+        used = blocks_per_row(cols, p.C) * p.block_bits - (R - 1) * 64
+        junk = ((1 << 64) - 1) ^ ((1 << used) - 1)
+        wb = [b | junk if (i + 1) % R == 0 else b for i, b in enumerate(wb)]
+        jobs.append((cols, ab, wb, rows))
+        refs.append((y_ref, [0] * (rows - 1) + [1]))
+    res, _ = run_gemvs(engine, jobs, rng=random.Random(7), stall=0.2)
+    assert res == refs
+
+
+def test_packed_extremes_do_not_overflow():
+    cfg = DesignConfig(preset="seedlm-3", bus_bits=64, act_bits=16, max_cols=96, image="packed")
+    engine = GemvEngine(cfg)
+    jobs, refs = [], []
+    for a in ((1 << 15) - 1, -(1 << 15)):
+        y_ref, ab, wb, _ = problem(cfg, 3, 96, seed=3, acts=np.full(96, a), q_fill=-8, x_fill=15)
+        jobs.append((96, ab, wb, 3))
+        refs.append((y_ref, [0, 0, 1]))
+    res, _ = run_gemvs(engine, jobs)
+    assert res == refs

@@ -38,6 +38,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--bus-bits", type=int, help="weight bus width W in bits (default 512)")
     parser.add_argument("--preset", choices=("seedlm-4", "seedlm-3"), help="SeedLM preset (default seedlm-4)")
     parser.add_argument("--act-bits", type=int, choices=(8, 16), default=8, help="activation bits (default 8)")
+    parser.add_argument("--image", choices=("beat", "packed"), default="beat",
+                        help="the SeedLM engine's weight image: beat (format §5.3, default) or packed (§5.4)")
     parser.add_argument("--gap", type=float,
                         help="probability of an idle cycle before each input beat (memory throttle, default 0)")
     parser.add_argument("--ready-gap", type=float, help="probability that the output's tready is low (default 0)")
@@ -92,7 +94,7 @@ def run(args) -> int:
     t0 = time.perf_counter()
     try:
         for kind in (s["preset"], stim.BASELINE):
-            engine = generated_engine(kind, s["bus_bits"], args.act_bits, max_cols)
+            engine = generated_engine(kind, s["bus_bits"], args.act_bits, max_cols, args.image)
             if kind == stim.BASELINE or args.stimulus != "gaussian":  # no encoding: fast
                 case = make(kind, s["rows"], s["cols"], args.act_bits, args.seed)
             else:
@@ -108,7 +110,7 @@ def run(args) -> int:
     ok = seedlm.ok and base.ok
     if args.json:
         out = {"settings": {**s, "act_bits": args.act_bits, "max_cols": max_cols, "seed": args.seed,
-                            "stimulus": args.stimulus},
+                            "stimulus": args.stimulus, "image": args.image},
                "seedlm": _result_dict(seedlm), "baseline": _result_dict(base),
                "speedup": round(speedup, 4) if speedup else None, "ok": ok,
                "wall_s": round(time.perf_counter() - t0, 2)}
@@ -118,7 +120,9 @@ def run(args) -> int:
         print(dumps(report_dict(out)), end="")
         return 0 if ok else 1
     print(f"GEMV {s['rows']} x {s['cols']}, W = {s['bus_bits']} bits, A = {args.act_bits} bits, "
-          f"gap {s['gap']}, ready gap {s['ready_gap']}, {args.stimulus} stimulus")
+          f"gap {s['gap']}, ready gap {s['ready_gap']}, {args.stimulus} stimulus, {args.image} image")
+    bits = seedlm.weight_beats * s["bus_bits"] / (s["rows"] * s["cols"])
+    print(f"  {s['preset']} streams {bits:.3f} bits/weight ({args.image} image)")
     for r in (seedlm, base):
         print(f"  {r.report()}")
     if speedup:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from seedlm_fpga.core.reference import PRESETS
 from seedlm_fpga.errors import UserError
-from seedlm_fpga.core.engine_shape import ACT_BITS, DEFAULT_MAX_COLS
+from seedlm_fpga.core.engine_shape import ACT_BITS, DEFAULT_MAX_COLS, IMAGE_LAYOUTS
 
 
 def add_arguments(parser):
@@ -24,6 +24,9 @@ def add_arguments(parser):
                         help="SeedLM configuration (default: seedlm-4)")
     parser.add_argument("--act-bits", type=int, choices=ACT_BITS, default=8,
                         help="activation width A (default: 8)")
+    parser.add_argument("--image", choices=IMAGE_LAYOUTS, default="beat",
+                        help="weight image the SeedLM engine streams: beat (format §5.3, default) or "
+                             "packed (§5.4: blocks back to back across beats, fewer bits per weight)")
     parser.add_argument("--max-cols", type=int, metavar="N", default=None,
                         help=f"longest row (in_features) the engine accepts; sizes the activation buffer "
                              f"(default: {DEFAULT_MAX_COLS}, Llama 70B down_proj)")
@@ -55,7 +58,7 @@ def run(args) -> int:
         raise UserError("give --bus-bits W (or --board NAME)")
     try:
         cfg = DesignConfig(preset=args.preset, bus_bits=bus_bits, act_bits=args.act_bits,
-                           max_cols=DEFAULT_MAX_COLS if max_cols is None else max_cols)
+                           max_cols=DEFAULT_MAX_COLS if max_cols is None else max_cols, image=args.image)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     try:
@@ -70,7 +73,8 @@ def run(args) -> int:
         warnings.simplefilter("ignore")  # the half-built engines' UnusedElaboratable notes are noise now
         raise UserError(f"cannot write ({os_error[-1].split(': ', 1)[-1].strip()})") from None
     base, out = design["baseline"], Path(args.output)
-    print(f"wrote {out / 'seedlm_gemv.v'} ({cfg.preset}, W={cfg.bus_bits}, L={design['blocks_per_beat']}, "
+    image = "" if cfg.image == "beat" else f", {cfg.image} image"
+    print(f"wrote {out / 'seedlm_gemv.v'} ({cfg.preset}{image}, W={cfg.bus_bits}, L={design['blocks_per_beat']}, "
           f"A={cfg.act_bits}, N={design['acts_per_beat']}, latency {design['latency_cycles']} cycles)")
     print(f"wrote {out / 'baseline_gemv.v'} (16-bit weights, {base['weights_per_beat']} per beat, "
           f"latency {base['latency_cycles']} cycles)")

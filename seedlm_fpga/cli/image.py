@@ -1,11 +1,10 @@
-"""Write the memory image a GEMV engine streams for one tensor (format §5.3).
+"""Write the memory image a GEMV engine streams for one tensor (format §5.3, or §5.4 with --image packed).
 
-W-bit beats, L = floor(W / B) blocks per beat, each row on fresh beats (R per row), unused
-bits zero, beats stored one after another as little-endian bytes.
+W-bit beats, L = floor(W / B) blocks per beat (packed: blocks back to back across beats), each
+row on fresh beats (R per row), unused bits zero, beats stored one after another as
+little-endian bytes.
 """
 from __future__ import annotations
-
-from pathlib import Path
 
 from seedlm_fpga.errors import UserError
 
@@ -13,13 +12,16 @@ from seedlm_fpga.compressor.container import read_container
 from seedlm_fpga.core.engine_shape import MAX_BUS_BITS
 from seedlm_fpga.core.files import check_not_input, check_output_file, write_bytes_atomic
 from seedlm_fpga.core.numeric import check_allocation, check_number
-from seedlm_fpga.core.reference import ImageLayout, blocks_per_row, image_memory, memory_image
+from seedlm_fpga.core.reference import (ImageLayout, PackedImageLayout, blocks_per_row, image_memory, memory_image,
+                                        packed_memory_image)
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("input", help="the .seedlm file")
     parser.add_argument("--tensor", required=True, metavar="NAME", help="the compressed tensor to lay out")
     parser.add_argument("--bus-bits", required=True, type=int, metavar="W", help="weight-bus width in bits")
+    parser.add_argument("--image", choices=("beat", "packed"), default="beat",
+                        help="layout: beat (format §5.3, default) or packed (§5.4, blocks across beats)")
     parser.add_argument("-o", "--output", required=True, help="the .bin image to write")
 
 
@@ -35,17 +37,21 @@ def run(args) -> int:
         what = "is carried uncompressed in" if args.tensor in container.carried else "is not in"
         raise UserError(f"tensor {args.tensor!r} {what} {args.input}; compressed tensors: {shown}")
     rows, cols = enc.shape
+    packed = getattr(args, "image", "beat") == "packed"
     try:
-        lay = ImageLayout(args.bus_bits, enc.preset.block_bits, blocks_per_row(cols, enc.preset.C))
+        lay = (PackedImageLayout if packed else ImageLayout)(args.bus_bits, enc.preset.block_bits,
+                                                             blocks_per_row(cols, enc.preset.C))
     except ValueError as exc:
         raise UserError(f"--bus-bits {args.bus_bits}: {exc}") from None
-    check_allocation(image_memory(rows, lay.nb, args.bus_bits, enc.preset.block_bits), f"the {args.tensor} image")
-    image = memory_image(enc.seeds, enc.x, enc.q, enc.preset, args.bus_bits)
+    check_allocation(image_memory(rows, lay.nb, args.bus_bits, enc.preset.block_bits, packed),
+                     f"the {args.tensor} image")
+    image = (packed_memory_image if packed else memory_image)(enc.seeds, enc.x, enc.q, enc.preset, args.bus_bits)
     write_bytes_atomic(output, image)
     beats = rows * lay.beats_per_row
     print(f"{args.tensor}: {rows}x{cols}, {enc.preset.name} ({enc.preset.block_bits}-bit blocks), "
           f"{lay.nb} blocks per row")
-    print(f"bus {args.bus_bits} bits: L = {lay.blocks_per_beat} blocks/beat, R = {lay.beats_per_row} beats/row, "
+    per_beat = "blocks packed across beats" if packed else f"L = {lay.blocks_per_beat} blocks/beat"
+    print(f"bus {args.bus_bits} bits: {per_beat}, R = {lay.beats_per_row} beats/row, "
           f"{beats:,} beats, {len(image):,} bytes, {lay.bits_per_weight(cols):.3f} bits/weight")
     print(f"wrote {output}")
     return 0

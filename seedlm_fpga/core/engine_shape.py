@@ -28,6 +28,8 @@ DEFAULT_MAX_COLS = 28672
 #: sim/rtl_cycles.json and bench_cosim.py) with a 7x smaller buffer; wider GEMVs get their own.
 COSIM_MAX_COLS = 4096
 ACT_BITS = (8, 16)
+#: Weight-image layouts a SeedLM engine can consume (format §5.3 `beat`, §5.4 `packed`).
+IMAGE_LAYOUTS = ("beat", "packed")
 BASELINE_WEIGHT_BITS = 16
 MAX_BUS_BITS = 4096
 
@@ -53,14 +55,16 @@ def tree_stages(n_terms: int, levels_per_stage: int = LEVELS_PER_STAGE) -> int:
     return -(-levels // levels_per_stage)
 
 
-def seedlm_stages(C: int, L: int) -> list[tuple[str, int]]:
+def seedlm_stages(C: int, L: int, image: str = "beat") -> list[tuple[str, int]]:
     """Named SeedLM stages, weight-beat acceptance to Y valid; the cycles sum to latency_cycles.
 
-    beat register, the LFSR bit stream (basis), the I_c * a_c products (prod, format §6.1),
-    the C-term trees (dot), Q*X and the edge products (scale), their two groups (fold), the
-    block dot and its exponent shift (shift), the L-lane tree, the row accumulator, the Y FIFO.
+    beat register, (packed image only: the block gearbox, gear), the LFSR bit stream (basis),
+    the I_c * a_c products (prod, format §6.1), the C-term trees (dot), Q*X and the edge
+    products (scale), their two groups (fold), the block dot and its exponent shift (shift),
+    the L-lane tree, the row accumulator, the Y FIFO.
     """
-    return [("beat", 1), ("basis", 1), ("prod", 1), ("dot", tree_stages(C)), ("scale", 1), ("fold", 1),
+    gear = [("gear", 1)] if image == "packed" else []
+    return [("beat", 1), *gear, ("basis", 1), ("prod", 1), ("dot", tree_stages(C)), ("scale", 1), ("fold", 1),
             ("shift", 1), ("lanes", tree_stages(L)), ("row", ROW_LATENCY), ("fifo", FIFO_LATENCY)]
 
 
@@ -75,14 +79,30 @@ def latency_of(stages: list[tuple[str, int]]) -> int:
 
 
 @dataclass(frozen=True)
+class Packing:
+    """The packed image's block gearbox (format §5.4): blocks of `block_bits`, `block_acts` (C)
+    activations each, `lanes` = ceil(W / B) decoder lanes (the most blocks one beat can complete)."""
+
+    block_bits: int         # B
+    block_acts: int         # C
+    lanes: int              # L' = ceil(W / B)
+
+
+@dataclass(frozen=True)
 class EngineShape:
     """What one engine's buses and buffer look like (SeedLM or baseline)."""
 
     weight_bits: int        # W
     act_bits: int           # A
-    acts_per_word: int      # E: activations one weight beat meets
+    acts_per_word: int      # E: activations one weight beat meets (packed: L' * C, one bank row)
     max_cols: int
     y_bits: int
+    packing: Packing | None = None  # the packed image (format §5.4); None: format §5.3 / §7
+
+    @property
+    def datapath_weight_bits(self) -> int:
+        """Bits of weights the datapath takes per beat: W, or L' * B lane-aligned blocks (packed)."""
+        return self.packing.lanes * self.packing.block_bits if self.packing else self.weight_bits
 
     @property
     def acts_per_beat(self) -> int:  # N
@@ -94,8 +114,12 @@ class EngineShape:
 
     @property
     def buffer_words(self) -> int:
-        """Activation-buffer depth: ceil(max_cols / E) words (at least 2: no 0-bit address)."""
-        return max(2, -(-self.max_cols // self.acts_per_word))
+        """Activation-buffer depth: ceil(max_cols / E) words (at least 2: no 0-bit address).
+
+        Packed: one word more, so that a lane past a row's last block (masked to the zero
+        word) still reads an address inside the buffer.
+        """
+        return max(2, -(-self.max_cols // self.acts_per_word) + (1 if self.packing else 0))
 
 
 @dataclass(frozen=True)
@@ -106,6 +130,7 @@ class DesignConfig:
     bus_bits: int = 512
     act_bits: int = 8
     max_cols: int = DEFAULT_MAX_COLS
+    image: str = "beat"     # the SeedLM engine's weight image: "beat" (format §5.3) or "packed" (§5.4)
 
     def __post_init__(self):
         try:
@@ -121,24 +146,29 @@ class DesignConfig:
             raise ValueError(f"activation bits must be 8 or 16, got {self.act_bits}")
         if not isinstance(self.max_cols, int) or not 1 <= self.max_cols <= 1 << 20:
             raise ValueError(f"max cols must lie in 1..{1 << 20}, got {self.max_cols}")
+        if self.image not in IMAGE_LAYOUTS:
+            raise ValueError(f"image layout must be one of {', '.join(IMAGE_LAYOUTS)}, got {self.image!r}")
 
     @property
     def preset_obj(self) -> Preset:
         return get_preset(self.preset)
 
     @property
-    def blocks_per_beat(self) -> int:  # L
-        return self.bus_bits // self.preset_obj.block_bits
+    def blocks_per_beat(self) -> int:
+        """Decoder lanes: L = floor(W / B) (beat image), or ceil(W / B) (packed: the most blocks
+        that complete in one beat)."""
+        return seedlm_lanes(self.bus_bits, self.preset_obj.block_bits, self.image)
 
     @property
     def seedlm(self) -> EngineShape:
         p = self.preset_obj
+        packing = Packing(p.block_bits, p.C, self.blocks_per_beat) if self.image == "packed" else None
         return EngineShape(self.bus_bits, self.act_bits, self.blocks_per_beat * p.C, self.max_cols,
-                           seedlm_y_bits_any(self.max_cols, self.act_bits, p))
+                           seedlm_y_bits_any(self.max_cols, self.act_bits, p), packing)
 
     @property
     def seedlm_stages(self) -> list[tuple[str, int]]:
-        return seedlm_stages(self.preset_obj.C, self.blocks_per_beat)
+        return seedlm_stages(self.preset_obj.C, self.blocks_per_beat, self.image)
 
     @property
     def baseline_stages(self) -> list[tuple[str, int]]:
@@ -148,6 +178,19 @@ class DesignConfig:
     def baseline(self) -> EngineShape:
         return EngineShape(self.bus_bits, self.act_bits, self.bus_bits // BASELINE_WEIGHT_BITS, self.max_cols,
                            baseline_y_bits_any(self.max_cols, self.act_bits))
+
+
+def seedlm_lanes(bus_bits: int, block_bits: int, image: str = "beat") -> int:
+    """Decoder lanes of a SeedLM engine: floor(W / B) (format §5.3) or ceil(W / B) (§5.4 packed)."""
+    return -(-bus_bits // block_bits) if image == "packed" else bus_bits // block_bits
+
+
+def seedlm_beats_per_row(cols: int, bus_bits: int, block_bits: int, C: int, image: str = "beat") -> int:
+    """R, weight beats per row: ceil(nb / L) (format §5.3) or ceil(nb * B / W) (§5.4), nb = ceil(cols / C)."""
+    nb = blocks_per_row(cols, C)
+    if image == "packed":
+        return -(-nb * block_bits // bus_bits)
+    return -(-nb // (bus_bits // block_bits))
 
 
 def seedlm_y_bits_any(max_cols: int, act_bits: int, preset: Preset) -> int:

@@ -200,9 +200,10 @@ class ImageLayout:
         return self.beats_per_row * self.bus_bits / cols
 
 
-def image_memory(rows: int, nb: int, bus_bits: int, block_bits: int) -> int:
-    """Peak bytes `memory_image` needs: one byte per image bit, plus int64 positions per block."""
-    lay = ImageLayout(bus_bits, block_bits, nb)
+def image_memory(rows: int, nb: int, bus_bits: int, block_bits: int, packed: bool = False) -> int:
+    """Peak bytes `memory_image` (or `packed_memory_image`) needs: a byte per image bit, plus
+    int64 positions per block."""
+    lay = (PackedImageLayout if packed else ImageLayout)(bus_bits, block_bits, nb)
     return rows * lay.beats_per_row * bus_bits + 3 * rows * nb * 8
 
 
