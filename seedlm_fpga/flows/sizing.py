@@ -6,7 +6,7 @@ The derivation, in the order of ``size_for_board``'s ``derivation`` list:
    channels. One engine instance streams one channel, so rows of each GEMV are split
    across ``instances = channels`` engines (``split_rows``).
 2. A channel's usable bandwidth is ``peak * efficiency`` (sustained long reads).
-3. At the fabric clock f, an engine consumes the channel when its weight bus carries
+3. At the fabric clock f = min(board target, the engine's Fmax estimate) (``engine_clock``), an engine consumes the channel when its weight bus carries
    ``usable / f`` bytes per cycle. The bus width W is that many bits rounded UP to a
    power of two, and at least one block word (B bits): AXI4 data widths and memory
    controllers' user ports are powers of two, and a power-of-two W holds
@@ -65,12 +65,21 @@ LANE_COST_LUT6 = LaneCost(lut=1907, ff=1336, dsp=8, fixed_lut=442, fixed_ff=259,
                           source="yosys synth_xilinx of the engine at W=32 and W=512")
 LANE_COST_LUT4 = LaneCost(lut=2770, ff=1364, dsp=16, fixed_lut=967, fixed_ff=231,
                           source="yosys synth_ecp5 of the engine at W=32 and W=64")
-#: Fmax estimates of the engine per family: (MHz, source). The clock a projection uses is
-#: min(board target, estimate). ECP5: nextpnr-ecp5 on one seedlm-4 lane (W = 32, int8) for the
-#: ULX3S-85F, tests/baselines/synth_ecp5_w32.json. No Xilinx estimate yet (DS923 gives the DSP48E2
-#: Fmax with and without pipeline registers; a later issue measures the engine).
-FMAX_ESTIMATES = {"ecp5": (91.7, "nextpnr-ecp5 Fmax 91.7 MHz of one seedlm-4 lane at W=32 "
-                                 "(tests/baselines/synth_ecp5_w32.json)")}
+#: Fmax estimates of the engine per family: (MHz, what it comes from). The clock a projection uses
+#: is min(board target, estimate). ECP5: nextpnr-ecp5 on one seedlm-4 lane (W = 32, int8) for the
+#: ULX3S-85F, tests/baselines/synth_ecp5_w32.json. UltraScale+ (no open place and route): the
+#: longest register-to-register path of the yosys synth_xilinx -family xcup netlist of one lane
+#: (W = 32; W = 256 gives the same path: it lies inside a lane), SRL16E -> 4 LUT levels + 3 CARRY4
+#: (4 carry bits) -> FDRE, 3.78 ns with DS923's DSP48E2 figures and labelled assumed LUT / net /
+#: register delays (flows/timing.py), tests/baselines/synth_xcup_w32.json. Other Xilinx families
+#: have no estimate yet.
+FMAX_ESTIMATES = {
+    "ecp5": (91.7, "nextpnr-ecp5 Fmax 91.7 MHz of one seedlm-4 lane at W=32 "
+                   "(tests/baselines/synth_ecp5_w32.json)"),
+    "ultrascale+": (264.6, "estimate 264.6 MHz from yosys xcup netlist of the W=32 engine (longest path "
+                           "4 LUT levels + 4 carry bits, DS923 DSP48E2 figures, assumed per-level delays; "
+                           "tests/baselines/synth_xcup_w32.json)"),
+}
 
 
 def engine_clock(board: Board) -> tuple[float, str]:
@@ -80,9 +89,8 @@ def engine_clock(board: Board) -> tuple[float, str]:
     if est is None:
         return target, f"board target {target:g} MHz, no timing evidence"
     fmax, source = est
-    if fmax < target:
-        return fmax, f"{source}, below the board target {target:g} MHz"
-    return target, f"board target {target:g} MHz (below the {source})"
+    applied = "the estimate applies" if fmax < target else "the target applies"
+    return min(fmax, target), f"min(target {target:g} MHz, {source}): {applied}"
 
 
 #: LUTs for one product built in fabric when the DSPs run out (per LUT6; LUT4 fabrics x2.25).
@@ -187,7 +195,8 @@ def size_for_board(board: "str | Path | Board", preset: str = "seedlm-4", act_bi
         return _too_small(result, strict, f"board {b.id} lists no memory to stream weights from")
     steps: list[str] = []
     usable = mem.usable_gbps_per_channel
-    clock = b.clock_mhz
+    clock, clock_source = engine_clock(b)
+    steps.append(f"clock {clock:g} MHz: {clock_source}")
     steps.append(f"weight memory: {mem.name} ({mem.kind}), {mem.channels} channel(s) of "
                  f"{mem.peak_gbps_per_channel:g} GB/s peak -> one engine instance per channel")
     steps.append(f"usable per channel = {mem.peak_gbps_per_channel:g} GB/s x efficiency "
@@ -239,7 +248,7 @@ def size_for_board(board: "str | Path | Board", preset: str = "seedlm-4", act_bi
     result.update({
         "memory": mem.name, "channels": mem.channels,
         "channel_gbps_peak": mem.peak_gbps_per_channel, "efficiency": mem.efficiency,
-        "channel_gbps_usable": usable, "clock_mhz": clock,
+        "channel_gbps_usable": usable, "clock_mhz": clock, "clock_source": clock_source,
         "bytes_per_cycle_needed": bytes_needed, "bus_bits_for_bandwidth": w_bw,
         "bus_bits": w, "lanes_per_instance": w // p.block_bits,
         "weights_per_cycle_per_instance": w // p.block_bits * p.C,
