@@ -24,6 +24,18 @@ def test_context_0_reproduces_the_weight_only_figures_exactly(monkeypatch):
 
     monkeypatch.setattr(sizing, "FMAX_ESTIMATES", {k: v for k, v in sizing.FMAX_ESTIMATES.items()
                                                    if k != "ultrascale+"})
+    # likewise the lane costs of that time (the S*q engine): with the factorized engine's costs all
+    # 32 seedlm-3 engines fit the U280 and its seedlm-3 figures rise (memory-bound, not resource-bound)
+    old4 = sizing.LaneCost(lut=1907, ff=1336, dsp=8, fixed_lut=442, fixed_ff=259, source="S*q engine")
+    old6 = sizing.LaneCost(lut=2770, ff=1364, dsp=16, fixed_lut=967, fixed_ff=231, source="S*q engine")
+
+    def old_lane_cost(board, preset, act_bits):
+        base = old4 if board.resources.lut_inputs == 6 else old6
+        logic = preset.C * preset.P / 24 * (1.25 if act_bits == 16 else 1.0)
+        return sizing.LaneCost(lut=base.lut * logic, ff=base.ff * logic, dsp=base.dsp * preset.C / 8,
+                               fixed_lut=base.fixed_lut, fixed_ff=base.fixed_ff, source=base.source)
+
+    monkeypatch.setattr(sizing, "lane_cost", old_lane_cost)
     ref = json.loads((WEIGHT_ONLY / "figures.json").read_text())["entries"]
     plans = {}
     for r in ref:
