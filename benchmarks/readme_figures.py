@@ -1,9 +1,9 @@
-"""Regenerate the README's measured figures instead of typing them.
+"""Regenerate the measured figures of README.md and docs/projections.md instead of typing them.
 
     python benchmarks/readme_figures.py            # measure, print the blocks and what changed
-    python benchmarks/readme_figures.py --write    # ... and rewrite them in README.md
+    python benchmarks/readme_figures.py --write    # ... and rewrite them in place
 
-A figure block in the README sits between ``<!-- figures:NAME -->`` and ``<!-- /figures:NAME -->``;
+A figure block sits between ``<!-- figures:NAME -->`` and ``<!-- /figures:NAME -->``;
 this script owns the text in between. Blocks:
 
 - ``evaluation``: compresses the shipped stories260K at seedlm-4/seedlm-3 with our bias and the
@@ -11,6 +11,7 @@ this script owns the text in between. Blocks:
   commands that reproduce it with their measured times, and the plain-words reading of it.
 - ``paper-gemv``: ``seedlm-fpga cosim --paper``, as it prints.
 - ``synthesis``: the recorded synthesis baselines (tests/baselines/synth_*.json) as a table.
+- ``context`` (docs/projections.md): Llama 2 7B on the U280 over context; Llama 3 70B's boards.
 - ``projection``: ``seedlm-fpga project`` for two models on the U280, as it prints, and the default
   run's speedup plot as docs/projection_speedup.png.
 
@@ -172,8 +173,10 @@ def synthesis_block(work: Path) -> str:
         spec = json.loads(path.read_text())
         m = {k: v["value"] for k, v in spec["metrics"].items()}
         ram = f"{m['bram36']:g} BRAM36" if "bram36" in m else f"{m.get('ebr_kbits', 0):g} Kb EBR"
-        fmax = f"{m['fmax_mhz']:.1f} MHz" if "fmax_mhz" in m else "(no open P&R)"
-        lines.append(f"| {spec['description']} (`{' '.join(spec['command'])}`) | {m['lut']:,} | {m['ff']:,} | "
+        fmax = (f"{m['fmax_mhz']:.1f} MHz (nextpnr)" if "fmax_mhz" in m else
+                f"{m['fmax_estimate_mhz']:.1f} MHz (netlist estimate)" if "fmax_estimate_mhz" in m else "")
+        label = spec["description"].split(";")[0]
+        lines.append(f"| {label} (`{' '.join(spec['command'])}`) | {m['lut']:,} | {m['ff']:,} | "
                      f"{m['dsp']:,} | {ram} | {fmax} |")
     r = paper.RESOURCES
     lines.append(f"| the paper's SeedLM design (format §8), as published | {r['lut']:,} | {r['ff']:,} | {r['dsp']:,} | "
@@ -181,38 +184,68 @@ def synthesis_block(work: Path) -> str:
     return "\n".join(lines)
 
 
-BLOCKS = {"evaluation": evaluation_block, "paper-gemv": paper_gemv_block, "projection": projection_block,
-          "synthesis": synthesis_block}
+def context_block(work: Path) -> str:
+    """docs/projections.md's excerpt: Llama 2 7B on the U280 at three contexts, Llama 3 70B's boards."""
+    print("projecting over context ...", file=sys.stderr)
+    rows = ["| context | fp16 tok/s | seedlm-4 tok/s | speedup | KV bytes/token | boards (16/4/3) |",
+            "|---:|---:|---:|---:|---:|---|"]
+    for ctx in (0, 4096, 32768):
+        out, _ = _run(["project", "--board", "alveo-u280", "--model", "llama-2-7b", "--context", str(ctx),
+                       "--json", "--no-plots", "-o", f"ctx{ctx}"], work)
+        by = {e["format"]: e for e in json.loads(out)["entries"]}
+        fp, s4 = by["fp16"], by["seedlm-4"]
+        boards = "/".join(str(by[f]["boards_needed"]) for f in ("fp16", "seedlm-4", "seedlm-3"))
+        rows.append(f"| {ctx:,} | {fp['tokens_per_s']:.3g} | {s4['tokens_per_s']:.3g} | "
+                    f"{s4['speedup_vs_fp16']:.2f}x | {s4['bytes_per_token']['kv_cache'] / 2**30:g} GiB | {boards} |")
+    out, _ = _run(["project", "--board", "alveo-u280", "--model", "llama-3-70b", "--context", "0", "--json",
+                   "--no-plots", "-o", "big"], work)
+    s4 = next(e for e in json.loads(out)["entries"] if e["format"] == "seedlm-4")
+    s3 = next(e for e in json.loads(out)["entries"] if e["format"] == "seedlm-3")
+    clock = f"{s4['clock_mhz']:g} MHz ({s4['clock_source']})"
+    return "\n".join([
+        "`seedlm-fpga project --board alveo-u280 --model llama-2-7b --context N`:", "", *rows, "",
+        f"Llama 3 70B on U280s at context 0: seedlm-4 needs {s4['boards_needed']} boards and runs "
+        f"{s4['tokens_per_s']:.3g} tok/s ({s4['speedup_vs_fp16']:.2f}x), seedlm-3 {s3['boards_needed']} boards, "
+        f"{s3['tokens_per_s']:.3g} tok/s ({s3['speedup_vs_fp16']:.2f}x); clock {clock}."])
+
+
+#: block -> (the file it lives in, what measures it)
+BLOCKS = {"evaluation": (README, evaluation_block), "paper-gemv": (README, paper_gemv_block),
+          "projection": (README, projection_block), "synthesis": (README, synthesis_block),
+          "context": (ROOT / "docs" / "projections.md", context_block)}
 
 
 def replace_block(text: str, name: str, body: str) -> str:
     pattern = re.compile(rf"(<!-- figures:{name} -->\n).*?(\n<!-- /figures:{name} -->)", re.S)
     if not pattern.search(text):
-        sys.exit(f"README.md has no <!-- figures:{name} --> block")
+        sys.exit(f"no <!-- figures:{name} --> block where {name} belongs")
     return pattern.sub(lambda m: m.group(1) + body + m.group(2), text)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--write", action="store_true", help="rewrite the blocks in README.md")
+    parser.add_argument("--write", action="store_true", help="rewrite the blocks in their files")
     parser.add_argument("--only", choices=sorted(BLOCKS), action="append", help="measure only these blocks")
     args = parser.parse_args()
-    text = README.read_text()
-    new = text
+    texts = {path: path.read_text() for path, _ in BLOCKS.values()}
+    new = dict(texts)
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.only or BLOCKS:
+            path, measure = BLOCKS[name]
             work = Path(tmp) / name
             work.mkdir()
-            body = BLOCKS[name](work)
+            body = measure(work)
             print(f"<!-- figures:{name} -->\n{body}\n<!-- /figures:{name} -->\n")
-            new = replace_block(new, name, body)
-    if new == text:
-        print("README.md figures are current", file=sys.stderr)
+            new[path] = replace_block(new[path], name, body)
+    changed = [path for path in texts if new[path] != texts[path]]
+    if not changed:
+        print("the figures are current", file=sys.stderr)
     elif args.write:
-        README.write_text(new)
-        print("rewrote README.md", file=sys.stderr)
+        for path in changed:
+            path.write_text(new[path])
+            print(f"rewrote {path.relative_to(ROOT)}", file=sys.stderr)
     else:
-        print("README.md differs: rerun with --write", file=sys.stderr)
+        print(f"{', '.join(str(p.relative_to(ROOT)) for p in changed)} differ: rerun with --write", file=sys.stderr)
     return 0
 
 

@@ -141,11 +141,14 @@ def test_engine_matches_its_baseline(tmp_path, capsys, baseline):
     assert _compare(one, baseline) == []
 
 
-def test_sizing_uses_the_recorded_xilinx_estimate():
+@pytest.mark.parametrize("family, baseline, metric", [("ultrascale+", "synth_xcup_w32.json", "fmax_estimate_mhz"),
+                                                      ("ecp5", "synth_ecp5_w32.json", "fmax_mhz")])
+def test_sizing_uses_the_recorded_fmax(family, baseline, metric):
     from seedlm_fpga.flows.sizing import FMAX_ESTIMATES
 
-    spec = json.loads((BASELINES / "synth_xcup_w32.json").read_text())
-    assert FMAX_ESTIMATES["ultrascale+"][0] == spec["metrics"]["fmax_estimate_mhz"]["value"]
+    spec = json.loads((BASELINES / baseline).read_text())
+    fmax, source = FMAX_ESTIMATES[family]
+    assert fmax == spec["metrics"][metric]["value"] and f"{fmax:g} MHz" in source and baseline in source
 
 
 def test_cli_rejects_bad_input_before_running_tools(tmp_path, capsys):

@@ -87,7 +87,7 @@ PRESET_LOGIC = {"seedlm-4": (1.0, 1.0), "seedlm-3": (1.78, 1.47)}
 #: register delays (flows/timing.py), tests/baselines/synth_xcup_w32.json. Other Xilinx families
 #: have no estimate yet.
 FMAX_ESTIMATES = {
-    "ecp5": (91.7, "nextpnr-ecp5 Fmax 91.7 MHz of one seedlm-4 lane at W=32 "
+    "ecp5": (112.2, "nextpnr-ecp5 Fmax 112.2 MHz of one seedlm-4 lane at W=32 "
                    "(tests/baselines/synth_ecp5_w32.json)"),
     "ultrascale+": (264.6, "estimate 264.6 MHz from yosys xcup netlist of the W=32 engine (longest path "
                            "4 LUT levels + 4 carry bits, DS923 DSP48E2 figures, assumed per-level delays; "
