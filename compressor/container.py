@@ -53,7 +53,8 @@ def torch_dtype(name: str):
 def _as_torch(t):
     import torch
 
-    t = torch.from_numpy(np.ascontiguousarray(t)) if isinstance(t, np.ndarray) else t
+    if isinstance(t, np.ndarray):  # read-only arrays (e.g. from Ray's object store) are copied
+        t = torch.from_numpy(np.array(t, order="C", copy=not t.flags.writeable or None))
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"expected a numpy array or torch tensor, got {type(t).__name__}")
     return t.detach().cpu().contiguous()

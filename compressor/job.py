@@ -53,9 +53,11 @@ class Unit:
 
 
 def tensor_units(name: str, shape: tuple[int, int], preset: Preset, bias: int,
-                 chunk_blocks: int = CHUNK_BLOCKS) -> list[Unit]:
+                 chunk_blocks: int | None = None) -> list[Unit]:
+    """The tensor's units, in row order (chunk_blocks: default CHUNK_BLOCKS, read at call time)."""
     rows, cols = shape
     nb = blocks_per_row(cols, preset.C)
+    chunk_blocks = CHUNK_BLOCKS if chunk_blocks is None else chunk_blocks
     return [Unit(name, r0, r1, cols, (r1 - r0) * nb, bias)
             for r0, r1 in encoder.row_chunks(rows, nb, chunk_blocks)]
 
