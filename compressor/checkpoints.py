@@ -8,7 +8,11 @@ Inputs, recognised by their content (not their extension):
 - a llama2.c checkpoint (legacy v0 or v1 "ak42" header), tensors named ``layers.0.wq`` etc.
 
 Tensors come back as CPU torch tensors in their original dtype (bfloat16 included), in the
-checkpoint's order.
+checkpoint's order. Safetensors inputs (single files and Hugging Face shards) are read lazily:
+loading a checkpoint reads headers only, `Checkpoint.tensors[name]` reads that one tensor
+(mmap, closed again) and `tensors.rows(name, r0, r1)` just a row range, so memory stays
+bounded by the tensors in use, never by the checkpoint. Torch state dicts and llama2.c files
+are read whole, as before.
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ import json
 import os
 import re
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,13 +38,61 @@ HEAD_RE = re.compile(r"(^|\.)(lm_head|output|embed_out|classifier)(\.weight)?$",
 FLOATING = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
+#: safetensors dtype tags -> torch dtypes.
+_ST_TORCH = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+             "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
+             "U8": torch.uint8, "BOOL": torch.bool}
+
+
+class TensorStore(Mapping):
+    """name -> torch.Tensor, in checkpoint order, loading lazily where the format allows.
+
+    Values are either tensors already in memory or (file, key) of a safetensors entry, read
+    on each access (no cache: what a caller drops is freed). `meta(name)` is a meta tensor
+    (shape, dtype, numel, element_size; no data); `rows(name, r0, r1)` reads rows r0..r1-1.
+    """
+
+    def __init__(self, entries: dict, metas: dict[str, torch.Tensor]):
+        self._entries = entries  # name -> torch.Tensor | (Path, key)
+        self._metas = metas
+
+    @classmethod
+    def in_memory(cls, tensors: dict[str, torch.Tensor]) -> TensorStore:
+        return cls(dict(tensors), {n: t.to("meta") for n, t in tensors.items()})
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        entry = self._entries[name]
+        if isinstance(entry, torch.Tensor):
+            return entry
+        path, key = entry
+        with _safe_open(path) as f:
+            return _get(path, lambda: f.get_tensor(key))
+
+    def __iter__(self):
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def meta(self, name: str) -> torch.Tensor:
+        return self._metas[name]
+
+    def rows(self, name: str, r0: int, r1: int) -> torch.Tensor:
+        entry = self._entries[name]
+        if isinstance(entry, torch.Tensor):
+            return entry[r0:r1]
+        path, key = entry
+        with _safe_open(path) as f:
+            return _get(path, lambda: f.get_slice(key)[r0:r1])
+
+
 @dataclass
 class Checkpoint:
     """An ordered state dict read from `path`; `kind` says which reader read it."""
 
     path: Path
     kind: str  # "safetensors", "hf-folder", "torch", "llama2c"
-    tensors: dict[str, torch.Tensor]
+    tensors: TensorStore
     info: dict[str, str] = field(default_factory=dict)  # e.g. the llama2.c config, as JSON
     files: list[Path] = field(default_factory=list)  # every file read: an output must be none of them
 
@@ -52,13 +105,14 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         return _load_hf_folder(path)
     check_input_file(path, "checkpoint")
     if _looks_like_safetensors(path):
-        return Checkpoint(path, "safetensors", _read_safetensors(path), files=[path])
+        return Checkpoint(path, "safetensors", TensorStore(*_index_safetensors(path)), files=[path])
     if is_llama2c(path):
         cfg, arrays = read_llama2c(path)
         info = {"llama2c_config": json.dumps(cfg.__dict__, sort_keys=True)}
-        return Checkpoint(path, "llama2c", {k: torch.from_numpy(v) for k, v in arrays.items()}, info, [path])
+        tensors = TensorStore.in_memory({k: torch.from_numpy(v) for k, v in arrays.items()})
+        return Checkpoint(path, "llama2c", tensors, info, [path])
     if _looks_like_torch(path):
-        return Checkpoint(path, "torch", _read_torch(path), files=[path])
+        return Checkpoint(path, "torch", TensorStore.in_memory(_read_torch(path)), files=[path])
     raise UserError(f"{path}: not a checkpoint (expected safetensors, a torch state dict, a llama2.c "
                     f"checkpoint or a Hugging Face model folder)")
 
@@ -76,15 +130,44 @@ def _looks_like_safetensors(path: Path) -> bool:
     return head[8:9] == b"{" and 8 + n <= path.stat().st_size
 
 
-def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+def _bad_safetensors(path: Path) -> UserError:
+    return UserError(f"{path}: not a valid safetensors file (truncated or corrupt)")
+
+
+def _safe_open(path: Path):
     from safetensors import SafetensorError, safe_open
 
-    check_input_file(path, "safetensors file")
     try:
-        with safe_open(str(path), framework="pt") as f:
-            return {name: f.get_tensor(name) for name in f.keys()}
+        return safe_open(str(path), framework="pt")
     except (SafetensorError, OSError, ValueError, TypeError):
-        raise UserError(f"{path}: not a valid safetensors file (truncated or corrupt)") from None
+        raise _bad_safetensors(path) from None
+
+
+def _get(path: Path, read):
+    from safetensors import SafetensorError
+
+    try:
+        return read()
+    except (SafetensorError, OSError, ValueError, TypeError, RuntimeError):
+        raise _bad_safetensors(path) from None
+
+
+def _index_safetensors(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    """(name -> (path, name), name -> meta tensor) from the header alone (the library checks
+    that every entry lies inside the file); the file order of names is kept."""
+    check_input_file(path, "safetensors file")
+    entries, metas = {}, {}
+    with _safe_open(path) as f:
+        for name in _get(path, f.keys):
+            sl = _get(path, lambda: f.get_slice(name))
+            dtype = _ST_TORCH.get(sl.get_dtype())
+            if dtype is None:  # e.g. float8: read it for real (torch knows the dtype, we do not)
+                t = _get(path, lambda: f.get_tensor(name))
+                entries[name], metas[name] = t, t.to("meta")
+                continue
+            entries[name] = (path, name)
+            metas[name] = torch.empty(sl.get_shape(), dtype=dtype, device="meta")
+    return entries, metas
 
 
 # --- torch state dicts -----------------------------------------------------------------------------
@@ -168,26 +251,29 @@ def _load_hf_folder(folder: Path) -> Checkpoint:
         for shard in weight_map.values():  # every value a file name inside the folder, before any use
             _shard_path(folder, index, shard)
         shards = [folder / s for s in dict.fromkeys(weight_map.values())]
-        tensors: dict[str, torch.Tensor] = {}
-        for shard_path in shards:
+        entries, metas = {}, {}
+        for shard_path in shards:  # headers only: each tensor is read when it is used
             if not shard_path.exists():
                 raise UserError(f"{index}: shard {shard_path.relative_to(folder)} is missing")
-            tensors.update(_read_safetensors(shard_path))
-        missing = [n for n in weight_map if n not in tensors]
+            e, m = _index_safetensors(shard_path)
+            entries.update(e)
+            metas.update(m)
+        missing = [n for n in weight_map if n not in entries]
         if missing:
             raise UserError(f"{index}: tensor {missing[0]!r} is not in shard {weight_map[missing[0]]}")
+        order = list(weight_map) + [n for n in entries if n not in weight_map]
         info, config = _hf_info(folder)
-        return Checkpoint(folder, "hf-folder", {n: tensors[n] for n in weight_map} |
-                          {n: t for n, t in tensors.items() if n not in weight_map}, info,
-                          [index, *shards, *config])
+        return Checkpoint(folder, "hf-folder", TensorStore({n: entries[n] for n in order},
+                                                           {n: metas[n] for n in order}),
+                          info, [index, *shards, *config])
     single = folder / "model.safetensors"
     if os.path.lexists(single):
         info, config = _hf_info(folder)
-        return Checkpoint(folder, "hf-folder", _read_safetensors(single), info, [single, *config])
+        return Checkpoint(folder, "hf-folder", TensorStore(*_index_safetensors(single)), info, [single, *config])
     bin_ = folder / "pytorch_model.bin"
     if os.path.lexists(bin_):
         info, config = _hf_info(folder)
-        return Checkpoint(folder, "hf-folder", _read_torch(bin_), info, [bin_, *config])
+        return Checkpoint(folder, "hf-folder", TensorStore.in_memory(_read_torch(bin_)), info, [bin_, *config])
     raise UserError(f"{folder}: not a model folder (no model.safetensors.index.json, model.safetensors "
                     f"or pytorch_model.bin)")
 
@@ -211,7 +297,7 @@ def is_embedding_or_head(name: str) -> bool:
     return bool(EMBEDDING_RE.search(name) or HEAD_RE.search(name))
 
 
-def select_tensors(tensors: dict[str, torch.Tensor], C: int, include: str | None = None,
+def select_tensors(tensors: Mapping[str, torch.Tensor], C: int, include: str | None = None,
                    exclude: str | None = None) -> list[str]:
     """Names to compress, in checkpoint order.
 
@@ -221,6 +307,8 @@ def select_tensors(tensors: dict[str, torch.Tensor], C: int, include: str | None
     """
     inc = _compile("--include", include)
     exc = _compile("--exclude", exclude)
+    if isinstance(tensors, TensorStore):  # shapes and dtypes only: no data is read
+        tensors = {n: tensors.meta(n) for n in tensors}
     if inc is None:
         chosen = [n for n, t in tensors.items()
                   if is_compressible(t) and t.shape[1] >= C and not is_embedding_or_head(n)]

@@ -53,7 +53,8 @@ def torch_dtype(name: str):
 def _as_torch(t):
     import torch
 
-    t = torch.from_numpy(np.ascontiguousarray(t)) if isinstance(t, np.ndarray) else t
+    if isinstance(t, np.ndarray):  # read-only arrays (e.g. from Ray's object store) are copied
+        t = torch.from_numpy(np.array(t, order="C", copy=not t.flags.writeable or None))
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"expected a numpy array or torch tensor, got {type(t).__name__}")
     return t.detach().cpu().contiguous()
@@ -65,28 +66,51 @@ def _tensor_bytes(t) -> bytes:
     return t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""
 
 
+class Deferred:
+    """A tensor that write_safetensors writes without holding it all along: `meta` (anything
+    with .shape and .dtype, e.g. a torch meta tensor) fills the header, `load()` gives the data
+    when its turn comes. Lets a large checkpoint's carried tensors stream into the output."""
+
+    def __init__(self, meta, load):
+        self.meta = meta
+        self.load = load
+
+
 def write_safetensors(path: str | Path, tensors: dict, metadata: dict[str, str] | None = None) -> None:
-    """Write a safetensors file atomically; tensors and metadata in sorted order (byte-reproducible)."""
+    """Write a safetensors file atomically; tensors and metadata in sorted order (byte-reproducible).
+    Values are numpy arrays, torch tensors or `Deferred` (loaded one at a time while writing)."""
     header: dict = {}
     if metadata:
         header["__metadata__"] = {k: str(metadata[k]) for k in sorted(metadata)}
     blobs, offset = [], 0
     for name in sorted(tensors):
-        t = _as_torch(tensors[name])
+        value = tensors[name]
+        t = value.meta if isinstance(value, Deferred) else _as_torch(value)
         dtype = str(t.dtype).removeprefix("torch.")
         if dtype not in _ST_DTYPE:
             raise UserError(f"tensor {name!r} has dtype {t.dtype}, which safetensors cannot store")
-        blob = _tensor_bytes(t)
+        if isinstance(value, Deferred):
+            blob, size = value, int(np.prod(t.shape, dtype=np.int64)) * t.element_size()
+        else:
+            blob = _tensor_bytes(t)
+            size = len(blob)
         header[name] = {"dtype": _ST_DTYPE[dtype], "shape": list(t.shape),
-                        "data_offsets": [offset, offset + len(blob)]}
-        blobs.append(blob)
-        offset += len(blob)
+                        "data_offsets": [offset, offset + size]}
+        blobs.append((name, blob, size))
+        offset += size
     head = json.dumps(header, separators=(",", ":")).encode()
     head += b" " * (-len(head) % 8)  # the data starts 8-byte aligned, as safetensors does it
+    import torch
+
     with atomic_write(path) as f:
         f.write(len(head).to_bytes(8, "little"))
         f.write(head)
-        for blob in blobs:
+        for name, blob, size in blobs:
+            if isinstance(blob, Deferred):
+                t = _as_torch(blob.load())
+                if tuple(t.shape) != tuple(blob.meta.shape) or t.dtype != blob.meta.dtype:
+                    raise UserError(f"tensor {name!r} changed while being written (shape or dtype)")
+                blob = t.reshape(-1).view(torch.uint8).numpy() if t.numel() else b""  # no bytes copy
             f.write(blob)
 
 

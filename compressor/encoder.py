@@ -195,15 +195,19 @@ def resolve_bias(bias: str | int, w: np.ndarray, preset: Preset) -> int:
     if bias == "paper":
         return PAPER_BIAS
     if bias == "auto":
-        wmax = _max_abs(np.asarray(w))
-        if wmax == 0:
-            return PAPER_BIAS  # any bias encodes zeros exactly
-        return (math.frexp(wmax)[1] - 1) - AUTO_BIAS_OFFSET + AUTO_HEADROOM
+        return auto_bias(_max_abs(np.asarray(w)))
     if isinstance(bias, (bool, np.bool_)) or not isinstance(bias, (int, np.integer)):
         raise EncoderInputError(f"unknown bias {bias!r} (use 'auto', 'paper' or an integer)")
     if not BIAS_RANGE[0] <= bias <= BIAS_RANGE[1]:
         raise EncoderInputError(f"bias {bias} out of range {BIAS_RANGE[0]}..{BIAS_RANGE[1]}")
     return int(bias)
+
+
+def auto_bias(wmax: float) -> int:
+    """The "auto" bias of a tensor whose largest |weight| is wmax (see resolve_bias)."""
+    if wmax == 0:
+        return PAPER_BIAS  # any bias encodes zeros exactly
+    return (math.frexp(wmax)[1] - 1) - AUTO_BIAS_OFFSET + AUTO_HEADROOM
 
 
 def chunk_rows(nb: int, max_blocks: int | None = None) -> int:
@@ -212,8 +216,9 @@ def chunk_rows(nb: int, max_blocks: int | None = None) -> int:
     return max(1, max_blocks // max(1, nb))
 
 
-def _row_chunks(rows: int, nb: int):
-    step = chunk_rows(nb)
+def row_chunks(rows: int, nb: int, max_blocks: int | None = None):
+    """(r0, r1) of each chunk of rows, in order: the boundaries every run of a tensor uses."""
+    step = chunk_rows(nb, max_blocks)
     for r0 in range(0, rows, step):
         yield r0, min(rows, r0 + step)
 
@@ -223,7 +228,7 @@ def _max_abs(w: np.ndarray) -> float:
     if w.ndim != 2:
         return float(np.max(np.abs(w))) if w.size else 0.0
     m = 0.0
-    for r0, r1 in _row_chunks(w.shape[0], max(1, w.shape[1] // 8)):
+    for r0, r1 in row_chunks(w.shape[0], max(1, w.shape[1] // 8)):
         part = np.abs(np.asarray(w[r0:r1], dtype=np.float64))
         if not np.all(np.isfinite(part)):
             raise EncoderInputError("weights contain non-finite values (NaN or inf)")
@@ -261,7 +266,7 @@ def encode_tensor(w: np.ndarray, preset: Preset, bias: str | int = "auto", devic
     seeds = np.empty((rows, nb), dtype=np.uint16)
     x = np.empty((rows, nb), dtype=np.uint8)
     q = np.empty((rows, nb, P), dtype=np.int8)
-    for r0, r1 in _row_chunks(rows, nb):
+    for r0, r1 in row_chunks(rows, nb):
         chunk = np.zeros((r1 - r0, nb * C), dtype=np.float64)
         chunk[:, :cols] = w[r0:r1]
         s, xx, qq, _ = search_blocks(chunk.reshape(-1, C), preset, b, device)

@@ -5,8 +5,10 @@ llama2.c checkpoint. By default every 2-D floating tensor with at least C column
 compressed, except embeddings and the output head; --include/--exclude (regexes searched in
 tensor names) change that. Everything else is carried into the container unchanged.
 
-Finished tensors are kept in OUT.partial/ while the run goes on: after an interruption,
---resume continues without redoing them. OUT itself appears only when complete.
+Work is cut into row chunks of tensors (compressor/job.py); each finished chunk is kept in
+OUT.partial/ while the run goes on: after an interruption (Ctrl-C, SIGKILL), --resume
+continues without redoing them. OUT itself appears only when complete. --ray spreads the
+chunks over Ray tasks (compressor/ray_executor.py); the output bytes are the same.
 """
 from __future__ import annotations
 
@@ -45,6 +47,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--include", metavar="RE", help="compress exactly the 2-D floating tensors whose name matches RE")
     parser.add_argument("--exclude", metavar="RE", help="do not compress tensors whose name matches RE")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run from OUT.partial/")
+    parser.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                        help="run the chunks as Ray tasks: on an embedded local Ray (no ADDRESS), or on the "
+                             "running cluster at ADDRESS ('auto', 'ray://host:10001', ...); needs the [ray] "
+                             "extra, and every node must see INPUT and OUT.partial/ at the same paths")
 
 
 def _parse_bias(text: str):
@@ -68,16 +74,7 @@ def _check_device(device: str) -> None:
         raise UserError(f"--device {device}: no CUDA device available (torch.cuda.is_available() is False)")
 
 
-def _as_weights(t: torch.Tensor) -> np.ndarray:
-    import torch
-
-    return t.to(torch.float64 if t.dtype == torch.float64 else torch.float32).numpy()
-
-
-def _check_finite(name: str, t: torch.Tensor) -> None:
-    import torch
-
-    bad = int((~torch.isfinite(t)).sum())
+def _check_finite(name: str, bad: int) -> None:
     if bad:
         raise UserError(f"tensor {name!r} has {bad} NaN/Inf weight{'s' if bad > 1 else ''}")
 
@@ -96,7 +93,7 @@ def _check_bias(name: str, bias, t: torch.Tensor) -> None:
 
 class PartialState:
     """OUT.partial/: state.json (what is being compressed, with which flags) + one mini
-    .seedlm per finished tensor. Same input and flags resume; anything else is refused.
+    .seedlm per finished chunk (compressor.job.ChunkStore). Same input and flags resume; anything else is refused.
 
     The folder is ours only if it holds our marker (state.json with MARKER); a user's own
     folder, a file or a symlink of that name is never touched. A run holds an exclusive lock
@@ -164,22 +161,6 @@ class PartialState:
         self._take_lock()
         write_text_atomic(self.dir / "state.json", json.dumps(self.fingerprint, sort_keys=True))
 
-    def load(self, name: str):
-        from seedlm_fpga.compressor.container import read_container
-
-        path = self._file(name)
-        if not path.is_file():
-            return None
-        try:
-            return read_container(path).compressed.get(name)
-        except UserError:  # damaged somehow: encode that tensor again
-            return None
-
-    def save(self, name: str, enc) -> None:
-        from seedlm_fpga.compressor.container import write_container
-
-        write_container(self._file(name), {name: enc}, {})
-
     def _release(self) -> None:
         if self._lock is not None:
             os.close(self._lock)
@@ -199,15 +180,18 @@ def _fingerprint(ckpt: Checkpoint, args, names: list[str]) -> dict:
     root = ckpt.path
     files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
     stats = [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
+    from seedlm_fpga.compressor.job import CHUNK_BLOCKS
+
     return {"input": stats, "preset": args.preset, "bias": args.bias, "tensors": names,
-            "version": __version__}
+            "chunk_blocks": CHUNK_BLOCKS, "version": __version__}
 
 
 # --- the command ---------------------------------------------------------------------------------
 
 def run(args) -> int:
     from seedlm_fpga.compressor.checkpoints import load_checkpoint, select_tensors
-    from seedlm_fpga.compressor.container import write_container
+    from seedlm_fpga.compressor.container import Deferred, write_container
+    from seedlm_fpga.compressor.job import scan_tensor, tensor_bias
 
     try:
         preset = get_preset(args.preset)
@@ -216,22 +200,26 @@ def run(args) -> int:
     bias = _parse_bias(args.bias)
     _check_device(args.device)
     output = check_output_file(args.output)
-    ckpt = load_checkpoint(args.input)
+    ckpt = load_checkpoint(args.input)  # headers only where the format allows (safetensors, HF shards)
     partial_dir = output.with_name(output.name + ".partial")
     check_not_input(output, ckpt.files)
     check_not_input(partial_dir, [ckpt.path, *ckpt.files])
     names = select_tensors(ckpt.tensors, preset.C, args.include, args.exclude)
-    for name in names:
-        _check_finite(name, ckpt.tensors[name])
-        _check_bias(name, bias, ckpt.tensors[name])
+    biases = {}
+    for name in names:  # one streaming pass: NaN/Inf and max |w| (the "auto" bias), before any encoding
+        wmax, bad = scan_tensor(ckpt.tensors, name)
+        _check_finite(name, bad)
+        _check_bias(name, bias, ckpt.tensors.meta(name))
+        biases[name] = tensor_bias(bias, wmax, preset)
 
     partial = PartialState(output, _fingerprint(ckpt, args, names))
     partial.start(args.resume)
     try:
-        compressed = _compress_all(ckpt, names, preset, bias, args.device, partial)
+        compressed = _compress_all(ckpt, names, preset, biases, args, partial)
         chosen = set(names)
-        carried = {n: t for n, t in ckpt.tensors.items() if n not in chosen}
-        dtypes = {n: str(ckpt.tensors[n].dtype).removeprefix("torch.") for n in names}
+        carried = {n: Deferred(ckpt.tensors.meta(n), lambda n=n: ckpt.tensors[n])  # streamed, one at a time
+                   for n in ckpt.tensors if n not in chosen}
+        dtypes = {n: str(ckpt.tensors.meta(n).dtype).removeprefix("torch.") for n in names}
         extra = {"seedlm.source": ckpt.path.name, "seedlm.source_format": ckpt.kind,
                  "seedlm.generator": f"seedlm-fpga {__version__}"}
         extra |= {f"seedlm.{k}": v for k, v in ckpt.info.items()}
@@ -250,29 +238,22 @@ def run(args) -> int:
     return 0
 
 
-def _compress_all(ckpt, names, preset, bias, device, partial: PartialState) -> dict:
+def _compress_all(ckpt, names, preset, biases, args, partial: PartialState) -> dict:
     from tqdm import tqdm
 
-    from seedlm_fpga.compressor.encoder import encode_tensor
+    from seedlm_fpga.compressor.job import ChunkStore, local_executor, run_job, tensor_units
 
-    blocks = {n: ckpt.tensors[n].shape[0] * -(-ckpt.tensors[n].shape[1] // preset.C) for n in names}
-    compressed = {}
-    with tqdm(total=sum(blocks.values()), unit="block", unit_scale=True, file=sys.stderr, disable=None,
-              dynamic_ncols=True, desc=f"tensor 1/{len(names)}") as bar:
-        for i, name in enumerate(names):
-            bar.set_description(f"tensor {i + 1}/{len(names)}")
-            enc = partial.load(name)
-            if enc is None:
-                w = _as_weights(ckpt.tensors[name])
-                try:
-                    enc = encode_tensor(w, preset, bias=bias, device=device, progress=bar.update)
-                except ValueError as exc:
-                    raise UserError(f"tensor {name!r}: {exc}") from None
-                partial.save(name, enc)
-            else:
-                bar.update(blocks[name])
-            compressed[name] = enc
-    return compressed
+    units = [u for n in names for u in tensor_units(n, tuple(ckpt.tensors.meta(n).shape), preset, biases[n])]
+    with tqdm(total=sum(u.blocks for u in units), unit="block", unit_scale=True, file=sys.stderr,
+              disable=None, dynamic_ncols=True, desc=f"{len(names)} tensors, {len(units)} chunks") as bar:
+        if args.ray is None:
+            return run_job(units, preset, ChunkStore(partial.dir), local_executor(ckpt.tensors, preset, args.device),
+                           bar.update)
+        from seedlm_fpga.compressor.ray_executor import ray_executor
+
+        address = None if args.ray == "local" else args.ray
+        with ray_executor(ckpt.path, preset, args.device, address=address) as execute:
+            return run_job(units, preset, ChunkStore(partial.dir), execute, bar.update)
 
 
 def _print_report(ckpt, compressed, carried, output: Path) -> None:
@@ -288,9 +269,10 @@ def _print_report(ckpt, compressed, carried, output: Path) -> None:
     head = ["tensor", "shape", "preset", "bias", "bits/weight", "rel.error"]
     print(format_table(head, rows, right={1, 3, 4, 5}))
     n_w = sum(e.shape[0] * e.shape[1] for e in compressed.values())
-    orig = sum(ckpt.tensors[n].numel() * ckpt.tensors[n].element_size() for n in compressed)
+    metas = {n: ckpt.tensors.meta(n) for n in ckpt.tensors}
+    orig = sum(metas[n].numel() * metas[n].element_size() for n in compressed)
     packed = sum(packed_bytes(e) for e in compressed.values())
-    carried_bytes = sum(t.numel() * t.element_size() for t in carried.values())
+    carried_bytes = sum(metas[n].numel() * metas[n].element_size() for n in carried)
     print(f"\ncompressed {len(compressed)} tensors, {n_w:,} weights: {packed * 8 / n_w:.3f} bits/weight "
           f"(padding counted), {orig:,} -> {packed:,} bytes")
     print(f"carried {len(carried)} tensors unchanged: {carried_bytes:,} bytes")
