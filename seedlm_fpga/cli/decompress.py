@@ -5,7 +5,6 @@ each tensor's original dtype; carried tensors come back exactly as they were sto
 """
 from __future__ import annotations
 
-
 from seedlm_fpga.compressor.container import read_container, torch_dtype, write_safetensors
 from seedlm_fpga.core.files import check_not_input, check_output_file
 from seedlm_fpga.core.numeric import check_allocation
