@@ -41,11 +41,6 @@ from seedlm_fpga.core.reference import (AUTO_BIAS_OFFSET, BIAS_RANGE, PAPER_BIAS
 from seedlm_fpga.core.lfsr import basis_S
 from seedlm_fpga.compressor.search_tables import search_tables
 
-try:  # numba is the fast CPU path; without it the torch path runs (slower, same result)
-    from seedlm_fpga.compressor import search_cpu
-except ImportError:  # pragma: no cover - exercised only where numba is absent
-    search_cpu = None
-
 #: Bumped whenever a change could alter any encoding (caches of encodings key on it).
 SEARCH_VERSION = 2
 #: log2 headroom of the "auto" bias above max|W| (see resolve_bias).
@@ -155,14 +150,16 @@ def search_blocks(blocks: np.ndarray, preset: Preset, bias: int, device: str = "
     bias_n = int(bias) - k
     tables = search_tables(preset)
     if kernel == "auto":
-        kernel = "numba" if device == "cpu" and search_cpu is not None else "torch"
+        kernel = "numba" if device == "cpu" else "torch"
     if kernel == "numba":
-        if device != "cpu" or search_cpu is None:
-            raise ValueError("the numba kernel needs device='cpu' and numba installed")
+        if device != "cpu":
+            raise ValueError("the numba kernel needs device='cpu'")
+        from seedlm_fpga.compressor import search_cpu  # numba compiles on first use: import it here
+
         pos, xs, qs, es, n_cand = search_cpu.search(wn, bias_n, tables)
     elif kernel == "gemm":
-        if device != "cpu" or search_cpu is None:
-            raise ValueError("the gemm kernel needs device='cpu' and numba installed")
+        if device != "cpu":
+            raise ValueError("the gemm kernel needs device='cpu'")
         from seedlm_fpga.compressor import search_gemm
 
         pos, xs, qs, es, n_cand = search_gemm.search(wn, bias_n, tables)
