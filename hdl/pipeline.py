@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from amaranth.hdl import Shape, Signal, signed
 
-from seedlm_fpga.core.engine_shape import LEVELS_PER_STAGE
+from seedlm_fpga.core.engine_shape import LEVELS_PER_STAGE, tree_stages
 
 
 def delay(m, value, cycles: int, name: str, reset_less: bool = False):
@@ -28,14 +28,6 @@ def sum_bits(term_bits: int, n_terms: int) -> int:
     return term_bits + max(0, (n_terms - 1).bit_length())
 
 
-def balanced_sum(terms: list):
-    """Combinational sum of `terms` as a balanced tree: ceil(log2 n) adder levels, not n - 1."""
-    terms = list(terms)
-    while len(terms) > 1:
-        terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i] for i in range(0, len(terms), 2)]
-    return terms[0]
-
-
 def adder_tree(m, terms: list, name: str, levels_per_stage: int = LEVELS_PER_STAGE):
     """Sum of signed `terms`, a register after every `levels_per_stage` levels of 2-input adds.
 
@@ -43,35 +35,7 @@ def adder_tree(m, terms: list, name: str, levels_per_stage: int = LEVELS_PER_STA
     `tree_stages(len(terms))`. Each level widens by one bit, so nothing can overflow.
     Datapath registers: no reset.
     """
-    level = 0
-    stage = 0
-    while len(terms) > 1:
-        width = Shape.cast(terms[0].shape()).width + 1
-        pairs = []
-        for i in range(0, len(terms), 2):
-            if i + 1 < len(terms):
-                pairs.append(terms[i] + terms[i + 1])
-            else:
-                pairs.append(terms[i])
-        level += 1
-        if level % levels_per_stage == 0 or len(pairs) == 1:
-            stage += 1
-            regs = []
-            for i, value in enumerate(pairs):
-                reg = Signal(signed(width), name=f"{name}{stage}_{i}", reset_less=True)
-                m.d.sync += reg.eq(value)
-                regs.append(reg)
-            terms = regs
-        else:
-            terms = [_as_width(m, v, width, f"{name}{stage + 1}_l{level}_{i}") for i, v in enumerate(pairs)]
-    return terms[0]
-
-
-def _as_width(m, value, width: int, name: str):
-    """A combinational signal of `width` signed bits (keeps every term of a level equal)."""
-    sig = Signal(signed(width), name=name)
-    m.d.comb += sig.eq(value)
-    return sig
+    return staged_sum(m, terms, tree_stages(len(terms), levels_per_stage), name, levels_per_stage)
 
 
 def staged_sum(m, terms: list, registers: int, name: str, levels_per_stage: int = LEVELS_PER_STAGE):
