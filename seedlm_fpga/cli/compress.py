@@ -12,7 +12,6 @@ chunks over Ray tasks (compressor/ray_executor.py); the output bytes are the sam
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -107,9 +106,6 @@ class PartialState:
         self.dir = output.with_name(output.name + ".partial")
         self.fingerprint = {"marker": self.MARKER, **fingerprint}
         self._lock = None
-
-    def _file(self, name: str) -> Path:
-        return self.dir / (hashlib.sha256(name.encode()).hexdigest()[:20] + ".seedlm")
 
     def _found(self):
         """The fingerprint in an existing OUT.partial/, after checking the folder is ours."""

@@ -185,12 +185,8 @@ def same_file(a: str | Path, b: str | Path) -> bool:
 def check_not_input(output: str | Path, inputs: Iterable[str | Path], flag: str = "-o") -> None:
     """Refuse an output that is one of the files the command reads (an output inside a model
     folder is fine; one of the files read from it is not)."""
-    out_real, out_id = _identity(Path(output))
     for inp in inputs:
-        if inp is None:
-            continue
-        in_real, in_id = _identity(Path(inp))
-        if out_real == in_real or (out_id is not None and out_id == in_id):
+        if inp is not None and same_file(output, inp):
             raise UserError(f"{flag} {output} is the input {inp}; refusing to overwrite an input")
 
 
