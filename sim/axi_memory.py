@@ -41,9 +41,12 @@ BASE_READ_LATENCY = 2
 
 
 def pauses(rng: random.Random, probability: float):
-    """A pause generator: True (hold still) with `probability` in each cycle."""
+    """A pause generator: True (hold still) with `probability` in each cycle; None for 0.
+
+    None clears the channel's generator (`set_pause_generator(None)`): no coroutine per cycle.
+    """
     if probability <= 0:
-        return itertools.repeat(False)
+        return None
     return (rng.random() < probability for _ in itertools.count())
 
 
