@@ -84,6 +84,7 @@ class Stage(enum.Enum, shape=2):
 class GemvKernel(wiring.Component):
     def __init__(self, cfg: DesignConfig, kind: str = "seedlm", mem_latency: int = DEFAULT_MEM_LATENCY,
                  max_burst: int | None = None, max_descriptors: int = DEFAULT_MAX_DESCRIPTORS):
+        self._MustUse__silence = True  # a rejected configuration is not an unused design
         if kind not in KINDS:
             raise ValueError(f"kernel kind must be one of {', '.join(KINDS)}, got {kind!r}")
         max_burst = default_max_burst(cfg.bus_bits) if max_burst is None else max_burst
@@ -103,6 +104,7 @@ class GemvKernel(wiring.Component):
                                  (DESC_TO_WEIGHTS_STAGES, KERNEL_TIMING.desc_to_weights)):
             assert sum(c for _, c in stages) == constant, "hdl.kernel and core.engine_shape disagree"
         assert self.engine.FIFO_LATENCY == KERNEL_TIMING.read_fifo  # the read FIFO is the same kind
+        self._MustUse__silence = False
         super().__init__({
             "ap_clk": In(1), "ap_rst_n": In(1), "interrupt": Out(1),
             **_prefixed("s_axi_control", lite_ports()),
