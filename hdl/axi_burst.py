@@ -79,7 +79,7 @@ class BurstIssuer(wiring.Component):
         limit = Signal(range(edge_beats + 1))
         beats = Signal(range(self.max_burst + 1))
         m.d.comb += [
-            have.eq(cur_left != 0),
+            have.eq(cur_left.any()),
             to_edge.eq(edge_beats - cur_addr[lb:12]),
             limit.eq(Mux(to_edge < self.max_burst, to_edge, self.max_burst)),
             beats.eq(Mux(cur_left < limit, cur_left, limit)),

@@ -47,20 +47,23 @@ def run_kernel(cfg, kind, gemv_rows, cols, descriptors: bool, seed=0, read_laten
     """One start: returns (Y per GEMV, Y reference per GEMV, CYCLES, memory)."""
     rng = np.random.default_rng(seed)
     kernel = GemvKernel(cfg, kind, mem_latency=mem_latency, max_burst=max_burst, max_descriptors=4)
-    mem = AxiMemory(1 << 17, read_latency, write_latency, r_pause, ready_stall, b_pause, max_burst, seed)
+    mem = AxiMemory(1 << 20, read_latency, write_latency, r_pause, ready_stall, b_pause, max_burst, seed)
     lo, hi = -(1 << (cfg.act_bits - 1)), 1 << (cfg.act_bits - 1)
     acts = rng.integers(lo, hi, cols)
     wb = cfg.bus_bits // 8
     acts_at = 0x1000 - 2 * wb                       # the activation image crosses a 4 KB edge
     mem.put(acts_at, activation_image(cfg, kind, acts, rng))
-    gemvs, at, y_at = [], 0x3000 - 3 * wb, 0x10000 - 16
+    images, at = [], 0x3000 - 3 * wb
     for rows in gemv_rows:
         y_of, image = gemv_problem(cfg, kind, rows, cols, rng)
         mem.put(at, image)
-        gemvs.append((at, y_at, rows, y_of(acts)))
+        images.append((at, rows, y_of(acts)))
         at += -(-(len(image) + 5 * wb) // wb) * wb
+    gemvs, y_at = [], (at // 4096 + 2) * 4096 - 16    # Y: past the images, from 16 bytes before an edge
+    for w_at, rows, ref in images:
+        gemvs.append((w_at, y_at, rows, ref))
         y_at += 8 * rows + 24
-    table = 0x8000 - 32                              # the descriptor list crosses a 4 KB edge
+    table = 0x2000 - 32                              # the descriptor list crosses a 4 KB edge
     for i, (w_at, y_to, rows, _) in enumerate(gemvs):
         mem.put(table + 32 * i, w_at.to_bytes(8, "little") + y_to.to_bytes(8, "little") + rows.to_bytes(4, "little")
                 + bytes(12))
