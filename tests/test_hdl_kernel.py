@@ -156,3 +156,15 @@ def test_rejects_what_format_11_does_not_allow():
         GemvKernel(DesignConfig(bus_bits=64, act_bits=16))
     with pytest.raises(ValueError, match="kind"):
         GemvKernel(DesignConfig(bus_bits=64, max_cols=64), kind="fp16")
+
+
+@pytest.mark.parametrize("preset,bus,image", [("seedlm-4", 64, "beat"), ("seedlm-3", 512, "beat"),
+                                              ("seedlm-3", 64, "packed"), ("seedlm-4", 96, "packed")])
+def test_row_beats_steps_are_the_engine_rule(preset, bus, image):
+    # the kernel builds R from EngineShape.row_beats_ops; they must give format §10 item 3's R
+    from seedlm_fpga.core.engine_shape import seedlm_beats_per_row
+    cfg = DesignConfig(preset=preset, bus_bits=bus, image=image)
+    p = cfg.preset_obj
+    for cols in range(1, 3000):
+        assert cfg.seedlm.row_beats(cols) == seedlm_beats_per_row(cols, bus, p.block_bits, p.C, image)
+        assert cfg.baseline.row_beats(cols) == -(-cols // (bus // 16))
