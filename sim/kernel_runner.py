@@ -14,16 +14,21 @@ CTRL/ISR behaved (ap_done and ap_idle set, ap_done clear on read, interrupt clea
 """
 from __future__ import annotations
 
+import functools
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from seedlm_fpga.core import kernel_map as km
 from seedlm_fpga.core import progress
+from seedlm_fpga.core.engine_shape import AP_DONE, AP_IDLE, COSIM_MAX_COLS, DEFAULT_MAX_DESCRIPTORS, \
+    DEFAULT_MEM_LATENCY
 from seedlm_fpga.sim import cosim_build
+from seedlm_fpga.sim.axi_memory import BASE_READ_LATENCY
+from seedlm_fpga.sim.cosim_runner import _designs_dir
 from seedlm_fpga.sim.kernel_host import KernelGemv, KernelJob, plan_layout
-from seedlm_fpga.sim.stimulus import BASELINE, GemvCase
+from seedlm_fpga.sim.stimulus import BASELINE, ENGINES, GemvCase
 
 #: Edges from the CTRL write that sets ap_start to the edge the interrupt rises, beyond CYCLES:
 #: the write lands in CTRL at its edge, the kernel takes the start at the next one.
@@ -51,6 +56,43 @@ class Kernel:
 
     def build(self) -> cosim_build.SimBuild:
         return cosim_build.build(list(self.sources), self.toplevel)
+
+
+def read_latency(mem_latency: int) -> int:
+    """format §11.4's L_r of the bench memory at `mem_latency` (sim/axi_memory.py's N)."""
+    return mem_latency + BASE_READ_LATENCY
+
+
+@functools.lru_cache(maxsize=None)
+def _generated(preset: str, bus_bits: int, act_bits: int, max_cols: int, image: str, mem_latency: int,
+               max_burst: int | None, max_descriptors: int) -> tuple[Path, dict]:
+    from seedlm_fpga.hdl.generate import DesignConfig, KernelParams, generate
+
+    cfg = DesignConfig(preset=preset, bus_bits=bus_bits, act_bits=act_bits, max_cols=max_cols, image=image)
+    params = KernelParams(mem_latency=mem_latency, max_burst=max_burst, max_descriptors=max_descriptors)
+    out = Path(tempfile.mkdtemp(prefix=f"kernel-{preset}-W{bus_bits}-A{act_bits}-", dir=_designs_dir()))
+    with progress.step(f"generating the {preset} and baseline kernels (W={bus_bits}, A={act_bits}, "
+                       f"max cols {max_cols}, mem latency {mem_latency})"):
+        return out, generate(cfg, out, kernel=params)
+
+
+def generated_kernel(kind: str, bus_bits: int, act_bits: int = 8, max_cols: int = COSIM_MAX_COLS,
+                     image: str = "beat", mem_latency: int = DEFAULT_MEM_LATENCY, max_burst: int | None = None,
+                     max_descriptors: int = DEFAULT_MAX_DESCRIPTORS, preset: str = "seedlm-4") -> Kernel:
+    """Generate both kernels with seedlm_fpga.hdl (once per process and parameters); describe one.
+
+    `kind` is a SeedLM preset or "baseline" (then `preset` only picks the design it comes from).
+    """
+    if kind not in ENGINES:
+        raise ValueError(f"unknown kernel {kind!r} (choose from {', '.join(ENGINES)})")
+    out, design = _generated(preset if kind == BASELINE else kind, bus_bits, act_bits, max_cols, image,
+                             mem_latency, max_burst, max_descriptors)
+    k = design["kernel"]
+    which = "baseline" if kind == BASELINE else "seedlm"
+    engine = design["baseline"] if kind == BASELINE else design
+    return Kernel(kind, (out / k[which]["verilog"],), k[which]["top"], bus_bits, engine["act_bits"],
+                  engine["acts_per_beat"], engine["y_bits"], engine["max_cols"], k["max_burst"],
+                  k["max_descriptors"], k["mem_latency"], "beat" if kind == BASELINE else image)
 
 
 @dataclass
@@ -139,9 +181,6 @@ def _check(kernel: Kernel, cases: list[KernelCase], latency: int, gap: float, wr
             raise ValueError(f"{name} must lie in [0, 1), got {v}")
     if not 0 <= latency <= 10_000:
         raise ValueError(f"memory latency must lie in 0..10000 cycles, got {latency}")
-    if kernel.y_bits > 8 * km.Y_WORD_BYTES:
-        raise ValueError(f"the kernel's Y is {kernel.y_bits} bits, more than the {8 * km.Y_WORD_BYTES}-bit words "
-                         "of its Y buffer")
     for case in cases:
         for g in case.gemvs:
             if g.engine != kernel.kind:
@@ -163,9 +202,9 @@ def _judge(case: KernelCase, raw: dict, res: KernelResult) -> None:
         errors.append(f"CYCLES register {res.cycles}, the bench counted {res.tb_cycles} edges from the start "
                       f"write to the interrupt (expected CYCLES + {START_TO_IRQ_EDGES})")
     ctrl, again = raw["ctrl_after_done"], raw["ctrl_read_again"]
-    if not ctrl & km.AP_DONE or not ctrl & km.AP_IDLE:
+    if not ctrl & AP_DONE or not ctrl & AP_IDLE:
         errors.append(f"CTRL after the interrupt is {ctrl:#x}: ap_done and ap_idle must be set")
-    if again & km.AP_DONE:
+    if again & AP_DONE:
         errors.append(f"CTRL read again is {again:#x}: ap_done must clear on read")
     if not raw["irq_cleared"]:
         errors.append("interrupt still high after writing ISR done")
