@@ -132,23 +132,31 @@ def _run_kernels(args, s: dict, k: dict, max_cols: int, make) -> tuple[dict, dic
     """Both kernels on the same GEMV(s); returns (results by engine, JSON dicts by engine)."""
     import dataclasses
 
-    from seedlm_fpga.core.engine_shape import DEFAULT_MAX_DESCRIPTORS, DEFAULT_MEM_LATENCY
+    from seedlm_fpga.core.engine_shape import DEFAULT_MAX_DESCRIPTORS, DEFAULT_MEM_LATENCY, DesignConfig
     from seedlm_fpga.sim import stimulus as stim
     from seedlm_fpga.sim.axi_memory import BASE_WRITE_LATENCY
     from seedlm_fpga.sim.cycle_model import kernel_models
     from seedlm_fpga.sim.kernel_runner import generated_kernel, kernel_case, read_latency, run_kernel_cases
 
+    from seedlm_fpga.hdl.kernel import KINDS, KernelParams, check_kernel
+
     l_r = read_latency(k["mem_latency"])
     sized = max(DEFAULT_MEM_LATENCY, l_r)  # a kernel generated to hide the memory it meets
     n = max(1, k["descriptors"])
+    params = KernelParams(mem_latency=sized, max_descriptors=max(DEFAULT_MAX_DESCRIPTORS, n))
+    cfg = DesignConfig(preset=s["preset"], bus_bits=s["bus_bits"], act_bits=args.act_bits, max_cols=max_cols,
+                       image=args.image)
+    for kind in KINDS:  # refuse before generating anything
+        check_kernel(cfg, kind, params)
     results, dicts = {}, {}
     for kind in (s["preset"], stim.BASELINE):
         kernel = generated_kernel(kind, s["bus_bits"], args.act_bits, max_cols, args.image, sized,
-                                  max_descriptors=max(DEFAULT_MAX_DESCRIPTORS, n), preset=s["preset"])
+                                  max_descriptors=params.max_descriptors, preset=s["preset"])
         if kind == stim.BASELINE or args.stimulus != "gaussian":
             gemvs = [make(kind, s["rows"], s["cols"], args.act_bits, args.seed + i) for i in range(n)]
         else:
-            with progress.step(f"compressing {n} x {s['rows']} x {s['cols']} Gaussian weights with {kind}"):
+            what = f"{n} GEMVs of " if n > 1 else ""
+            with progress.step(f"compressing {what}{s['rows']} x {s['cols']} Gaussian weights with {kind}"):
                 gemvs = [make(kind, s["rows"], s["cols"], args.act_bits, args.seed + i) for i in range(n)]
         gemvs = [dataclasses.replace(g, acts=gemvs[0].acts) for g in gemvs]
         case = kernel_case(gemvs, descriptors=k["descriptors"] > 0)
