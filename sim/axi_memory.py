@@ -30,7 +30,7 @@ import mmap
 import random
 
 import cocotb
-from cocotb.triggers import ClockCycles, Event, RisingEdge
+from cocotb.triggers import ClockCycles, Event
 from cocotb.utils import get_sim_time
 from cocotbext.axi import AxiBurstType, AxiRamRead, AxiRamWrite, AxiResp
 

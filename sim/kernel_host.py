@@ -7,10 +7,12 @@ reads/writes and whose memory is `xrt.bo` buffers). Nothing here imports cocotb.
 
     job = KernelJob(cols, act_image, (KernelGemv(weights_image, rows),), descriptors=False)
     layout = plan_layout(job, bus_bits, base=1 << 32)
-    run = await KernelHost(port, bus_bits).run(job, layout)
-    run.y[0]  # Y of GEMV 0, rows signed integers
+    run = await KernelHost(port, bus_bits, max_cols, max_descriptors).run(job, layout)
+    run.y[0]  # Y of GEMV 0, rows signed integers; run.cycles: the CYCLES register
 
-Buffer names (`layout.buffers`): "acts", "descriptors", "weights.<i>", "y.<i>".
+The port's memory holds the buffers at the layout's addresses (a pyxrt port maps them to
+buffer objects' device addresses). Buffer names (`layout.buffers`): "acts", "descriptors",
+"weights.<i>" (`weights_buffer(i)`), "y.<i>" (`y_buffer(i)`).
 """
 from __future__ import annotations
 

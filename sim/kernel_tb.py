@@ -52,7 +52,7 @@ class CocotbKernelPort(KernelPort):
     `interrupt` pin with a cycle budget (`budget`, set per start).
     """
 
-    def __init__(self, dut, memory: SharedMemory, rng: random.Random):
+    def __init__(self, dut, memory: SharedMemory):
         self.dut = dut
         self.memory = memory
         self.ctrl = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axi_control"), dut.ap_clk, dut.ap_rst_n,
@@ -159,7 +159,7 @@ async def kernel_cases(dut):
     memory.attach(dut, dut.ap_clk, dut.ap_rst_n, latency=int(stim.get("latency", 0)), period_ns=PERIOD_NS,
                   gap=float(stim.get("gap", 0.0)), write_gap=float(stim.get("write_gap", 0.0)), rng=rng,
                   max_burst=int(stim.get("max_burst", AXI_MAX_BURST)))
-    port = CocotbKernelPort(dut, memory, rng)
+    port = CocotbKernelPort(dut, memory)
     host = _PollingHost(port, int(stim["bus_bits"]), int(stim["max_cols"]), int(stim["max_descriptors"]))
     dut.ap_rst_n.value = 0
     await ClockCycles(dut.ap_clk, int(stim.get("reset_cycles", 4)))
