@@ -16,6 +16,7 @@ that answers reads --mem-latency cycles late and pauses its R channels with prob
 AXI4-Lite, starts, waits for the interrupt, reads Y and checks every bit; cycles are the CYCLES
 register (ap_start taken to ap_done), checked against the bench's own count. --descriptors K
 runs K GEMVs of the shape in one start through the descriptor list (one activation load).
+The kernels are generated to hide the memory they meet (generate --mem-latency max(128, N + 2)).
 
   seedlm-fpga cosim --kernel --paper --mem-latency 120
 
@@ -55,7 +56,8 @@ def add_arguments(parser) -> None:
                         help="the SeedLM engine's weight image: beat (format §5.3, default) or packed (§5.4)")
     parser.add_argument("--gap", type=float,
                         help="probability of an idle cycle before each input beat (memory throttle, default 0)")
-    parser.add_argument("--ready-gap", type=float, help="probability that the output's tready is low (default 0)")
+    parser.add_argument("--ready-gap", type=float, help="probability that the output's tready is low (default 0); with --kernel: that W and B "
+                             "of m_axi_io pause in a cycle (output back-pressure)")
     parser.add_argument("--stimulus", choices=("gaussian", "random"), default="gaussian",
                         help="compressed Gaussian weights (default) or random block fields")
     parser.add_argument("--max-cols", type=int, help="max cols the engines are generated for "
