@@ -15,14 +15,14 @@ read as 0, as do unused offsets.
 """
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from seedlm_fpga.core.engine_shape import AP_START, KERNEL_ADDRESS_BITS, KERNEL_REGISTERS
+from seedlm_fpga.core.engine_shape import KERNEL_ADDRESS_BITS, KERNEL_REGISTERS
 
-#: argument registers: name -> bits kept (64-bit ones span two words)
 def argument_bits(max_cols: int, max_descriptors: int) -> dict[str, int]:
+    """Argument registers: name -> bits kept (64-bit ones span two words)."""
     return {"WEIGHTS": 64, "ACTS": 64, "Y": 64, "DESCRIPTORS": 64, "ROWS": 24,
             "COLS": max_cols.bit_length(), "N_DESCRIPTORS": max_descriptors.bit_length()}
 
@@ -129,5 +129,4 @@ class ControlRegisters(wiring.Component):
             m.d.sync += ap_done.eq(1)
         m.d.sync += isr.eq((isr ^ isr_toggle) | (Cat(self.done, self.take) & ier))
         m.d.comb += self.interrupt.eq(gie & isr.any())
-        assert AP_START == 1
         return m
