@@ -18,6 +18,11 @@ tests/test_cycle_model.py checks the model against Verilator cycle counts.
 A memory that delivers a weight beat in a given cycle with probability e (its sustained
 efficiency; the co-simulation's throttle) makes the weight phase last rows * R / e cycles
 on average: the engine is ready every cycle of that phase, so every empty cycle is lost.
+
+`KernelCycleModel` (`kernel_models`) counts a start of the memory-mapped kernel around the
+engine (format §11.4: launch, read latency, activation load, descriptors, weights, write-back,
+from `core.engine_shape.kernel_cycles`), plus read credits, memory pauses and output
+back-pressure as rates; tests/test_kernel_cosim.py holds it to Verilator within 1%.
 """
 from __future__ import annotations
 
