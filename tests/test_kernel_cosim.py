@@ -3,8 +3,8 @@
 Every Y is compared bit for bit with the numpy reference (sim.kernel_runner judges it), the
 CYCLES register is held to the bench's own count (start write to interrupt) and, with an
 unpaused memory whose latency the kernel hides, to format §11.4's `kernel_cycles_for` exactly.
-Builds: seedlm-4 and the baseline at W = 128 (max cols 256), a seedlm-3 packed kernel at
-W = 64, and a seedlm-4 kernel sized for a short latency (mem_latency 16, bursts of 16) whose
+Builds: seedlm-4 and the baseline at W = 128 (max cols 256) and at W = 64 with 16-bit
+activations, a seedlm-3 packed kernel at W = 64, and a seedlm-4 kernel sized for a short latency (mem_latency 16, bursts of 16) whose
 read credits, not the memory, set the pace at L_r = 102.
 """
 from __future__ import annotations
@@ -77,6 +77,17 @@ def test_packed_seedlm3_kernel():
     for case, r in zip(cases, run_kernel_cases(kernel, cases, latency=50, seed=1)):
         assert r.ok, r.report()
         assert r.cycles == formula(kernel, case, 50)
+
+
+@pytest.mark.parametrize("engine", ["seedlm-4", stim.BASELINE])
+def test_int16_activations_on_a_64_bit_bus(engine):
+    kernel = generated_kernel(engine, 64, 16, MAX_COLS)
+    cases = cases_for(engine, act_bits=16)[:3]
+    for case, r in zip(cases, run_kernel_cases(kernel, cases, latency=20, gap=0.1, write_gap=0.1, seed=3)):
+        assert r.ok, r.report()
+    for case, r in zip(cases, run_kernel_cases(kernel, cases, latency=20, seed=3)):
+        assert r.ok, r.report()
+        assert r.cycles == formula(kernel, case, 20)
 
 
 def test_unaligned_bursts_split_at_4kb():
