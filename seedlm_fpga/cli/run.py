@@ -82,14 +82,12 @@ def _backend(args, model, design):
 
 
 def run(args) -> int:
-    from seedlm_fpga.core import progress
     from seedlm_fpga.evaluation.decode import greedy_decode, load_decode_model
     from seedlm_fpga.flows.sizing import size_for_board
     from seedlm_fpga.sim.run_cycles import ENGINE_ONLY, StartModel
 
     model_path = Path(args.model)
-    with progress.step(f"loading {model_path.name}"):
-        model = load_decode_model(model_path)
+    model = load_decode_model(model_path)
     cfg = model.cfg
     if not model.compressed:
         raise UserError(f"{model_path}: holds no compressed linear layer; nothing would run on the kernel")

@@ -26,6 +26,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from seedlm_fpga.compressor.checkpoints import LLAMA2C_CONFIG_INFO
+from seedlm_fpga.compressor.container import EXTRA_PREFIX
 from seedlm_fpga.compressor.llama2c import Llama2cConfig
 from seedlm_fpga.core.reference import EncodedTensor, gemv_baseline, to_int16
 from seedlm_fpga.errors import UserError
@@ -37,7 +39,7 @@ from seedlm_fpga.evaluation.tokenizer import BOS
 #: one kernel start each (format §11: q/k/v and gate/up are one start with a descriptor list).
 LAYER_STARTS = (("wq", "wk", "wv"), ("wo",), ("w1", "w3"), ("w2",))
 #: The container metadata a llama2.c checkpoint's .seedlm carries its configuration in.
-LLAMA2C_CONFIG_KEY = "seedlm.llama2c_config"
+LLAMA2C_CONFIG_KEY = EXTRA_PREFIX + LLAMA2C_CONFIG_INFO
 
 
 @dataclass

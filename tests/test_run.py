@@ -1,0 +1,160 @@
+"""`seedlm-fpga run`: KV-cache decoding against the full-sequence forward, the numpy backend
+against the reference bit for bit, the JSON report, cycles by format §10's table, bad input."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from seedlm_fpga.cli.main import main
+from seedlm_fpga.compressor.llama2c import read_llama2c
+from seedlm_fpga.core import reference as ref
+from seedlm_fpga.evaluation.decode import (DecodeModel, Decoder, NumpyBackend, greedy_decode,
+                                           load_decode_model)
+from seedlm_fpga.evaluation.llama_model import Transformer
+from seedlm_fpga.evaluation.tokenizer import Tokenizer
+
+from example_data import example_file
+
+PRESETS = ("seedlm-4", "seedlm-3")
+
+
+@pytest.fixture(scope="module")
+def seedlm_files(tmp_path_factory):
+    """stories260K compressed with `seedlm-fpga compress` at each preset, once per module."""
+    folder = tmp_path_factory.mktemp("run")
+    out = {}
+    for preset in PRESETS:
+        out[preset] = folder / f"{preset}.seedlm"
+        assert main(["compress", str(example_file("stories260K.bin")), "-o", str(out[preset]),
+                     "--preset", preset]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return Tokenizer.load(example_file("tok512.bin"), 512)
+
+
+def full_sequence_model(model: DecodeModel) -> Transformer:
+    """The evaluate path: the whole sequence per step, IntegerSeedLMLinear for every compressed layer."""
+    lin = {n: model.integer_linear(n) for n in model.compressed}
+    return Transformer.from_state_dict(model.cfg, {k: v.numpy() for k, v in model.tensors.items()}, lin)
+
+
+class Recording:
+    """A backend that keeps every start and result of the backend it wraps."""
+
+    name = "recording"
+
+    def __init__(self, inner):
+        self.inner, self.calls = inner, []
+
+    def run(self, start):
+        result = self.inner.run(start)
+        self.calls.append((start, result))
+        return result
+
+    def close(self):
+        pass
+
+
+def test_kv_cache_decode_equals_full_sequence_forward(seedlm_files, tokenizer):
+    model = load_decode_model(seedlm_files["seedlm-4"])
+    ids = greedy_decode(model, NumpyBackend(model), [1], 32)
+    torch.set_num_threads(1)
+    assert ids == full_sequence_model(model).generate([1], 32)[1:]
+    assert len(ids) == 32
+    assert tokenizer.decode([1] + ids).startswith("Once upon a time")
+
+
+def test_kv_cache_logits_of_the_float_model(tokenizer):
+    """No compressed layer: everything on the host; logits at every position as the full forward's."""
+    cfg, tensors = read_llama2c(example_file("stories260K.bin"))
+    model = DecodeModel(cfg, {k: torch.from_numpy(v) for k, v in tensors.items()}, {})
+    ids = [1] + tokenizer.encode("Once upon a time, there was a little girl named Lily.")
+    full = Transformer.from_state_dict(cfg, tensors)(torch.tensor([ids]))[0]
+    backend = Recording(NumpyBackend(model))
+    decoder = Decoder(model, backend)
+    for pos, t in enumerate(ids):
+        torch.testing.assert_close(decoder.step(t), full[pos], atol=1e-4, rtol=0)
+    assert backend.calls == []
+
+
+def test_numpy_backend_is_the_reference_bit_for_bit(seedlm_files):
+    model = load_decode_model(seedlm_files["seedlm-3"])
+    backend = Recording(NumpyBackend(model))
+    decoder = Decoder(model, backend)
+    for t in (1, 403, 407):
+        decoder.step(t)
+    # per layer: q/k/v, o, gate/up, down share activation vectors as format §11 starts
+    groups = [s.names for s, _ in backend.calls[:4]]
+    assert groups == [("layers.0.wq", "layers.0.wk", "layers.0.wv"), ("layers.0.wo",),
+                      ("layers.0.w1", "layers.0.w3"), ("layers.0.w2",)]
+    assert len(backend.calls) == 3 * 4 * model.cfg.n_layers
+    for start, result in backend.calls:
+        assert np.abs(start.acts).max() == 127  # int8, one scale per vector: the largest is +-127
+        for name, Y, Yb in zip(start.names, result.Y, result.baseline_Y):
+            e = model.compressed[name]
+            np.testing.assert_array_equal(Y, ref.gemv_seedlm(e.seeds, e.x, e.q, start.acts, e.preset))
+            w16 = ref.to_int16(ref.decode_tensor(e.seeds, e.x, e.q, e.bias, e.preset, e.shape[1]))
+            np.testing.assert_array_equal(Yb, ref.gemv_baseline(w16, start.acts))
+
+
+#: Cycles per token of stories260K on one W = 512 kernel, from format §10's table (seedlm-4: N 64,
+#: E 128, latency 13; seedlm-3: N 56, E 168, latency 13; baseline: N 32, E 32, latency 8):
+#: per layer the starts q/k/v (64 cols, 128 rows), o (64, 64), gate/up (64, 344), down (172, 64).
+CYCLES_PER_TOKEN = {
+    "seedlm-4": 5 * ((1 + 128 + 13) + (1 + 64 + 13) + (1 + 344 + 13) + (3 + 64 * 2 + 13)),
+    "seedlm-3": 5 * ((2 + 128 + 13) + (2 + 64 + 13) + (2 + 344 + 13) + (4 + 64 * 2 + 13)),
+}
+BASELINE_PER_TOKEN = 5 * ((2 + 128 * 2 + 8) + (2 + 64 * 2 + 8) + (2 + 344 * 2 + 8) + (6 + 64 * 6 + 8))
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_json_report(seedlm_files, preset, capsys):
+    assert main(["run", str(seedlm_files[preset]), "--json", "--tokens", "32", "--board", "alveo-u280"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["text"].startswith("Once upon a time")
+    model = load_decode_model(seedlm_files[preset])
+    assert r["tokens"] == greedy_decode(model, NumpyBackend(model), [1], 32)
+    assert r["bit_exact"] is None and r["cycles_source"] == "cycle model"
+    assert r["cycles"] == r["model_cycles"] == [CYCLES_PER_TOKEN[preset]] * len(r["tokens"])
+    assert r["baseline_cycles"] == [BASELINE_PER_TOKEN] * len(r["tokens"])
+    assert r["gemvs_per_token"] == [35] * len(r["tokens"])
+    assert (r["board"], r["bus_bits"], r["clock_mhz"]) == ("alveo-u280", 512, 264.6)
+    assert r["provenance"]["command"][:2] == ["seedlm-fpga", "run"]
+
+
+def test_text_output_and_prompt(seedlm_files, capsys):
+    assert main(["run", str(seedlm_files["seedlm-4"]), "--prompt", "Once upon a time", "--tokens", "4"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert "cycle model's prediction" in lines[1]
+    token_lines = [ln for ln in lines if "GEMVs in 20 starts" in ln]
+    assert len(token_lines) == 4 and f"seedlm {CYCLES_PER_TOKEN['seedlm-4']:,} cycles" in token_lines[0]
+    assert "Once upon a time," in out  # the text, prompt included
+
+
+def _fails(capsys, *argv) -> str:
+    assert main(["run", *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("seedlm-fpga run: error: "), err
+    return err[0]
+
+
+def test_bad_input(seedlm_files, tmp_path, capsys):
+    good = str(seedlm_files["seedlm-4"])
+    assert "no such file" in _fails(capsys, str(tmp_path / "missing.seedlm")).lower()
+    (tmp_path / "junk.seedlm").write_bytes(b"not a container")
+    assert "junk.seedlm" in _fails(capsys, str(tmp_path / "junk.seedlm"))
+    assert "--tokens must lie in 1..512" in _fails(capsys, good, "--tokens", "0")
+    assert "nope" in _fails(capsys, good, "--board", "nope")
+    assert "tok.bin" in _fails(capsys, good, "--tokenizer", str(tmp_path / "tok.bin"))
+    # a .seedlm of a plain safetensors state dict carries no model configuration
+    from safetensors.numpy import save_file
+    save_file({"w": np.random.default_rng(0).standard_normal((4, 16)).astype(np.float32)},
+              str(tmp_path / "plain.safetensors"))
+    assert main(["compress", str(tmp_path / "plain.safetensors"), "-o", str(tmp_path / "plain.seedlm")]) == 0
+    capsys.readouterr()
+    assert "no model configuration" in _fails(capsys, str(tmp_path / "plain.seedlm"))
