@@ -158,3 +158,24 @@ def test_bad_input(seedlm_files, tmp_path, capsys):
     assert main(["compress", str(tmp_path / "plain.safetensors"), "-o", str(tmp_path / "plain.seedlm")]) == 0
     capsys.readouterr()
     assert "no model configuration" in _fails(capsys, str(tmp_path / "plain.seedlm"))
+
+
+def test_project_shows_a_run_as_a_measured_point(seedlm_files, tmp_path, capsys):
+    assert main(["run", str(seedlm_files["seedlm-4"]), "--json", "--tokens", "3"]) == 0
+    (tmp_path / "run.json").write_text(capsys.readouterr().out)
+    argv = ["project", "--checkpoint", str(seedlm_files["seedlm-4"]), "--board", "alveo-u280", "--no-plots",
+            "-o", str(tmp_path / "rep"), "--measured", str(tmp_path / "run.json")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    seed, base = CYCLES_PER_TOKEN["seedlm-4"], BASELINE_PER_TOKEN
+    assert f"seedlm-4 {seed:,} cycles (cycle model; cycle model {seed:,}, +0.00%), fp16 {base:,}: " \
+           f"{base / seed:.2f}x" in out
+    (m,) = json.loads((tmp_path / "rep" / "projection.json").read_text())["measured"]
+    assert (m["tokens"], m["cycles_per_token"], m["baseline_cycles_per_token"]) == (3, seed, base)
+    assert m["kernel_us_per_token"] == pytest.approx(seed / 264.6)
+    (tmp_path / "bad.json").write_text('{"tokens": []}')
+    assert main(argv[:-1] + [str(tmp_path / "bad.json")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"seedlm-fpga project: error: {tmp_path / 'bad.json'}: not a `seedlm-fpga run --json` report "
+                   f"(lacks model, engine, preset, cycles, baseline_cycles, model_cycles, bit_exact, cycles_source, "
+                   f"board, board_name, bus_bits, clock_mhz)"]
