@@ -1,39 +1,39 @@
 """The cycle model's prediction for the kernel starts of a decode run (`seedlm-fpga run`).
 
-A start (format §11) loads one activation vector and runs its GEMVs back to back, the engine
-keeping its activation buffer between them; the prediction is built from `CycleModel`'s parts
-(seedlm_fpga.core.engine_shape's rules): the activation beats once, every GEMV's weight beats,
-one pipeline latency at the end.
-
-    cycles(start) = ceil(cols / N) + sum_g rows_g * R(cols) + latency
-
-It leaves out what the memory-mapped wrapper adds around the engine (descriptor reads, memory
-read latency, Y writes): `ENGINE_ONLY` says so in every report that prints these figures.
+A start (format §11) reads one activation image and runs its GEMVs back to back from a
+descriptor list, the engine keeping its activation buffer between them. Its CYCLES come from
+`core.engine_shape.kernel_cycles_for` (format §11.4: launch, memory read latency, descriptor
+reads, activation and weight beats, pipeline latency, Y writes), for the memory the Verilator
+run simulates (sim/axi_memory.py): every read answered a fixed latency after its AR, writes
+answered at once.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from seedlm_fpga.sim.cycle_model import CycleModel
+from seedlm_fpga.core.engine_shape import DesignConfig, kernel_cycles_for
+from seedlm_fpga.sim.axi_memory import BASE_READ_LATENCY
 
-ENGINE_ONLY = ("engine cycle model: activation beats + weight beats + pipeline latency per start; "
-               "the kernel's descriptor reads, memory latency and Y writes are not modelled")
+#: Cycles from the last W beat of a Y burst to its B in sim/axi_memory.py's write model
+#: (cocotbext-axi's AxiRamWrite raises bvalid on the edge after it took the last W beat).
+WRITE_LATENCY = 2
+MODEL_NOTE = ("kernel cycle model (format §11.4): per start, launch + descriptor reads + memory read latency + "
+              "activation and weight beats + pipeline latency + Y writes")
 
 
 @dataclass(frozen=True)
 class StartModel:
-    """Predicted cycles of kernel starts on the SeedLM and the 16-bit baseline kernel of one design."""
+    """Predicted CYCLES of kernel starts on the SeedLM and the 16-bit baseline kernel of one design."""
 
     preset: str
     bus_bits: int
+    mem_latency: int          # the simulated memory's read latency (sim/axi_memory.py's `latency`)
     act_bits: int = 8
 
-    def engine(self, which: str) -> CycleModel:
-        return CycleModel(which, self.bus_bits, self.act_bits, self.preset)
-
-    def cycles(self, which: str, cols: int, rows: tuple[int, ...]) -> int:
-        m = self.engine(which)
-        return m.act_beats(cols) + sum(m.weight_beats(r, cols) for r in rows) + m.latency
+    def cycles(self, kind: str, cols: int, rows: tuple[int, ...]) -> int:
+        cfg = DesignConfig(self.preset, self.bus_bits, self.act_bits, max(cols, 1))
+        return kernel_cycles_for(cfg, kind, cols, list(rows), True, self.mem_latency + BASE_READ_LATENCY,
+                                 WRITE_LATENCY)
 
     def seedlm(self, cols: int, rows: tuple[int, ...]) -> int:
         return self.cycles("seedlm", cols, rows)

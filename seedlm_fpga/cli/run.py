@@ -32,6 +32,8 @@ from seedlm_fpga.examples import MODEL, TOKENIZER
 DEFAULT_BOARD = "alveo-u280"
 DEFAULT_TOKENS = 32
 ENGINES = ("numpy", "verilator")
+DEFAULT_MEM_LATENCY = 32
+MAX_MEM_LATENCY = 4096
 
 
 def add_arguments(parser) -> None:
@@ -45,6 +47,10 @@ def add_arguments(parser) -> None:
                              "the generated kernels in Verilator, every Y checked against numpy bit for bit")
     parser.add_argument("--board", default=DEFAULT_BOARD, metavar="B",
                         help=f"board id, name or .yaml: the kernel's bus width and clock (default {DEFAULT_BOARD})")
+    parser.add_argument("--mem-latency", type=int, default=DEFAULT_MEM_LATENCY, metavar="CYCLES",
+                        help=f"read latency of the kernels' memory in cycles, simulated (verilator) and in the "
+                             f"cycle model; the kernels are generated to hide it (default {DEFAULT_MEM_LATENCY}, "
+                             f"an assumption, not a board measurement)")
     parser.add_argument("--tokenizer", metavar="TOK.bin",
                         help=f"llama2.c tokenizer (default: tok<vocab>.bin or tokenizer.bin next to the model; "
                              f"for a .seedlm of the shipped {MODEL.name}, the shipped {TOKENIZER.name})")
@@ -67,24 +73,23 @@ def _tokenizer(args, model_path: Path, cfg, source: str | None):
     return path, Tokenizer.load(path, cfg.vocab_size)
 
 
-def _backend(args, model, design):
+def _backend(args, model, preset: str, bus_bits: int):
     from seedlm_fpga.evaluation.decode import NumpyBackend
 
     reference = NumpyBackend(model)
     if args.engine == "numpy":
         return reference
-    try:
-        from seedlm_fpga.sim.kernel_backend import checked_kernel_backend
-    except ImportError:
-        raise UserError("--engine verilator needs the memory-mapped kernel (format §11), which this "
-                        "installation does not have yet") from None
-    return checked_kernel_backend(model, reference, design)
+    from seedlm_fpga.sim.kernel_backend import KernelDesign, checked_kernel_backend
+
+    max_cols = max(e.shape[1] for e in model.compressed.values())
+    return checked_kernel_backend(model, reference, KernelDesign(preset, bus_bits, max_cols, args.mem_latency))
 
 
 def run(args) -> int:
     from seedlm_fpga.evaluation.decode import greedy_decode, load_decode_model
     from seedlm_fpga.flows.sizing import size_for_board
-    from seedlm_fpga.sim.run_cycles import ENGINE_ONLY, StartModel
+    from seedlm_fpga.sim.kernel_backend import KernelMismatch
+    from seedlm_fpga.sim.run_cycles import MODEL_NOTE, StartModel
 
     model_path = Path(args.model)
     model = load_decode_model(model_path)
@@ -103,7 +108,9 @@ def run(args) -> int:
         raise UserError(f"the prompt is {len(prompt)} tokens; the model's context is {cfg.seq_len}")
     design = size_for_board(args.board, preset)
     clock = design["clock_mhz"]
-    starts = StartModel(preset, design["bus_bits"])
+    if not 0 <= args.mem_latency <= MAX_MEM_LATENCY:
+        raise UserError(f"--mem-latency must lie in 0..{MAX_MEM_LATENCY}, got {args.mem_latency}")
+    starts = StartModel(preset, design["bus_bits"], args.mem_latency)
 
     per_token: list[dict] = []
     prefill: list[dict] = []
@@ -125,15 +132,18 @@ def run(args) -> int:
             print(_token_line(len(per_token), piece, row, clock), flush=True)
         prev[0] = new_id
 
-    backend = _backend(args, model, design)
+    backend = _backend(args, model, preset, design["bus_bits"])
     if not args.json:
         print(f"{model_path.name}: {cfg.n_layers} layers, dim {cfg.dim}, {preset}; engine {args.engine}; "
               f"{design['board_name']}: one {design['bus_bits']}-bit kernel at {clock:g} MHz")
         if args.engine == "numpy":
-            print(f"cycles: the cycle model's prediction (--engine numpy runs no hardware); {ENGINE_ONLY}")
+            print(f"cycles: the cycle model's prediction (--engine numpy runs no hardware); {MODEL_NOTE}")
     t0 = time.perf_counter()
     try:
         ids = greedy_decode(model, backend, prompt, args.tokens, on_step)
+    except KernelMismatch as exc:
+        print(f"seedlm-fpga run: kernel differs from the reference: {exc}", file=sys.stderr)
+        return 1
     finally:
         backend.close()
     seconds = time.perf_counter() - t0
@@ -152,8 +162,8 @@ def run(args) -> int:
         "starts_per_token": [t["starts"] for t in per_token],
         "prefill_cycles": [p["cycles"] if measured else p["model_cycles"] for p in prefill],
         "board": design["board"], "board_name": design["board_name"], "bus_bits": design["bus_bits"],
-        "clock_mhz": clock, "clock_source": design["clock_source"],
-        "model_notes": ENGINE_ONLY, "wall_seconds_per_token": seconds / max(1, len(per_token) + len(prefill)),
+        "clock_mhz": clock, "clock_source": design["clock_source"], "mem_latency": args.mem_latency,
+        "model_notes": MODEL_NOTE, "wall_seconds_per_token": seconds / max(1, len(per_token) + len(prefill)),
     }
     if args.json:
         print(dumps(report_dict(report, inputs=[args.model, tok_path])), end="")
