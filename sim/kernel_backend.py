@@ -124,20 +124,23 @@ class KernelServer:
         if not self.thread.is_alive():
             raise cosim_build.CosimError(f"the {self.kind} kernel's simulator stopped: {self.error}")
 
-    def run(self, cols: int, acts, gemvs: list[tuple[str, int]]) -> dict:
-        """One start: `gemvs` are (weight image file, rows); returns the bench's raw result."""
+    def submit(self, cols: int, acts, gemvs: list[tuple[str, int]]) -> None:
+        """Ask for one start: `gemvs` are (weight image file, rows); `collect` returns its result."""
         name = f"acts.{self.n}.bin"
         (self.dir / name).write_bytes(activation_image(acts, self.acts_per_beat, self.design.bus_bits))
         request = {"cols": int(cols), "acts_file": name, "descriptors": True, "max_cycles": MAX_START_CYCLES,
                    "gemvs": [{"weights_file": f, "rows": int(r)} for f, r in gemvs]}
         os.write(self.requests, (json.dumps(request) + "\n").encode())
+
+    def collect(self) -> dict:
+        """The bench's raw result of the start last submitted (kernel_tb's result fields)."""
         while not select.select([self.responses], [], [], 1.0)[0]:
             self._check_alive()
         line = self.responses.readline()
         if not line:
             self._check_alive()
             raise cosim_build.CosimError(f"the {self.kind} kernel's simulator closed its responses")
-        (self.dir / name).unlink()
+        (self.dir / f"acts.{self.n}.bin").unlink()
         self.n += 1
         return json.loads(line)
 
@@ -170,12 +173,18 @@ class VerilatorKernels:
             self.close()
             raise
 
-    def run_kind(self, kind: str, cols: int, acts, names, rows) -> tuple[list[np.ndarray], int, dict]:
-        raw = self.servers[kind].run(cols, acts, [(f"{n}.{kind}.bin", r) for n, r in zip(names, rows)])
-        problems = raw["errors"] + raw["memory_errors"]
-        if raw["timeout"] or problems:
-            raise KernelMismatch(f"{kind} kernel, start {names}: {'; '.join(problems) or 'timeout'}")
-        return [np.array([int(v) for v in y], dtype=np.int64) for y in raw["y"]], int(raw["cycles_register"]), raw
+    def run(self, cols: int, acts, names, rows) -> dict[str, tuple[list[np.ndarray], int]]:
+        """One start on both kernels, simulated side by side: kind -> (Y per GEMV, CYCLES register)."""
+        for kind, server in self.servers.items():
+            server.submit(cols, acts, [(f"{n}.{kind}.bin", r) for n, r in zip(names, rows)])
+        out = {}
+        for kind, server in self.servers.items():
+            raw = server.collect()
+            problems = raw["errors"] + raw["memory_errors"]
+            if raw["timeout"] or problems:
+                raise KernelMismatch(f"{kind} kernel, start {', '.join(names)}: {'; '.join(problems) or 'timeout'}")
+            out[kind] = ([np.array([int(v) for v in y], dtype=np.int64) for y in raw["y"]], int(raw["cycles_register"]))
+        return out
 
     def close(self) -> None:
         for server in self.servers.values():
@@ -209,15 +218,14 @@ class CheckedKernels:
 
     def run(self, start):
         expected = self.reference.run(start)
-        got = {}
+        got = self.kernels.run(start.cols, start.acts, start.names, start.rows)
         for kind, want in (("seedlm", expected.Y), ("baseline", expected.baseline_Y)):
-            ys, cycles, _ = self.kernels.run_kind(kind, start.cols, start.acts, start.names, start.rows)
+            ys, cycles = got[kind]
             for name, y, w in zip(start.names, ys, want):
                 bad = np.flatnonzero(np.asarray(y) != np.asarray(w))
                 if len(y) != len(w) or len(bad):
                     row = int(bad[0]) if len(bad) else min(len(y), len(w))
                     raise KernelMismatch(self._diagnose(kind, name, row, w, y, start))
-            got[kind] = (ys, cycles)
         self.starts += 1
         return type(expected)(got["seedlm"][0], got["baseline"][0], got["seedlm"][1], got["baseline"][1])
 

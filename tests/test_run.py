@@ -186,3 +186,44 @@ def test_project_shows_a_run_as_a_measured_point(seedlm_files, tmp_path, capsys)
     assert err == [f"seedlm-fpga project: error: {tmp_path / 'bad.json'}: not a `seedlm-fpga run --json` report "
                    f"(lacks model, engine, preset, cycles, baseline_cycles, model_cycles, bit_exact, cycles_source, "
                    f"board, board_name, bus_bits, clock_mhz)"]
+
+
+def test_verilator_kernels_bit_exact_with_the_modelled_cycles(seedlm_files, capsys):
+    argv = ["run", str(seedlm_files["seedlm-3"]), "--json", "--tokens", "3"]
+    assert main(argv + ["--engine", "verilator"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert main(argv) == 0
+    numpy_run = json.loads(capsys.readouterr().out)
+    assert r["tokens"] == numpy_run["tokens"] and r["text"] == numpy_run["text"]
+    assert r["bit_exact"] is True and r["cycles_source"] == "verilator"
+    # the kernels' CYCLES registers, beside the cycle model and the hand count above
+    assert r["cycles"] == r["model_cycles"] == [CYCLES_PER_TOKEN["seedlm-3"]] * 3
+    assert r["baseline_cycles"] == r["baseline_model_cycles"] == [BASELINE_PER_TOKEN] * 3
+
+
+def test_verilator_mismatch_stops_with_a_diagnosis(seedlm_files):
+    """A reference that expects Y + 1 in one row: the kernels' true Y must be reported as different."""
+    from seedlm_fpga.sim.kernel_backend import KernelDesign, KernelMismatch, checked_kernel_backend
+
+    model = load_decode_model(seedlm_files["seedlm-4"])
+
+    class OffByOne(NumpyBackend):
+        def run(self, start):
+            result = super().run(start)
+            if "layers.0.wk" in start.names:
+                result.Y[start.names.index("layers.0.wk")][5] += 1
+            return result
+
+    backend = checked_kernel_backend(model, OffByOne(model), KernelDesign("seedlm-4", 512, 172, 32))
+    try:
+        with pytest.raises(KernelMismatch) as info:
+            Decoder(model, backend).step(1)
+    finally:
+        backend.close()
+    e = model.compressed["layers.0.wk"]
+    msg = str(info.value)
+    assert msg.startswith("seedlm kernel, start 0 (layers.0.wq, layers.0.wk, layers.0.wv; cols 64): "
+                          "layer layers.0.wk row 5: expected Y ")
+    expected, actual = (int(v) for v in msg.split("expected Y ")[1].split(";")[0].split(", kernel Y "))
+    assert expected == actual + 1
+    assert f"block 0: seed {int(e.seeds[5, 0]):#06x} x {int(e.x[5, 0])} q {[int(v) for v in e.q[5, 0]]}" in msg
