@@ -53,17 +53,17 @@ class AxiYWriter(wiring.Component):
             self.awsize.eq((IO_BITS // 8).bit_length() - 1), self.awburst.eq(INCR), self.awid.eq(0),
             aw_fire.eq(self.awvalid & self.awready),
             lengths.w_en.eq(aw_fire), lengths.w_data.eq(issuer.len + 1),
-            self.wvalid.eq(self.y.valid & (w_left != 0)),
+            self.wvalid.eq(self.y.valid & w_left.any()),
             self.wdata.eq(self.y.payload), self.wstrb.eq((1 << (IO_BITS // 8)) - 1),
             self.wlast.eq(w_left == 1),
-            self.y.ready.eq(self.wready & (w_left != 0)),
+            self.y.ready.eq(self.wready & w_left.any()),
             w_fire.eq(self.wvalid & self.wready),
             self.bready.eq(1),
             b_fire.eq(self.bvalid),
-            self.idle.eq(~jobs.r_rdy & ~issuer.busy & ~lengths.r_rdy & (w_left == 0) & (outstanding == 0)),
+            self.idle.eq(~jobs.r_rdy & ~issuer.busy & ~lengths.r_rdy & ~w_left.any() & ~outstanding.any()),
         ]
         # the next burst's length is taken with the current one's last beat (no gap between bursts)
-        take = (w_left == 0) | (w_fire & (w_left == 1))
+        take = ~w_left.any() | (w_fire & (w_left == 1))
         with m.If(w_fire):
             m.d.sync += w_left.eq(w_left - 1)
         with m.If(take & lengths.r_rdy):

@@ -24,11 +24,13 @@ GEMV is pushed and the writer is idle (every B received). Timing: format §11.4,
 """
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
 from amaranth.hdl import ClockDomain, Module, Mux, Signal
 from amaranth.lib import data, enum, fifo, wiring
 from amaranth.lib.wiring import In, Out
 
-from seedlm_fpga.core.engine_shape import (DESCRIPTOR_WORDS, IO_BITS, KERNEL_TIMING, MAX_ROWS, AXI_BOUNDARY,
+from seedlm_fpga.core.engine_shape import (DEFAULT_MAX_DESCRIPTORS, DEFAULT_MEM_LATENCY, DESCRIPTOR_WORDS, IO_BITS, KERNEL_TIMING, MAX_ROWS, AXI_BOUNDARY,
                                            AXI_MAX_BURST, DesignConfig, check_kernel_params, read_buffer_depth)
 from seedlm_fpga.hdl.axi_burst import AxiBurstReader, BurstIssuer, job_layout, read_ports, write_ports
 from seedlm_fpga.hdl.axi_lite_control import ControlRegisters, lite_ports
@@ -37,8 +39,6 @@ from seedlm_fpga.hdl.baseline_engine import BaselineEngine
 from seedlm_fpga.hdl.gemv_engine import GemvEngine
 
 KINDS = ("seedlm", "baseline")
-DEFAULT_MEM_LATENCY = 128
-DEFAULT_MAX_DESCRIPTORS = 16
 #: cycle 0 -> first gmem AR handshake: take, divide, act job into the FIFO, issuer load, AR register
 LAUNCH_STAGES = (("take", 1), ("divide", 1), ("act_job", 1), ("issuer_load", 1), ("ar", 1))
 #: cycle 0 -> first io AR handshake: take (descriptor job register), issuer load, AR register
@@ -49,6 +49,32 @@ DESC_TO_WEIGHTS_STAGES = (("words", 3), ("multiply", 1), ("push", 1), ("issuer_l
 
 def default_max_burst(bus_bits: int) -> int:
     return min(64, AXI_MAX_BURST, AXI_BOUNDARY * 8 // bus_bits)
+
+
+@dataclass(frozen=True)
+class KernelParams:
+    """The kernel's parameters beside the engine's (format §11.3, last paragraph)."""
+
+    mem_latency: int = DEFAULT_MEM_LATENCY
+    max_burst: int | None = None      # None: default_max_burst(W)
+    max_descriptors: int = DEFAULT_MAX_DESCRIPTORS
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def check_kernel(cfg: DesignConfig, kind: str, params: KernelParams) -> int:
+    """Raise ValueError for a kernel format §11 does not allow; return the max burst used."""
+    if kind not in KINDS:
+        raise ValueError(f"kernel kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    max_burst = default_max_burst(cfg.bus_bits) if params.max_burst is None else params.max_burst
+    check_kernel_params(cfg.bus_bits, max_burst, params.mem_latency, params.max_descriptors)
+    y_bits = (cfg.seedlm if kind == "seedlm" else cfg.baseline).y_bits
+    if y_bits > IO_BITS:
+        raise ValueError(f"Y is {y_bits} bits at max-cols {cfg.max_cols} and {cfg.act_bits}-bit activations, "
+                         f"more than the kernel's 64-bit Y words (format §11.3): lower max-cols or use 8-bit "
+                         f"activations")
+    return max_burst
 
 
 def ceil_div_const(value, divisor: int, value_bits: int):
@@ -74,28 +100,23 @@ def _wire(m, top, prefix: str, sub, members: dict):
         m.d.comb += (inner.eq(outer) if member.flow == In else outer.eq(inner))
 
 
-class Stage(enum.Enum, shape=2):
-    IDLE = 0
-    DIVIDE = 1
-    ACT_JOB = 2
-    RUN = 3
+class Stage(enum.Enum, shape=3):
+    # from 1: yosys writes `x == 0` as a Verilog `!x` on a vector, which Verilator flags
+    IDLE = 1
+    DIVIDE = 2
+    ACT_JOB = 3
+    RUN = 4
 
 
 class GemvKernel(wiring.Component):
     def __init__(self, cfg: DesignConfig, kind: str = "seedlm", mem_latency: int = DEFAULT_MEM_LATENCY,
                  max_burst: int | None = None, max_descriptors: int = DEFAULT_MAX_DESCRIPTORS):
-        if kind not in KINDS:
-            raise ValueError(f"kernel kind must be one of {', '.join(KINDS)}, got {kind!r}")
-        max_burst = default_max_burst(cfg.bus_bits) if max_burst is None else max_burst
-        check_kernel_params(cfg.bus_bits, max_burst, mem_latency, max_descriptors)
+        self._MustUse__silence = True  # a rejected configuration is not an unused design
+        max_burst = check_kernel(cfg, kind, KernelParams(mem_latency, max_burst, max_descriptors))
         self.cfg, self.kind = cfg, kind
         self.mem_latency, self.max_burst, self.max_descriptors = mem_latency, max_burst, max_descriptors
         self.engine = GemvEngine(cfg) if kind == "seedlm" else BaselineEngine(cfg)
         self.shape = self.engine.shape
-        if self.shape.y_bits > IO_BITS:
-            self.engine._MustUse__silence = True
-            raise ValueError(f"Y is {self.shape.y_bits} bits here, more than the kernel's 64-bit Y words "
-                             f"(format §11.3): lower max-cols or use 8-bit activations")
         self.read_depth = read_buffer_depth(mem_latency, max_burst)
         self.row_beats_max = self.shape.row_beats(cfg.max_cols)
         self.count_bits = (MAX_ROWS * self.row_beats_max).bit_length()
@@ -103,6 +124,7 @@ class GemvKernel(wiring.Component):
                                  (DESC_TO_WEIGHTS_STAGES, KERNEL_TIMING.desc_to_weights)):
             assert sum(c for _, c in stages) == constant, "hdl.kernel and core.engine_shape disagree"
         assert self.engine.FIFO_LATENCY == KERNEL_TIMING.read_fifo  # the read FIFO is the same kind
+        self._MustUse__silence = False
         super().__init__({
             "ap_clk": In(1), "ap_rst_n": In(1), "interrupt": Out(1),
             **_prefixed("s_axi_control", lite_ports()),
@@ -132,7 +154,7 @@ class GemvKernel(wiring.Component):
 
         # --- sequencer ---------------------------------------------------------------------
         word = Signal(range(DESCRIPTOR_WORDS))  # which word of a descriptor the next io R beat is
-        stage = Signal(Stage)
+        stage = Signal(Stage, init=Stage.IDLE)
         busy = Signal()
         take = Signal()
         cycles = Signal(32)
@@ -149,7 +171,8 @@ class GemvKernel(wiring.Component):
         gemv_w, gemv_y, gemv_rows = Signal(64), Signal(64), Signal(24)
         gemv_ready = Signal()            # gemv_* complete this cycle: multiply now, push next cycle
         push = Signal()
-        push_w, push_y, push_rows = Signal(64), Signal(64), Signal(24)
+        # pushed from gemv_* the cycle after gemv_ready: the next descriptor's words overwrite
+        # them from the end of that cycle on (word 0, then 1, then 2), never before
         push_beats = Signal(self.count_bits)
         pushed = Signal(range(self.max_descriptors + 1))
         all_pushed = Signal()
@@ -165,55 +188,54 @@ class GemvKernel(wiring.Component):
         with m.If(desc_reader.job.ready):
             m.d.sync += desc_job_valid.eq(0)
 
-        with m.Switch(stage):
-            with m.Case(Stage.IDLE):
-                with m.If(take):
-                    m.d.sync += [
-                        busy.eq(1), stage.eq(Stage.DIVIDE), word.eq(0), cols.eq(ctrl.cols), acts_addr.eq(ctrl.acts),
-                        n_desc.eq(ctrl.n_descriptors), gemv_w.eq(ctrl.weights), gemv_y.eq(ctrl.y),
-                        gemv_rows.eq(ctrl.rows), pushed.eq(0), all_pushed.eq(0),
-                        desc_job.addr.eq(ctrl.descriptors),
-                        desc_job.beats.eq(ctrl.n_descriptors * DESCRIPTOR_WORDS),
-                        desc_job_valid.eq(ctrl.n_descriptors != 0),
-                    ]
-            with m.Case(Stage.DIVIDE):
-                m.d.sync += [act_beats.eq(ceil_div_const(cols, N, cols_bits)),
-                             row_beats.eq(self._row_beats(cols, cols_bits)), stage.eq(Stage.ACT_JOB)]
-            with m.Case(Stage.ACT_JOB):
-                m.d.comb += gemv_ready.eq(n_desc == 0)
-                m.d.sync += stage.eq(Stage.RUN)
-            with m.Case(Stage.RUN):
-                with m.If(all_pushed & writer.idle):
-                    m.d.comb += ctrl.done.eq(1)
-                    m.d.sync += [busy.eq(0), stage.eq(Stage.IDLE)]
+        with m.If(stage == Stage.IDLE):
+            with m.If(take):
+                m.d.sync += [
+                    busy.eq(1), stage.eq(Stage.DIVIDE), word.eq(0), cols.eq(ctrl.cols), acts_addr.eq(ctrl.acts),
+                    n_desc.eq(ctrl.n_descriptors), gemv_w.eq(ctrl.weights), gemv_y.eq(ctrl.y),
+                    gemv_rows.eq(ctrl.rows), pushed.eq(0), all_pushed.eq(0),
+                    desc_job.addr.eq(ctrl.descriptors),
+                    desc_job.beats.eq(ctrl.n_descriptors * DESCRIPTOR_WORDS),
+                    desc_job_valid.eq(ctrl.n_descriptors.any()),
+                ]
+        with m.Elif(stage == Stage.DIVIDE):
+            m.d.sync += [act_beats.eq(ceil_div_const(cols, N, cols_bits)),
+                         row_beats.eq(self._row_beats(cols, cols_bits)), stage.eq(Stage.ACT_JOB)]
+        with m.Elif(stage == Stage.ACT_JOB):
+            m.d.comb += gemv_ready.eq(~n_desc.any())
+            m.d.sync += stage.eq(Stage.RUN)
+        with m.Elif(stage == Stage.RUN):
+            with m.If(all_pushed & writer.idle):
+                m.d.comb += ctrl.done.eq(1)
+                m.d.sync += [busy.eq(0), stage.eq(Stage.IDLE)]
 
         # descriptor words, one per R beat: weights address, Y address, rows, reserved
         rdata = self.m_axi_io_rdata
         with m.If(self.m_axi_io_rvalid):
             m.d.sync += word.eq(word + 1)
-            with m.Switch(word):
-                with m.Case(0):
-                    m.d.sync += gemv_w.eq(rdata)
-                with m.Case(1):
-                    m.d.sync += gemv_y.eq(rdata)
-                with m.Case(2):
-                    m.d.sync += gemv_rows.eq(rdata[:24])
-                with m.Case(3):
-                    m.d.comb += gemv_ready.eq(1)
+            with m.If(~word.any()):  # word 0 (not `== 0`: see Stage)
+                m.d.sync += gemv_w.eq(rdata)
+            with m.Elif(word == 1):
+                m.d.sync += gemv_y.eq(rdata)
+            with m.Elif(word == 2):
+                m.d.sync += gemv_rows.eq(rdata[:24])
+            with m.Else():
+                m.d.comb += gemv_ready.eq(1)
         m.d.sync += push.eq(gemv_ready)
         with m.If(gemv_ready):
-            m.d.sync += [push_w.eq(gemv_w), push_y.eq(gemv_y), push_rows.eq(gemv_rows),
-                         push_beats.eq(gemv_rows * row_beats)]
+            m.d.sync += push_beats.eq(gemv_rows * row_beats)
         with m.If(push):
             m.d.sync += pushed.eq(pushed + 1)
             with m.If(pushed + 1 >= n_desc):
                 m.d.sync += all_pushed.eq(1)
 
         # --- read jobs and router segments: the activations, then one per GEMV --------------
+        # max_descriptors entries suffice: the reader and the router take the activations' entry
+        # in cycle 3, before any GEMV is pushed (cycle 3 at the earliest, descriptors from 7)
         jobs = m.submodules.read_jobs = fifo.SyncFIFO(width=len(reader.job.payload.as_value()),
-                                                      depth=self.max_descriptors + 1)
+                                                      depth=self.max_descriptors)
         seg_layout = data.StructLayout({"beats": self.count_bits, "act": 1, "keep": 1})
-        segs = m.submodules.segments = fifo.SyncFIFO(width=seg_layout.size, depth=self.max_descriptors + 1)
+        segs = m.submodules.segments = fifo.SyncFIFO(width=seg_layout.size, depth=self.max_descriptors)
         job_in = Signal(job_layout(self.count_bits))
         seg_in = Signal(seg_layout)
         act_job = stage == Stage.ACT_JOB
@@ -221,19 +243,19 @@ class GemvKernel(wiring.Component):
             jobs.w_en.eq(act_job | push), jobs.w_data.eq(job_in),
             segs.w_en.eq(act_job | push), segs.w_data.eq(seg_in),
             reader.job.valid.eq(jobs.r_rdy), reader.job.payload.eq(jobs.r_data), jobs.r_en.eq(reader.job.ready),
-            writer.job.valid.eq(push), writer.job.payload.addr.eq(push_y), writer.job.payload.beats.eq(push_rows),
+            writer.job.valid.eq(push), writer.job.payload.addr.eq(gemv_y), writer.job.payload.beats.eq(gemv_rows),
         ]
         with m.If(act_job):
             m.d.comb += [job_in.addr.eq(acts_addr), job_in.beats.eq(act_beats),
                          seg_in.beats.eq(act_beats), seg_in.act.eq(1)]
         with m.Else():
-            m.d.comb += [job_in.addr.eq(push_w), job_in.beats.eq(push_beats),
+            m.d.comb += [job_in.addr.eq(gemv_w), job_in.beats.eq(push_beats),
                          seg_in.beats.eq(push_beats), seg_in.keep.eq(pushed + 1 < n_desc)]
 
         # --- router: read beats -> engine act / w ------------------------------------------
         seg_left = Signal(self.count_bits)
         seg_act, seg_keep = Signal(), Signal()
-        have = seg_left != 0
+        have = seg_left.any()
         fire = Signal()
         seg_out = seg_layout(segs.r_data)
         m.d.comb += [

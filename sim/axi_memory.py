@@ -34,16 +34,23 @@ from cocotb.triggers import ClockCycles, Event, RisingEdge
 from cocotb.utils import get_sim_time
 from cocotbext.axi import AxiBurstType, AxiRamRead, AxiRamWrite, AxiResp
 
-from seedlm_fpga.core.kernel_map import BURST_BOUNDARY, MAX_BURST_BEATS
+from seedlm_fpga.core.engine_shape import AXI_BOUNDARY, AXI_MAX_BURST
 
-#: Edges from an AR handshake to its first R transfer at latency 0 (R free, rready high).
+#: format §11.4's L_r and L_w of this memory with no pauses: L_r = latency + BASE_READ_LATENCY
+#: (edges from an AR handshake to its first R transfer), L_w = BASE_WRITE_LATENCY (edges from a
+#: burst's last W transfer to its B transfer). tests/test_axi_memory.py and the kernel tests
+#: (CYCLES = kernel_cycles exactly) check both.
 BASE_READ_LATENCY = 2
+BASE_WRITE_LATENCY = 2
 
 
 def pauses(rng: random.Random, probability: float):
-    """A pause generator: True (hold still) with `probability` in each cycle."""
+    """A pause generator: True (hold still) with `probability` in each cycle; None for 0.
+
+    None clears the channel's generator (`set_pause_generator(None)`): no coroutine per cycle.
+    """
     if probability <= 0:
-        return itertools.repeat(False)
+        return None
     return (rng.random() < probability for _ in itertools.count())
 
 
@@ -79,7 +86,7 @@ def check_burst(regions: Regions, bundle: str, byte_lanes: int, max_burst: int, 
         regions.error(f"{what}: {length} beats, more than {max_burst}")
     if addr % byte_lanes:
         regions.error(f"{what}: not aligned to the bus width")
-    if addr // BURST_BOUNDARY != (addr + length * byte_lanes - 1) // BURST_BOUNDARY:
+    if addr // AXI_BOUNDARY != (addr + length * byte_lanes - 1) // AXI_BOUNDARY:
         regions.error(f"{what}: {length} beats cross a 4 KB boundary")
     regions.check(kind, addr, length * byte_lanes, bundle)
 
@@ -88,7 +95,7 @@ class LatencyRamRead(AxiRamRead):
     """AxiRamRead with a fixed, pipelined read latency (see the module text) and burst checks."""
 
     def __init__(self, bus, clock, reset, *, mem, latency: int, period_ns: float, regions: Regions,
-                 max_burst: int = MAX_BURST_BEATS, **kwargs):
+                 max_burst: int = AXI_MAX_BURST, **kwargs):
         self.latency = latency
         self.period_ns = period_ns
         self.regions = regions
@@ -148,8 +155,9 @@ class LatencyRamRead(AxiRamRead):
 class CheckedRamWrite(AxiRamWrite):
     """AxiRamWrite that checks every AW burst (format §11.1) and that writes hit a Y buffer."""
 
-    def __init__(self, bus, clock, reset, *, mem, regions: Regions, **kwargs):
+    def __init__(self, bus, clock, reset, *, mem, regions: Regions, max_burst: int = AXI_MAX_BURST, **kwargs):
         self.regions = regions
+        self.max_burst = max_burst
         super().__init__(bus, clock, reset, mem=mem, **kwargs)
         self.name = bus.aw._name or "write"
         original = self.aw_channel.recv
@@ -157,7 +165,7 @@ class CheckedRamWrite(AxiRamWrite):
         async def recv_checked():  # the library's write loop takes each AW here
             aw = await original()
             length = int(getattr(aw, "awlen", 0)) + 1
-            check_burst(self.regions, self.name, self.byte_lanes, MAX_BURST_BEATS, int(aw.awaddr), length,
+            check_burst(self.regions, self.name, self.byte_lanes, self.max_burst, int(aw.awaddr), length,
                         int(getattr(aw, "awsize", self.max_burst_size)),
                         int(getattr(aw, "awburst", AxiBurstType.INCR)), int(getattr(aw, "awid", 0)), "write")
             return aw
@@ -188,7 +196,7 @@ class SharedMemory:
         return bytes(self.mem[a:a + n])
 
     def attach(self, dut, clock, reset, *, latency: int, period_ns: float, gap: float, write_gap: float,
-               rng: random.Random, max_burst: int = MAX_BURST_BEATS):
+               rng: random.Random, max_burst: int = AXI_MAX_BURST):
         """Serve `m_axi_gmem` (read only) and `m_axi_io` (read and write) of `dut` from this memory."""
         from cocotbext.axi import AxiReadBus, AxiWriteBus
 
@@ -197,7 +205,7 @@ class SharedMemory:
         gmem = LatencyRamRead(AxiReadBus.from_prefix(dut, "m_axi_gmem"), clock, reset, **common)
         io_read = LatencyRamRead(AxiReadBus.from_prefix(dut, "m_axi_io"), clock, reset, **common)
         io_write = CheckedRamWrite(AxiWriteBus.from_prefix(dut, "m_axi_io"), clock, reset, mem=self.mem,
-                                   regions=self.regions, reset_active_level=False)
+                                   regions=self.regions, reset_active_level=False, max_burst=max_burst)
         for port in (gmem, io_read):
             port.r_channel.set_pause_generator(pauses(rng, gap))
         io_write.w_channel.set_pause_generator(pauses(rng, write_gap))

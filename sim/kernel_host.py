@@ -18,10 +18,49 @@ import abc
 import struct
 from dataclasses import dataclass
 
-from seedlm_fpga.core import kernel_map as km
+from seedlm_fpga.core.engine_shape import AP_DONE, AP_START, DESCRIPTOR_WORDS, IO_BITS, KERNEL_REGISTERS, MAX_ROWS
 
+REG = KERNEL_REGISTERS
+#: IER/ISR bit 0: the done interrupt (format §11.2).
+IRQ_DONE = 1
+#: format §11.3: Y words and descriptors are 8-byte aligned; a descriptor is DESCRIPTOR_WORDS words.
+WORD_BYTES = IO_BITS // 8
+DESCRIPTOR_BYTES = DESCRIPTOR_WORDS * WORD_BYTES
 #: Bytes a Y buffer is filled with before a start, so a row the kernel never wrote shows.
 Y_POISON = 0xA5
+
+
+def pack_descriptor(weights_addr: int, y_addr: int, rows: int) -> bytes:
+    """One format §11.3 descriptor: u64 weights, u64 Y, u32 rows, u32 0, u64 0."""
+    return struct.pack("<QQIIQ", weights_addr, y_addr, rows, 0, 0)
+
+
+def image_align(bus_bits: int) -> int:
+    """Activation and weight images start on a W/8-byte boundary (format §11.3)."""
+    return bus_bits // 8
+
+
+def alignment_problems(bus_bits: int, acts: int, gemvs: list[tuple[int, int, int]],
+                       descriptors: int | None = None) -> list[str]:
+    """What breaks format §11.3 in a start: `gemvs` are (weights address, Y address, rows);
+    `descriptors` the list's address (None: a single GEMV from the registers)."""
+    problems = []
+
+    def check(what: str, addr: int, unit: int) -> None:
+        if not 0 <= addr < 1 << 64:
+            problems.append(f"{what} address {addr:#x} is not a 64-bit address")
+        elif addr % unit:
+            problems.append(f"{what} address {addr:#x} is not aligned to {unit} bytes")
+
+    check("activation image", acts, image_align(bus_bits))
+    for i, (w, y, rows) in enumerate(gemvs):
+        check(f"GEMV {i} weight image", w, image_align(bus_bits))
+        check(f"GEMV {i} Y", y, WORD_BYTES)
+        if not 1 <= rows <= MAX_ROWS:
+            problems.append(f"GEMV {i}: rows {rows} outside 1..{MAX_ROWS}")
+    if descriptors is not None:
+        check("descriptor list", descriptors, WORD_BYTES)
+    return problems
 
 
 class KernelHostError(ValueError):
@@ -110,7 +149,7 @@ def plan_layout(job: KernelJob, bus_bits: int, base: int = 0, skew: int = 0) -> 
     `skew` bytes (a multiple of W/8) go before each image as well, so that images do not
     start on 4 KB boundaries and the kernel's bursts must split there.
     """
-    align = km.image_align(bus_bits)
+    align = image_align(bus_bits)
     if skew % align:
         raise KernelHostError(f"skew {skew} is not a multiple of the image alignment {align}")
     buffers: dict[str, Buffer] = {}
@@ -124,10 +163,10 @@ def plan_layout(job: KernelJob, bus_bits: int, base: int = 0, skew: int = 0) -> 
 
     put("acts", len(job.acts), align, skew)
     if job.descriptors:
-        put("descriptors", km.DESCRIPTOR_BYTES * len(job.gemvs), km.DESCRIPTOR_ALIGN)
+        put("descriptors", DESCRIPTOR_BYTES * len(job.gemvs), WORD_BYTES)
     for i, g in enumerate(job.gemvs):
         put(weights_buffer(i), len(g.weights), align, skew)
-        put(y_buffer(i), km.Y_WORD_BYTES * g.rows, km.Y_WORD_BYTES)
+        put(y_buffer(i), WORD_BYTES * g.rows, WORD_BYTES)
     return KernelLayout(buffers)
 
 
@@ -144,7 +183,7 @@ def check_job(job: KernelJob, layout: KernelLayout, bus_bits: int, max_cols: int
     if job.descriptors and len(job.gemvs) > max_descriptors:
         problems.append(f"{len(job.gemvs)} descriptors, the kernel takes at most {max_descriptors}")
     gemvs = [(layout.addr(weights_buffer(i)), layout.addr(y_buffer(i)), g.rows) for i, g in enumerate(job.gemvs)]
-    problems += km.alignment_problems(bus_bits, layout.addr("acts"), gemvs,
+    problems += alignment_problems(bus_bits, layout.addr("acts"), gemvs,
                                       layout.addr("descriptors") if job.descriptors else None)
     spans = sorted((b.addr, b.addr + b.size, b.name) for b in layout.buffers.values())
     for (_, end, a), (start, _, b) in zip(spans, spans[1:]):
@@ -179,8 +218,8 @@ class KernelHost:
         descriptors = b""
         for i, g in enumerate(job.gemvs):
             self.port.write_mem(layout.addr(weights_buffer(i)), g.weights)
-            self.port.write_mem(layout.addr(y_buffer(i)), bytes([Y_POISON]) * (km.Y_WORD_BYTES * g.rows))
-            descriptors += km.pack_descriptor(layout.addr(weights_buffer(i)), layout.addr(y_buffer(i)), g.rows)
+            self.port.write_mem(layout.addr(y_buffer(i)), bytes([Y_POISON]) * (WORD_BYTES * g.rows))
+            descriptors += pack_descriptor(layout.addr(weights_buffer(i)), layout.addr(y_buffer(i)), g.rows)
         if job.descriptors:
             self.port.write_mem(layout.addr("descriptors"), descriptors)
 
@@ -190,21 +229,21 @@ class KernelHost:
 
     async def program(self, job: KernelJob, layout: KernelLayout, interrupt: bool) -> None:
         """Set the argument registers and the interrupt enables (format §11.2)."""
-        await self.write_reg64(km.ACTS, layout.addr("acts"))
-        await self.port.write_reg(km.COLS, job.cols)
+        await self.write_reg64(REG["ACTS"], layout.addr("acts"))
+        await self.port.write_reg(REG["COLS"], job.cols)
         if job.descriptors:
-            await self.write_reg64(km.DESCRIPTORS, layout.addr("descriptors"))
-            await self.port.write_reg(km.N_DESCRIPTORS, len(job.gemvs))
+            await self.write_reg64(REG["DESCRIPTORS"], layout.addr("descriptors"))
+            await self.port.write_reg(REG["N_DESCRIPTORS"], len(job.gemvs))
         else:
-            await self.write_reg64(km.WEIGHTS, layout.addr(weights_buffer(0)))
-            await self.write_reg64(km.Y, layout.addr(y_buffer(0)))
-            await self.port.write_reg(km.ROWS, job.gemvs[0].rows)
-            await self.port.write_reg(km.N_DESCRIPTORS, 0)
-        await self.port.write_reg(km.GIE, int(interrupt))
-        await self.port.write_reg(km.IER, km.IRQ_DONE if interrupt else 0)
+            await self.write_reg64(REG["WEIGHTS"], layout.addr(weights_buffer(0)))
+            await self.write_reg64(REG["Y"], layout.addr(y_buffer(0)))
+            await self.port.write_reg(REG["ROWS"], job.gemvs[0].rows)
+            await self.port.write_reg(REG["N_DESCRIPTORS"], 0)
+        await self.port.write_reg(REG["GIE"], int(interrupt))
+        await self.port.write_reg(REG["IER"], IRQ_DONE if interrupt else 0)
 
     async def start(self) -> None:
-        await self.port.write_reg(km.CTRL, km.AP_START)
+        await self.port.write_reg(REG["CTRL"], AP_START)
 
     async def wait_done(self, interrupt: bool) -> int:
         """Wait for ap_done (interrupt, or polling CTRL); returns the CTRL value that showed it.
@@ -214,18 +253,18 @@ class KernelHost:
         """
         if interrupt:
             await self.port.wait_interrupt()
-            ctrl = await self.port.read_reg(km.CTRL)
-            await self.port.write_reg(km.ISR, km.IRQ_DONE)
+            ctrl = await self.port.read_reg(REG["CTRL"])
+            await self.port.write_reg(REG["ISR"], IRQ_DONE)
             return ctrl
         while True:
-            ctrl = await self.port.read_reg(km.CTRL)
-            if ctrl & km.AP_DONE:
+            ctrl = await self.port.read_reg(REG["CTRL"])
+            if ctrl & AP_DONE:
                 return ctrl
 
     def read_y(self, job: KernelJob, layout: KernelLayout) -> list[list[int]]:
         out = []
         for i, g in enumerate(job.gemvs):
-            raw = self.port.read_mem(layout.addr(y_buffer(i)), km.Y_WORD_BYTES * g.rows)
+            raw = self.port.read_mem(layout.addr(y_buffer(i)), WORD_BYTES * g.rows)
             out.append(list(struct.unpack(f"<{g.rows}q", raw)))
         return out
 
@@ -235,4 +274,4 @@ class KernelHost:
         await self.program(job, layout, interrupt)
         await self.start()
         ctrl = await self.wait_done(interrupt)
-        return KernelRun(self.read_y(job, layout), await self.port.read_reg(km.CYCLES), ctrl)
+        return KernelRun(self.read_y(job, layout), await self.port.read_reg(REG["CYCLES"]), ctrl)

@@ -30,9 +30,9 @@ from cocotb.triggers import ClockCycles, First, RisingEdge
 from cocotb.utils import get_sim_time
 from cocotbext.axi import AxiLiteBus, AxiLiteMaster
 
-from seedlm_fpga.core import kernel_map as km
+from seedlm_fpga.core.engine_shape import AP_DONE, AP_START, AXI_MAX_BURST
 from seedlm_fpga.sim.axi_memory import SharedMemory
-from seedlm_fpga.sim.kernel_host import (KernelGemv, KernelHost, KernelJob, KernelPort, plan_layout)
+from seedlm_fpga.sim.kernel_host import IRQ_DONE, REG, KernelGemv, KernelHost, KernelJob, KernelPort, plan_layout
 
 PERIOD_NS = 10
 
@@ -74,7 +74,7 @@ class CocotbKernelPort(KernelPort):
         self.irq_edge = _cycle()
 
     async def write_reg(self, offset: int, value: int) -> None:
-        if offset == km.CTRL and value & km.AP_START:
+        if offset == REG["CTRL"] and value & AP_START:
             self.start_edge = self.irq_edge = None
             cocotb.start_soon(self._stamp_write())
             cocotb.start_soon(self._stamp_irq())
@@ -96,9 +96,6 @@ class CocotbKernelPort(KernelPort):
         if await First(RisingEdge(self.dut.interrupt), timer) is timer:
             raise KernelTimeout
 
-    async def read_reg_polling(self, offset: int) -> int:
-        return await self.read_reg(offset)
-
 
 class _PollingHost(KernelHost):
     """Polls CTRL within the port's cycle budget (the plain host polls forever)."""
@@ -108,8 +105,8 @@ class _PollingHost(KernelHost):
             return await super().wait_done(True)
         deadline = _cycle() + self.port.budget
         while _cycle() < deadline:
-            ctrl = await self.port.read_reg(km.CTRL)
-            if ctrl & km.AP_DONE:
+            ctrl = await self.port.read_reg(REG["CTRL"])
+            if ctrl & AP_DONE:
                 return ctrl
         raise KernelTimeout
 
@@ -124,10 +121,8 @@ async def _run_case(host: _PollingHost, port: CocotbKernelPort, memory: SharedMe
                     stim: dict, folder: Path) -> dict:
     job = _job(case, folder)
     layout = plan_layout(job, int(stim["bus_bits"]), int(stim.get("base", 0)), int(stim.get("skew", 0)))
-    memory.regions.read = [(b.addr % memory.size, (b.addr % memory.size) + b.size, b.name)
-                           for b in layout.readable()]
-    memory.regions.write = [(b.addr % memory.size, (b.addr % memory.size) + b.size, b.name)
-                            for b in layout.writable()]
+    memory.regions.read = [(b.addr, b.addr + b.size, b.name) for b in layout.readable()]
+    memory.regions.write = [(b.addr, b.addr + b.size, b.name) for b in layout.writable()]
     port.budget = int(case["max_cycles"])
     interrupt = bool(stim.get("interrupt", True))
     errors: list[str] = []
@@ -137,10 +132,10 @@ async def _run_case(host: _PollingHost, port: CocotbKernelPort, memory: SharedMe
         await host.start()
         ctrl = await host.wait_done(interrupt)
         if not interrupt:  # the pin rises with ap_done (IER done set); clear it for the next start
-            await port.write_reg(km.ISR, km.IRQ_DONE)
+            await port.write_reg(REG["ISR"], IRQ_DONE)
         y = host.read_y(job, layout)
-        cycles = await port.read_reg(km.CYCLES)
-        ctrl_again = await port.read_reg(km.CTRL)  # ap_done clears on read
+        cycles = await port.read_reg(REG["CYCLES"])
+        ctrl_again = await port.read_reg(REG["CTRL"])  # ap_done clears on read
         timeout = False
     except KernelTimeout:
         y, cycles, ctrl, ctrl_again, timeout = [], None, None, None, True
@@ -163,7 +158,7 @@ async def kernel_cases(dut):
     memory = SharedMemory(int(stim["mem_bytes"]))
     memory.attach(dut, dut.ap_clk, dut.ap_rst_n, latency=int(stim.get("latency", 0)), period_ns=PERIOD_NS,
                   gap=float(stim.get("gap", 0.0)), write_gap=float(stim.get("write_gap", 0.0)), rng=rng,
-                  max_burst=int(stim.get("max_burst", km.MAX_BURST_BEATS)))
+                  max_burst=int(stim.get("max_burst", AXI_MAX_BURST)))
     port = CocotbKernelPort(dut, memory, rng)
     host = _PollingHost(port, int(stim["bus_bits"]), int(stim["max_cols"]), int(stim["max_descriptors"]))
     dut.ap_rst_n.value = 0

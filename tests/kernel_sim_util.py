@@ -107,10 +107,10 @@ class AxiMemory:
 
 
 class LiteHost:
-    """AXI4-Lite master on `s_axi_control`."""
+    """AXI4-Lite master on `s_axi_control` (``prefix=""``: a bare `ControlRegisters`)."""
 
-    def __init__(self, kernel):
-        self.k = kernel
+    def __init__(self, kernel, prefix: str = "s_axi_control_"):
+        self.k = _Prefixed(kernel, prefix)
 
     async def write(self, ctx, offset: int, value: int, strb: int = 0xF):
         k = self.k
@@ -163,6 +163,14 @@ class LiteHost:
             if await self.read(ctx, regs["CTRL"]) & AP_DONE:
                 return await self.read(ctx, regs["CYCLES"])
         raise AssertionError("ap_done never came")
+
+
+class _Prefixed:
+    def __init__(self, dut, prefix: str):
+        self.dut, self.prefix = dut, prefix
+
+    def __getattr__(self, name: str):
+        return getattr(self.dut, name.replace("s_axi_control_", self.prefix))
 
 
 def simulate(kernel, memory: AxiMemory, host_program, vcd: str | None = None):

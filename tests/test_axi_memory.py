@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from seedlm_fpga.core.kernel_map import BURST_BOUNDARY
+from seedlm_fpga.core.engine_shape import AXI_BOUNDARY
 from seedlm_fpga.sim import cosim_build
 from seedlm_fpga.sim.axi_memory import BASE_READ_LATENCY, Regions, check_burst
 
@@ -48,9 +48,9 @@ def test_burst_rules_are_checked():
     regions = Regions()
     regions.read = [(0, 1 << 16, "image")]
     ok = dict(byte_lanes=BEAT, max_burst=16, size=3, burst=1, ident=0, kind="read")
-    check_burst(regions, "gmem", addr=BURST_BOUNDARY - 8 * BEAT, length=8, **ok)
+    check_burst(regions, "gmem", addr=AXI_BOUNDARY - 8 * BEAT, length=8, **ok)
     assert regions.errors == []
-    check_burst(regions, "gmem", addr=BURST_BOUNDARY - 4 * BEAT, length=8, **ok)
+    check_burst(regions, "gmem", addr=AXI_BOUNDARY - 4 * BEAT, length=8, **ok)
     check_burst(regions, "gmem", addr=0, length=17, **ok)
     check_burst(regions, "gmem", addr=1 << 16, length=1, **ok)
     check_burst(regions, "gmem", addr=0, length=1, **{**ok, "size": 2})

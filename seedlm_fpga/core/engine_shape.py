@@ -236,6 +236,10 @@ AXI_BOUNDARY = 4096
 #: A descriptor is 32 bytes, four 64-bit words: weights address, Y address, rows (+ reserved).
 DESCRIPTOR_WORDS = 4
 MAX_ROWS = (1 << 24) - 1
+#: Generation defaults: the read latency hidden at full rate (HBM/DDR answer in ~100-130 cycles
+#: at 300 MHz) and the GEMVs one start may chain (a layer has at most 7).
+DEFAULT_MEM_LATENCY = 128
+DEFAULT_MAX_DESCRIPTORS = 16
 #: `s_axi_control` (format §11.2): byte offsets of the 32-bit registers.
 KERNEL_REGISTERS = {
     "CTRL": 0x00, "GIE": 0x04, "IER": 0x08, "ISR": 0x0C,
