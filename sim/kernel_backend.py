@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from seedlm_fpga.core import reference as ref
-from seedlm_fpga.core.engine_shape import DesignConfig
-from seedlm_fpga.core.kernel_map import DESCRIPTOR_BYTES, KERNEL_TOPS, Y_WORD_BYTES
 from seedlm_fpga.sim import cosim_build
+from seedlm_fpga.sim.kernel_host import DESCRIPTOR_BYTES, WORD_BYTES as Y_WORD_BYTES
+from seedlm_fpga.sim.kernel_runner import START_TO_IRQ_EDGES, Kernel, generated_kernel
 
 SERVE_TB_MODULE = "seedlm_fpga.sim.kernel_serve_tb"
 #: Seconds to wait for a simulator to open its request FIFO (first start of cocotb + Verilator).
@@ -49,27 +49,11 @@ class KernelDesign:
     mem_latency: int          # read latency of the simulated memory, cycles; the kernels are sized for it
     max_descriptors: int = 16
 
-    @property
-    def config(self) -> DesignConfig:
-        return DesignConfig(self.preset, self.bus_bits, 8, self.max_cols)
-
-
-def kernel_build(design: KernelDesign, kind: str) -> cosim_build.SimBuild:
-    """Verilog of the `kind` kernel for `design`, Verilated (cached by content, sim/cosim_build.py)."""
-    from amaranth.back import verilog
-
-    from seedlm_fpga.hdl.kernel import GemvKernel
-
-    top = KERNEL_TOPS[kind]
-    folder = cosim_build.cache_root() / "kernels"
-    folder.mkdir(parents=True, exist_ok=True)
-    kernel = GemvKernel(design.config, kind, mem_latency=design.mem_latency, max_descriptors=design.max_descriptors)
-    text = verilog.convert(kernel, name=top)
-    path = folder / f"{top}-{hashlib.sha256(text.encode()).hexdigest()[:20]}.v"
-    if not path.exists():
-        from seedlm_fpga.core.files import write_text_atomic
-        write_text_atomic(path, text)
-    return cosim_build.build([path], top)
+    def kernel(self, kind: str) -> Kernel:
+        """The generated `kind` kernel ("seedlm" or "baseline") of this design (sim/kernel_runner.py)."""
+        return generated_kernel(self.preset if kind == "seedlm" else "baseline", self.bus_bits, 8, self.max_cols,
+                                mem_latency=self.mem_latency, max_descriptors=self.max_descriptors,
+                                preset=self.preset)
 
 
 def activation_image(acts, acts_per_beat: int, bus_bits: int) -> bytes:
@@ -82,16 +66,16 @@ class KernelServer:
 
     def __init__(self, kind: str, design: KernelDesign, images: dict[str, bytes], mem_bytes: int):
         self.kind, self.design = kind, design
-        self.sim = kernel_build(design, kind)
+        kernel = design.kernel(kind)
+        self.sim = kernel.build()
         self.dir = Path(tempfile.mkdtemp(prefix=f"seedlm-run-{kind}-"))
         self.n = 0
         req, resp = self.dir / "requests", self.dir / "responses"
         os.mkfifo(req)
         os.mkfifo(resp)
-        shape = design.config.seedlm if kind == "seedlm" else design.config.baseline
-        self.acts_per_beat = shape.acts_per_beat
+        self.acts_per_beat = kernel.acts_per_beat
         stim = {"bus_bits": design.bus_bits, "latency": design.mem_latency, "mem_bytes": mem_bytes,
-                "max_cols": design.max_cols, "max_descriptors": design.max_descriptors,
+                "max_cols": kernel.max_cols, "max_descriptors": kernel.max_descriptors, "max_burst": kernel.max_burst,
                 "requests": str(req), "responses": str(resp)}
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._simulate, args=(stim, images), daemon=True)
@@ -181,6 +165,9 @@ class VerilatorKernels:
         for kind, server in self.servers.items():
             raw = server.collect()
             problems = raw["errors"] + raw["memory_errors"]
+            if not raw["timeout"] and raw["tb_cycles"] != raw["cycles_register"] + START_TO_IRQ_EDGES:
+                problems.append(f"CYCLES register {raw['cycles_register']}, the bench counted {raw['tb_cycles']} "
+                                f"edges from the start write to the interrupt")
             if raw["timeout"] or problems:
                 raise KernelMismatch(f"{kind} kernel, start {', '.join(names)}: {'; '.join(problems) or 'timeout'}")
             out[kind] = ([np.array([int(v) for v in y], dtype=np.int64) for y in raw["y"]], int(raw["cycles_register"]))

@@ -20,7 +20,7 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles
 
-from seedlm_fpga.core import kernel_map as km
+from seedlm_fpga.core.engine_shape import AXI_MAX_BURST
 from seedlm_fpga.sim.axi_memory import SharedMemory
 from seedlm_fpga.sim.kernel_tb import PERIOD_NS, CocotbKernelPort, _PollingHost, _run_case
 
@@ -33,7 +33,7 @@ async def serve_starts(dut):
     Clock(dut.ap_clk, PERIOD_NS, unit="ns").start()
     memory = SharedMemory(int(stim["mem_bytes"]))
     memory.attach(dut, dut.ap_clk, dut.ap_rst_n, latency=int(stim.get("latency", 0)), period_ns=PERIOD_NS,
-                  gap=0.0, write_gap=0.0, rng=rng, max_burst=int(stim.get("max_burst", km.MAX_BURST_BEATS)))
+                  gap=0.0, write_gap=0.0, rng=rng, max_burst=int(stim.get("max_burst", AXI_MAX_BURST)))
     port = CocotbKernelPort(dut, memory, rng)
     host = _PollingHost(port, int(stim["bus_bits"]), int(stim["max_cols"]), int(stim["max_descriptors"]))
     dut.ap_rst_n.value = 0

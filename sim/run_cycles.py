@@ -12,11 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from seedlm_fpga.core.engine_shape import DesignConfig, kernel_cycles_for
-from seedlm_fpga.sim.axi_memory import BASE_READ_LATENCY
-
-#: Cycles from the last W beat of a Y burst to its B in sim/axi_memory.py's write model
-#: (cocotbext-axi's AxiRamWrite raises bvalid on the edge after it took the last W beat).
-WRITE_LATENCY = 2
+from seedlm_fpga.sim.axi_memory import BASE_WRITE_LATENCY
+from seedlm_fpga.sim.kernel_runner import read_latency
 MODEL_NOTE = ("kernel cycle model (format §11.4): per start, launch + descriptor reads + memory read latency + "
               "activation and weight beats + pipeline latency + Y writes")
 
@@ -32,8 +29,8 @@ class StartModel:
 
     def cycles(self, kind: str, cols: int, rows: tuple[int, ...]) -> int:
         cfg = DesignConfig(self.preset, self.bus_bits, self.act_bits, max(cols, 1))
-        return kernel_cycles_for(cfg, kind, cols, list(rows), True, self.mem_latency + BASE_READ_LATENCY,
-                                 WRITE_LATENCY)
+        return kernel_cycles_for(cfg, kind, cols, list(rows), True, read_latency(self.mem_latency),
+                                 BASE_WRITE_LATENCY)
 
     def seedlm(self, cols: int, rows: tuple[int, ...]) -> int:
         return self.cycles("seedlm", cols, rows)
