@@ -38,6 +38,8 @@ HEAD_RE = re.compile(r"(^|\.)(lm_head|output|embed_out|classifier)(\.weight)?$",
 #: Checkpoint.info key of a llama2.c checkpoint's configuration (JSON); `compress` stores it in the
 #: container as "seedlm." + this, and `run` rebuilds the model from it.
 LLAMA2C_CONFIG_INFO = "llama2c_config"
+#: Checkpoint.info key of a Hugging Face folder's config.json (kept verbatim), stored the same way.
+HF_CONFIG_INFO = "hf_config"
 FLOATING = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
@@ -286,7 +288,7 @@ def _hf_info(folder: Path) -> tuple[dict[str, str], list[Path]]:
     config = folder / "config.json"
     if not os.path.lexists(config):
         return {}, []
-    return {"hf_config": read_input_text(config, "config.json")}, [config]
+    return {HF_CONFIG_INFO: read_input_text(config, "config.json")}, [config]
 
 
 # --- which tensors to compress ---------------------------------------------------------------------

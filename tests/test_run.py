@@ -227,3 +227,43 @@ def test_verilator_mismatch_stops_with_a_diagnosis(seedlm_files):
     expected, actual = (int(v) for v in msg.split("expected Y ")[1].split(";")[0].split(", kernel Y "))
     assert expected == actual + 1
     assert f"block 0: seed {int(e.seeds[5, 0]):#06x} x {int(e.x[5, 0])} q {[int(v) for v in e.q[5, 0]]}" in msg
+
+
+def test_a_hugging_face_llama_folder_decodes_as_its_llama2c_original(seedlm_files, tmp_path, capsys):
+    """stories260K written as a Hugging Face Llama folder (HF names, q/k rows in rotate-half order,
+    config.json): compressed and run, it gives the llama2.c file's tokens (rows encode alone)."""
+    from safetensors.numpy import save_file
+
+    cfg, t = read_llama2c(example_file("stories260K.bin"))
+    hs = cfg.head_size
+    names = {"attention_norm": "input_layernorm", "ffn_norm": "post_attention_layernorm",
+             "wq": "self_attn.q_proj", "wk": "self_attn.k_proj", "wv": "self_attn.v_proj", "wo": "self_attn.o_proj",
+             "w1": "mlp.gate_proj", "w3": "mlp.up_proj", "w2": "mlp.down_proj"}
+    hf = {"model.embed_tokens.weight": t["tok_embeddings"], "model.norm.weight": t["norm"]}
+    for i in range(cfg.n_layers):
+        for ours, theirs in names.items():
+            w = t[f"layers.{i}.{ours}"]
+            if ours in ("wq", "wk"):  # HF's permute: per head, even rows first, then odd rows
+                heads = w.shape[0] // hs
+                w = w.reshape(heads, hs // 2, 2, -1).transpose(0, 2, 1, 3).reshape(w.shape)
+            hf[f"model.layers.{i}.{theirs}.weight"] = np.ascontiguousarray(w)
+    folder = tmp_path / "hf"
+    folder.mkdir()
+    save_file(hf, str(folder / "model.safetensors"))
+    (folder / "config.json").write_text(json.dumps({
+        "model_type": "llama", "hidden_size": cfg.dim, "intermediate_size": cfg.hidden_dim,
+        "num_hidden_layers": cfg.n_layers, "num_attention_heads": cfg.n_heads, "num_key_value_heads": cfg.n_kv_heads,
+        "vocab_size": cfg.vocab_size, "max_position_embeddings": cfg.seq_len, "rms_norm_eps": 1e-5,
+        "rope_theta": 10000.0, "tie_word_embeddings": True, "hidden_act": "silu"}))
+    assert main(["compress", str(folder), "-o", str(tmp_path / "hf.seedlm")]) == 0
+    capsys.readouterr()
+    argv = ["--json", "--tokens", "12", "--tokenizer", str(example_file("tok512.bin"))]
+    assert main(["run", str(tmp_path / "hf.seedlm"), *argv]) == 0
+    hf_run = json.loads(capsys.readouterr().out)
+    assert main(["run", str(seedlm_files["seedlm-4"]), *argv]) == 0
+    assert hf_run["tokens"] == json.loads(capsys.readouterr().out)["tokens"]
+    assert hf_run["text"].startswith("Once upon a time")
+    (folder / "config.json").write_text(json.dumps({"model_type": "llama", "hidden_size": 64}))
+    assert main(["compress", str(folder), "-o", str(tmp_path / "bad.seedlm")]) == 0
+    capsys.readouterr()
+    assert "config.json is not a Llama config" in _fails(capsys, str(tmp_path / "bad.seedlm"))

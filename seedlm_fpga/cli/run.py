@@ -37,7 +37,8 @@ MAX_MEM_LATENCY = 4096
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("model", metavar="MODEL.seedlm", help="a .seedlm file compressed from a llama2.c checkpoint")
+    parser.add_argument("model", metavar="MODEL.seedlm",
+                        help="a .seedlm file compressed from a llama2.c checkpoint or a Hugging Face Llama folder")
     parser.add_argument("--prompt", default="", metavar="TEXT", help="text to continue (default: none, start from BOS)")
     parser.add_argument("--tokens", type=int, default=DEFAULT_TOKENS, metavar="N",
                         help=f"new tokens at most (default {DEFAULT_TOKENS}); decoding stops early at BOS "

@@ -26,12 +26,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from seedlm_fpga.compressor.checkpoints import LLAMA2C_CONFIG_INFO
+from seedlm_fpga.compressor.checkpoints import HF_CONFIG_INFO, LLAMA2C_CONFIG_INFO
 from seedlm_fpga.compressor.container import EXTRA_PREFIX
 from seedlm_fpga.compressor.llama2c import Llama2cConfig
 from seedlm_fpga.core.reference import EncodedTensor, gemv_baseline, to_int16
 from seedlm_fpga.errors import UserError
-from seedlm_fpga.evaluation.llama_model import (SINGLE_THREAD_DIM, IntegerSeedLMLinear,
+from seedlm_fpga.evaluation.llama_model import (RMS_EPS, ROPE_THETA, SINGLE_THREAD_DIM, IntegerSeedLMLinear,
                                                 quantize_activations, rms_norm, rope, rope_tables)
 from seedlm_fpga.evaluation.tokenizer import BOS
 
@@ -40,6 +40,7 @@ from seedlm_fpga.evaluation.tokenizer import BOS
 LAYER_STARTS = (("wq", "wk", "wv"), ("wo",), ("w1", "w3"), ("w2",))
 #: The container metadata a llama2.c checkpoint's .seedlm carries its configuration in.
 LLAMA2C_CONFIG_KEY = EXTRA_PREFIX + LLAMA2C_CONFIG_INFO
+HF_CONFIG_KEY = EXTRA_PREFIX + HF_CONFIG_INFO
 
 
 @dataclass
@@ -77,6 +78,7 @@ class DecodeModel:
     cfg: Llama2cConfig
     tensors: dict[str, torch.Tensor]       # embedding, norms, RoPE tables, uncompressed layers
     compressed: dict[str, EncodedTensor]   # the layers the kernels run (their GEMVs)
+    rms_eps: float = RMS_EPS
     _integer: dict[str, IntegerSeedLMLinear] = field(default_factory=dict, repr=False)
     _int16: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
@@ -98,34 +100,43 @@ class DecodeModel:
 
 
 def load_decode_model(path: str | Path) -> DecodeModel:
-    """A .seedlm file of a llama2.c checkpoint (`seedlm-fpga compress model.bin`) ready to decode."""
+    """A .seedlm file ready to decode: compressed from a llama2.c checkpoint (`seedlm-fpga compress
+    model.bin`) or from a Hugging Face Llama folder with its config.json (seedlm_fpga.evaluation.hf_llama)."""
     from seedlm_fpga.compressor.container import read_container
 
     container = read_container(path)
-    raw = container.extra.get(LLAMA2C_CONFIG_KEY)
-    if raw is None:
-        raise UserError(f"{path}: no model configuration (metadata {LLAMA2C_CONFIG_KEY!r}); run needs a .seedlm "
-                        f"compressed from a llama2.c checkpoint")
-    try:
-        cfg = Llama2cConfig(**json.loads(raw))
-    except (ValueError, TypeError) as exc:
-        raise UserError(f"{path}: bad {LLAMA2C_CONFIG_KEY} metadata: {exc}") from None
+    raw, hf_raw = container.extra.get(LLAMA2C_CONFIG_KEY), container.extra.get(HF_CONFIG_KEY)
+    compressed, carried = container.compressed, container.carried
+    eps, theta = RMS_EPS, ROPE_THETA
+    if raw is not None:
+        try:
+            cfg = Llama2cConfig(**json.loads(raw))
+        except (ValueError, TypeError) as exc:
+            raise UserError(f"{path}: bad {LLAMA2C_CONFIG_KEY} metadata: {exc}") from None
+    elif hf_raw is not None:
+        from seedlm_fpga.evaluation.hf_llama import parse_config, to_llama2c
+        hf = parse_config(hf_raw, str(path))
+        cfg, eps, theta = hf.cfg, hf.rms_eps, hf.rope_theta
+        compressed, carried = to_llama2c(hf, compressed, carried)
+    else:
+        raise UserError(f"{path}: no model configuration (metadata {LLAMA2C_CONFIG_KEY!r} or {HF_CONFIG_KEY!r}); "
+                        f"run needs a .seedlm compressed from a llama2.c checkpoint or a Hugging Face Llama folder")
     linear = {f"layers.{i}.{k}" for i in range(cfg.n_layers) for g in LAYER_STARTS for k in g} | {"output"}
-    tensors = {n: t.float() for n, t in container.carried.items()}
-    compressed = {}
-    for name, enc in container.compressed.items():
+    tensors = {n: t.float() for n, t in carried.items()}
+    on_kernel = {}
+    for name, enc in compressed.items():
         if name in linear:
-            compressed[name] = enc
+            on_kernel[name] = enc
         else:  # a compressed lookup table (the embedding): decoded once, used on the host
             tensors[name] = torch.from_numpy(enc.decode().astype(np.float32))
     missing = [n for n in ["tok_embeddings", "norm"] + [f"layers.{i}.{k}" for i in range(cfg.n_layers)
                                                         for k in ("attention_norm", "ffn_norm")]
-               + sorted(linear - {"output"}) if n not in tensors and n not in compressed]
+               + sorted(linear - {"output"}) if n not in tensors and n not in on_kernel]
     if missing:
         raise UserError(f"{path}: lacks {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}")
     if "freq_cos" not in tensors:
-        tensors["freq_cos"], tensors["freq_sin"] = rope_tables(cfg)
-    return DecodeModel(cfg, tensors, compressed)
+        tensors["freq_cos"], tensors["freq_sin"] = rope_tables(cfg, theta)
+    return DecodeModel(cfg, tensors, on_kernel, rms_eps=eps)
 
 
 class NumpyBackend:
@@ -194,13 +205,13 @@ class Decoder:
         cfg, t = self.model.cfg, self.model.tensors
         if self.pos >= cfg.seq_len:
             raise ValueError(f"the sequence is full: seq_len {cfg.seq_len}")
-        H, KV, hs, pos = cfg.n_heads, cfg.n_kv_heads, cfg.head_size, self.pos
+        H, KV, hs, pos, eps = cfg.n_heads, cfg.n_kv_heads, cfg.head_size, self.pos, self.model.rms_eps
         cos, sin = t["freq_cos"][pos:pos + 1], t["freq_sin"][pos:pos + 1]
         self.record = StepRecord(int(token))
         h = t["tok_embeddings"][int(token)]
         for i in range(cfg.n_layers):
             p = f"layers.{i}."
-            q, k, v = self._linears((p + "wq", p + "wk", p + "wv"), rms_norm(h, t[p + "attention_norm"]))
+            q, k, v = self._linears((p + "wq", p + "wk", p + "wv"), rms_norm(h, t[p + "attention_norm"], eps))
             self.k_cache[i, pos] = rope(k.view(1, 1, KV, hs), cos, sin)[0, 0]
             self.v_cache[i, pos] = v.view(KV, hs)
             q = rope(q.view(1, 1, H, hs), cos, sin)[0].transpose(0, 1)          # [H, 1, hs]
@@ -209,10 +220,10 @@ class Decoder:
             att = F.scaled_dot_product_attention(q, keys.transpose(0, 1), vals.transpose(0, 1))
             (o,) = self._linears((p + "wo",), att.reshape(H * hs))
             h = h + o
-            gate, up = self._linears((p + "w1", p + "w3"), rms_norm(h, t[p + "ffn_norm"]))
+            gate, up = self._linears((p + "w1", p + "w3"), rms_norm(h, t[p + "ffn_norm"], eps))
             (down,) = self._linears((p + "w2",), F.silu(gate) * up)
             h = h + down
-        (logits,) = self._linears(("output",), rms_norm(h, t["norm"]))
+        (logits,) = self._linears(("output",), rms_norm(h, t["norm"], eps))
         self.pos += 1
         return logits
 

@@ -106,16 +106,16 @@ class IntegerSeedLMLinear:
         return y.to(x.dtype).reshape(*lead, self.rows)
 
 
-def rope_tables(cfg: Llama2cConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos/sin[seq_len, head_size/2] of llama2.c's RoPE (theta 10000)."""
+def rope_tables(cfg: Llama2cConfig, theta: float = ROPE_THETA) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos/sin[seq_len, head_size/2] of llama2.c's RoPE (theta 10000 unless given)."""
     hs = cfg.head_size
-    freqs = 1.0 / ROPE_THETA ** (torch.arange(0, hs, 2, dtype=torch.float64) / hs)
+    freqs = 1.0 / theta ** (torch.arange(0, hs, 2, dtype=torch.float64) / hs)
     angles = torch.outer(torch.arange(cfg.seq_len, dtype=torch.float64), freqs)
     return torch.cos(angles).float(), torch.sin(angles).float()
 
 
-def rms_norm(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + RMS_EPS) * w
+def rms_norm(x: torch.Tensor, w: torch.Tensor, eps: float = RMS_EPS) -> torch.Tensor:
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
 
 
 def rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
