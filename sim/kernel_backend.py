@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from seedlm_fpga.core import progress
 from seedlm_fpga.core import reference as ref
 from seedlm_fpga.sim import cosim_build
 from seedlm_fpga.sim.kernel_host import DESCRIPTOR_BYTES, WORD_BYTES as Y_WORD_BYTES
@@ -64,10 +65,9 @@ def activation_image(acts, acts_per_beat: int, bus_bits: int) -> bytes:
 class KernelServer:
     """One simulator process running one kernel, serving starts until `close`."""
 
-    def __init__(self, kind: str, design: KernelDesign, images: dict[str, bytes], mem_bytes: int):
-        self.kind, self.design = kind, design
-        kernel = design.kernel(kind)
-        self.sim = kernel.build()
+    def __init__(self, kind: str, design: KernelDesign, kernel: Kernel, sim: cosim_build.SimBuild,
+                 images: dict[str, bytes], mem_bytes: int):
+        self.kind, self.design, self.sim = kind, design, sim
         self.dir = Path(tempfile.mkdtemp(prefix=f"seedlm-run-{kind}-"))
         self.n = 0
         req, resp = self.dir / "requests", self.dir / "responses"
@@ -149,10 +149,14 @@ class VerilatorKernels:
         W = design.bus_bits
         seed_images = {f"{n}.seedlm.bin": ref.memory_image(e.seeds, e.x, e.q, e.preset, W) for n, e in layers.items()}
         base_images = {f"{n}.baseline.bin": ref.baseline_image(w, W) for n, w in int16.items()}
+        kernels = {kind: design.kernel(kind) for kind in ("seedlm", "baseline")}
+        sims = {kind: k.build() for kind, k in kernels.items()}
         self.servers = {}
         try:
-            for kind, images in (("seedlm", seed_images), ("baseline", base_images)):
-                self.servers[kind] = KernelServer(kind, design, images, _memory_bytes(images, design))
+            with progress.step("starting the SeedLM and baseline kernels' simulators"):
+                for kind, images in (("seedlm", seed_images), ("baseline", base_images)):
+                    self.servers[kind] = KernelServer(kind, design, kernels[kind], sims[kind], images,
+                                                      _memory_bytes(images, design))
         except BaseException:
             self.close()
             raise
