@@ -2,18 +2,20 @@
 
 A start (format §11) reads one activation image and runs its GEMVs back to back from a
 descriptor list, the engine keeping its activation buffer between them. Its CYCLES come from
-`core.engine_shape.kernel_cycles_for` (format §11.4: launch, memory read latency, descriptor
-reads, activation and weight beats, pipeline latency, Y writes), for the memory the Verilator
-run simulates (sim/axi_memory.py): every read answered a fixed latency after its AR, writes
-answered at once.
+`KernelCycleModel` (sim/cycle_model.py, format §11.4: launch, descriptor reads, memory read
+latency, activation and weight beats, pipeline latency, Y writes), for the memory the Verilator
+run simulates (sim/axi_memory.py: reads answered `mem_latency` + 2 edges after their AR, no
+pauses, B 2 edges after the last W beat), and for kernels generated to hide that latency.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
-from seedlm_fpga.core.engine_shape import DesignConfig, kernel_cycles_for
 from seedlm_fpga.sim.axi_memory import BASE_WRITE_LATENCY
+from seedlm_fpga.sim.cycle_model import KernelCycleModel, kernel_models
 from seedlm_fpga.sim.kernel_runner import read_latency
+
 MODEL_NOTE = ("kernel cycle model (format §11.4): per start, launch + descriptor reads + memory read latency + "
               "activation and weight beats + pipeline latency + Y writes")
 
@@ -27,10 +29,13 @@ class StartModel:
     mem_latency: int          # the simulated memory's read latency (sim/axi_memory.py's `latency`)
     act_bits: int = 8
 
+    @cached_property
+    def _models(self) -> dict[str, KernelCycleModel]:
+        return kernel_models(self.preset, self.bus_bits, self.act_bits, "beat", self.mem_latency)
+
     def cycles(self, kind: str, cols: int, rows: tuple[int, ...]) -> int:
-        cfg = DesignConfig(self.preset, self.bus_bits, self.act_bits, max(cols, 1))
-        return kernel_cycles_for(cfg, kind, cols, list(rows), True, read_latency(self.mem_latency),
-                                 BASE_WRITE_LATENCY)
+        model = self._models["fp16" if kind == "baseline" else self.preset]
+        return round(model.cycles(cols, list(rows), True, read_latency(self.mem_latency), BASE_WRITE_LATENCY))
 
     def seedlm(self, cols: int, rows: tuple[int, ...]) -> int:
         return self.cycles("seedlm", cols, rows)
