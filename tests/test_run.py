@@ -157,6 +157,8 @@ def test_bad_input(seedlm_files, tmp_path, capsys):
     assert "junk.seedlm" in _fails(capsys, str(tmp_path / "junk.seedlm"))
     assert "--tokens must lie in 1..512" in _fails(capsys, good, "--tokens", "0")
     assert "nope" in _fails(capsys, good, "--board", "nope")
+    assert "too small for one seedlm-4 lane" in _fails(capsys, good, "--board", "icebreaker")
+    assert "--mem-latency must lie in 0..4096" in _fails(capsys, good, "--mem-latency", "-1")
     assert "tok.bin" in _fails(capsys, good, "--tokenizer", str(tmp_path / "tok.bin"))
     # a .seedlm of a plain safetensors state dict carries no model configuration
     from safetensors.numpy import save_file

@@ -83,7 +83,10 @@ def _backend(args, model, preset: str, bus_bits: int):
     from seedlm_fpga.sim.kernel_backend import KernelDesign, checked_kernel_backend
 
     max_cols = max(e.shape[1] for e in model.compressed.values())
-    return checked_kernel_backend(model, reference, KernelDesign(preset, bus_bits, max_cols, args.mem_latency))
+    try:
+        return checked_kernel_backend(model, reference, KernelDesign(preset, bus_bits, max_cols, args.mem_latency))
+    except ValueError as exc:  # a design the kernel generator refuses (format §10/§11 limits)
+        raise UserError(f"no kernel for this model on --board {args.board}: {exc}") from None
 
 
 def run(args) -> int:
