@@ -26,7 +26,7 @@ import numpy as np
 from seedlm_fpga.core import progress
 from seedlm_fpga.core import reference as ref
 from seedlm_fpga.sim import cosim_build
-from seedlm_fpga.sim.kernel_host import DESCRIPTOR_BYTES, WORD_BYTES as Y_WORD_BYTES
+from seedlm_fpga.sim.kernel_host import DESCRIPTOR_BYTES, WORD_BYTES as Y_WORD_BYTES, activation_image
 from seedlm_fpga.sim.kernel_runner import START_TO_IRQ_EDGES, Kernel, generated_kernel
 
 SERVE_TB_MODULE = "seedlm_fpga.sim.kernel_serve_tb"
@@ -57,11 +57,6 @@ class KernelDesign:
                                 preset=self.preset)
 
 
-def activation_image(acts, acts_per_beat: int, bus_bits: int) -> bytes:
-    """format §11.3: ceil(cols / N) words of W bits, word k holding activation beat k (§10) in its low N·A bits."""
-    return b"".join(b.to_bytes(bus_bits // 8, "little") for b in ref.activation_beats(acts, 8, acts_per_beat))
-
-
 class KernelServer:
     """One simulator process running one kernel, serving starts until `close`."""
 
@@ -73,7 +68,7 @@ class KernelServer:
         req, resp = self.dir / "requests", self.dir / "responses"
         os.mkfifo(req)
         os.mkfifo(resp)
-        self.acts_per_beat = kernel.acts_per_beat
+        self.acts_per_beat, self.act_bits = kernel.acts_per_beat, kernel.act_bits
         stim = {"bus_bits": design.bus_bits, "latency": design.mem_latency, "mem_bytes": mem_bytes,
                 "max_cols": kernel.max_cols, "max_descriptors": kernel.max_descriptors, "max_burst": kernel.max_burst,
                 "requests": str(req), "responses": str(resp)}
@@ -111,7 +106,7 @@ class KernelServer:
     def submit(self, cols: int, acts, gemvs: list[tuple[str, int]]) -> None:
         """Ask for one start: `gemvs` are (weight image file, rows); `collect` returns its result."""
         name = f"acts.{self.n}.bin"
-        (self.dir / name).write_bytes(activation_image(acts, self.acts_per_beat, self.design.bus_bits))
+        (self.dir / name).write_bytes(activation_image(acts, self.act_bits, self.acts_per_beat, self.design.bus_bits))
         request = {"cols": int(cols), "acts_file": name, "descriptors": True, "max_cycles": MAX_START_CYCLES,
                    "gemvs": [{"weights_file": f, "rows": int(r)} for f, r in gemvs]}
         os.write(self.requests, (json.dumps(request) + "\n").encode())
