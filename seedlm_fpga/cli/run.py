@@ -1,14 +1,17 @@
 """Decode a compressed model token by token, every compressed layer's GEMV on the kernels.
 
 Greedy decoding of a .seedlm file made from a llama2.c checkpoint (`seedlm-fpga compress
-model.bin`): embedding, RMSNorm, RoPE, attention over a KV cache, SwiGLU and the classifier
+model.bin`) or a Hugging Face Llama folder with its config.json: embedding, RMSNorm, RoPE, attention over a KV cache, SwiGLU and the classifier
 run on the host; every compressed linear layer's GEMV runs as the kernel of format §11 would
 run it: int8 activations with one scale per vector, the exact integer Y of format §6, the GEMVs
 that share an activation vector (q/k/v, gate/up) as one start. The same activations also go to
 the 16-bit baseline kernel (format §7: each layer's decoded weights as int16), for its cycles.
 
---engine numpy runs the integer reference; its cycles are the cycle model's prediction for one
-kernel of the design sized for --board (bus width and clock from `seedlm-fpga boards`'s sizing).
+--engine numpy runs the integer reference; its cycles are the cycle model's prediction (format
+§11.4) for one kernel pair of the design sized for --board (bus width and clock from the boards'
+sizing). --engine verilator generates both kernels (`generate --kernel`), runs them in two
+long-lived Verilator simulators that serve every start, and checks every Y against the reference;
+the first difference stops the run (exit 1) naming the layer, the row, both Y and the row's blocks.
 Layers kept uncompressed (the classifier when it is the embedding) run on the host and are
 not counted.
 
@@ -139,7 +142,7 @@ def run(args) -> int:
     backend = _backend(args, model, preset, design["bus_bits"])
     if not args.json:
         print(f"{model_path.name}: {cfg.n_layers} layers, dim {cfg.dim}, {preset}; engine {args.engine}; "
-              f"{design['board_name']}: one {design['bus_bits']}-bit kernel at {clock:g} MHz")
+              f"{design['board_name']}: one {design['bus_bits']}-bit kernel at {clock:g} MHz; tokenizer {tok_path}")
         if args.engine == "numpy":
             print(f"cycles: the cycle model's prediction (--engine numpy runs no hardware); {MODEL_NOTE}")
     t0 = time.perf_counter()
