@@ -15,14 +15,15 @@ read as 0, as do unused offsets.
 """
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from seedlm_fpga.core.engine_shape import AP_START, KERNEL_ADDRESS_BITS, KERNEL_REGISTERS
+from seedlm_fpga.core.engine_shape import (AP_DONE, AP_IDLE, AP_READY, AP_START, KERNEL_ADDRESS_BITS,
+                                           KERNEL_REGISTERS)
 
-#: argument registers: name -> bits kept (64-bit ones span two words)
 def argument_bits(max_cols: int, max_descriptors: int) -> dict[str, int]:
+    """Argument registers: name -> bits kept (64-bit ones span two words)."""
     return {"WEIGHTS": 64, "ACTS": 64, "Y": 64, "DESCRIPTORS": 64, "ROWS": 24,
             "COLS": max_cols.bit_length(), "N_DESCRIPTORS": max_descriptors.bit_length()}
 
@@ -86,7 +87,7 @@ class ControlRegisters(wiring.Component):
         with m.If(write):
             m.d.sync += [aw_held.eq(0), w_held.eq(0), self.bvalid.eq(1)]
             offset = Cat(0, 0, aw_addr[2:])
-            with m.If(_at(offset, regs["CTRL"]) & w_strb[0] & w_data[0]):
+            with m.If(_at(offset, regs["CTRL"]) & w_strb[0] & w_data[AP_START.bit_length() - 1]):
                 m.d.sync += self.ap_start.eq(1)
             with m.If(_at(offset, regs["GIE"]) & w_strb[0]):
                 m.d.sync += gie.eq(w_data[0])
@@ -112,7 +113,8 @@ class ControlRegisters(wiring.Component):
             m.d.sync += self.rvalid.eq(1)
             with m.Switch(Cat(0, 0, self.araddr[2:])):
                 with m.Case(regs["CTRL"]):
-                    m.d.sync += self.rdata.eq(Cat(self.ap_start, ap_done, ~self.busy, ap_ready))
+                    bits = {AP_START: self.ap_start, AP_DONE: ap_done, AP_IDLE: ~self.busy, AP_READY: ap_ready}
+                    m.d.sync += self.rdata.eq(Cat(*(bits[1 << i] for i in range(len(bits)))))
                 for off, value in {regs["GIE"]: gie, regs["IER"]: ier, regs["ISR"]: isr, regs["CYCLES"]: self.cycles,
                                    **{o: reg[bit:bit + 32] for o, (reg, bit) in words.items()}}.items():
                     with m.Case(off):
@@ -129,5 +131,4 @@ class ControlRegisters(wiring.Component):
             m.d.sync += ap_done.eq(1)
         m.d.sync += isr.eq((isr ^ isr_toggle) | (Cat(self.done, self.take) & ier))
         m.d.comb += self.interrupt.eq(gie & isr.any())
-        assert AP_START == 1
         return m
