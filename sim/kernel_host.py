@@ -20,6 +20,7 @@ import abc
 import struct
 from dataclasses import dataclass
 
+from seedlm_fpga.core.reference import activation_beats
 from seedlm_fpga.core.engine_shape import AP_DONE, AP_START, DESCRIPTOR_WORDS, IO_BITS, KERNEL_REGISTERS, MAX_ROWS
 
 REG = KERNEL_REGISTERS
@@ -279,3 +280,8 @@ class KernelHost:
         await self.start()
         ctrl = await self.wait_done(interrupt)
         return KernelRun(self.read_y(job, layout), await self.port.read_reg(REG["CYCLES"]), ctrl)
+
+
+def activation_image(acts, act_bits: int, acts_per_beat: int, bus_bits: int) -> bytes:
+    """format §11.3: ceil(cols / N) words of W bits, word k holding activation beat k (§10) in its low N·A bits."""
+    return b"".join(b.to_bytes(bus_bits // 8, "little") for b in activation_beats(acts, act_bits, acts_per_beat))

@@ -27,7 +27,7 @@ from seedlm_fpga.core.engine_shape import AP_DONE, AP_IDLE, COSIM_MAX_COLS, DEFA
 from seedlm_fpga.sim import cosim_build
 from seedlm_fpga.sim.axi_memory import BASE_READ_LATENCY
 from seedlm_fpga.sim.cosim_runner import _designs_dir
-from seedlm_fpga.sim.kernel_host import KernelGemv, KernelJob, plan_layout
+from seedlm_fpga.sim.kernel_host import KernelGemv, KernelJob, activation_image, plan_layout
 from seedlm_fpga.sim.stimulus import BASELINE, ENGINES, GemvCase
 
 #: Edges from the CTRL write that sets ap_start to the edge the interrupt rises, beyond CYCLES:
@@ -158,8 +158,7 @@ class KernelResult:
 
 
 def _act_image(case: GemvCase, kernel: Kernel) -> bytes:
-    beat_bytes = kernel.bus_bits // 8
-    return b"".join(b.to_bytes(beat_bytes, "little") for b in case.act_beats(kernel.act_bits, kernel.acts_per_beat))
+    return activation_image(case.acts, kernel.act_bits, kernel.acts_per_beat, kernel.bus_bits)
 
 
 def job_of(kernel: Kernel, case: KernelCase) -> KernelJob:

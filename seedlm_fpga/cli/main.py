@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "boards": ("seedlm_fpga.cli.boards", "list the shipped FPGA boards"),
     "synth": ("seedlm_fpga.cli.synth", "synthesize / place-and-route an engine for a board with open tools"),
     "project": ("seedlm_fpga.cli.project", "project decode speedups for Llama-scale models on a board"),
+    "run": ("seedlm_fpga.cli.run", "decode a compressed model token by token through the GEMV kernels"),
 }
 
 
