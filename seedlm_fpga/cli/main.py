@@ -26,6 +26,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "boards": ("seedlm_fpga.cli.boards", "list the shipped FPGA boards"),
     "synth": ("seedlm_fpga.cli.synth", "synthesize / place-and-route an engine for a board with open tools"),
     "project": ("seedlm_fpga.cli.project", "project decode speedups for Llama-scale models on a board"),
+    "build": ("seedlm_fpga.cli.build", "build for a board in named, restartable steps (size ... deploy)"),
+    "deploy": ("seedlm_fpga.cli.deploy", "what goes to a board: the ULX3S-85F bitstream with its UART protocol"),
+    "board-run": ("seedlm_fpga.cli.board_run", "greedy decode with a board computing every GEMV over its UART"),
 }
 
 
