@@ -1,0 +1,137 @@
+"""Greedy decode of a llama2.c model with a board computing every GEMV of its compressed layers.
+
+The board (a ULX3S-85F programmed with `seedlm-fpga deploy`) holds the model's weights; over its
+USB UART (format §12) the host sends each int8 activation vector and reads back the exact integer
+Y (format §6). The host does the rest in float: embedding, RMSNorm, RoPE, attention, SwiGLU and
+the classifier. It first asks the board for its image id (INFO) and stops if the bitstream holds
+another model. The tokens are those of `seedlm-fpga evaluate`'s "FPGA integer GEMV" path.
+
+--simulate runs the same host code against the board's top in Amaranth's simulator instead of
+a serial port (no board needed; slow: keep --steps small).
+
+The decode recomputes the whole sequence each step (the project's forward pass has no KV cache
+yet), so a step costs (tokens so far) GEMVs per layer.
+
+example:
+  seedlm-fpga board-run deploy-ulx3s/model.seedlm --port /dev/ttyUSB0 --prompt "Once upon a time"
+  seedlm-fpga board-run deploy-ulx3s/model.seedlm --simulate --steps 2
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from seedlm_fpga.errors import UserError
+
+DEFAULT_BAUD = 1_000_000
+DEFAULT_BOARD = "ulx3s-85f"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", metavar="MODEL.seedlm", help="the model the board was deployed with")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--port", metavar="DEV", help="the board's serial port (e.g. /dev/ttyUSB0)")
+    where.add_argument("--simulate", action="store_true",
+                       help="no board: the board's top in Amaranth's simulator (slow)")
+    parser.add_argument("--baud", type=int, default=DEFAULT_BAUD, help=f"UART rate (default {DEFAULT_BAUD})")
+    parser.add_argument("--board", default=DEFAULT_BOARD, help=f"the board (default {DEFAULT_BOARD})")
+    parser.add_argument("--prompt", default="", help="text to continue (default: none, start from BOS)")
+    parser.add_argument("--steps", type=int, default=32, help="tokens to generate at most (default 32)")
+    parser.add_argument("--tokenizer", metavar="FILE",
+                        help="llama2.c tokenizer (default: the shipped tok512.bin)")
+
+
+class BoardLinear:
+    """A compressed Linear whose integer GEMV the board computes (numerics: IntegerSeedLMLinear)."""
+
+    def __init__(self, enc, client, index: int):
+        from seedlm_fpga.evaluation.llama_model import IntegerSeedLMLinear
+
+        class _OnBoard(IntegerSeedLMLinear):
+            def integer_gemv(inner, a):  # noqa: N805 - the board replaces the local product
+                import torch
+                return torch.tensor([client.gemv(index, row.tolist()) for row in a], dtype=torch.int64)
+
+        self.linear = _OnBoard(enc.seeds, enc.x, enc.q, enc.bias, enc.preset, enc.shape[1])
+        self.gemvs = 0
+
+    def __call__(self, x):
+        self.gemvs += x.reshape(-1, x.shape[-1]).shape[0]
+        return self.linear(x)
+
+
+def open_port(args):
+    if args.simulate:
+        from seedlm_fpga.sim.board_sim import SimulatedBoardPort
+        return lambda image: SimulatedBoardPort(image)
+    try:
+        import serial
+    except ImportError:
+        raise UserError("pyserial is needed to talk to the board: pip install pyserial") from None
+    try:
+        port = serial.Serial(args.port, args.baud, timeout=2.0)
+    except (serial.SerialException, ValueError) as exc:
+        raise UserError(f"{args.port}: {exc}") from None
+    port.reset_input_buffer()
+    return lambda image: port
+
+
+def load_model(path):
+    """(config, carried float tensors, compressed tensors) of a llama2.c .seedlm file."""
+    from seedlm_fpga.compressor.container import read_container
+    from seedlm_fpga.compressor.llama2c import Llama2cConfig
+
+    container = read_container(path)
+    raw = container.extra.get("seedlm.llama2c_config")
+    if raw is None:
+        raise UserError(f"{path}: not compressed from a llama2.c checkpoint (no seedlm.llama2c_config)")
+    try:
+        cfg = Llama2cConfig(**json.loads(raw))
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"{path}: bad seedlm.llama2c_config: {exc}") from None
+    carried = {k: v.float().numpy() for k, v in container.carried.items()}
+    return cfg, carried, container
+
+
+def decode(path, port_for, board: str, prompt: str, steps: int, tokenizer_path=None) -> dict:
+    """Run the decode; returns the tokens, the text and the link statistics."""
+    from seedlm_fpga.cli.deploy import board_tensors
+    from seedlm_fpga.core.board_protocol import BoardClient, BoardError, BoardImage
+    from seedlm_fpga.evaluation.llama_model import Transformer
+    from seedlm_fpga.evaluation.tokenizer import Tokenizer
+    from seedlm_fpga.examples import EXAMPLES_DIR
+    from seedlm_fpga.flows.sizing import size_for_board
+
+    cfg, carried, container = load_model(path)
+    tensors = board_tensors(container)
+    image = BoardImage.build(tensors, size_for_board(board, tensors[0][1].preset.name, 8)["bus_bits"])
+    client = BoardClient(port_for(image), image)
+    try:
+        client.check_info()
+    except BoardError as exc:
+        raise UserError(f"{path}: {exc}") from None
+    linears = {name: BoardLinear(enc, client, i) for i, (name, enc) in enumerate(tensors)}
+    model = Transformer.from_state_dict(cfg, carried, linears)
+    tok = Tokenizer.load(tokenizer_path or EXAMPLES_DIR / "tok512.bin", cfg.vocab_size)
+    ids = tok.encode(prompt, bos=True)
+    start = time.perf_counter()
+    try:
+        out = model.generate(ids, steps)
+    except BoardError as exc:
+        raise UserError(f"board: {exc}") from None
+    seconds = time.perf_counter() - start
+    return {"tokens": out, "text": tok.decode(out), "new_tokens": len(out) - len(ids),
+            "gemvs": sum(lin.gemvs for lin in linears.values()), "seconds": round(seconds, 3)}
+
+
+def run(args) -> int:
+    from seedlm_fpga.core.files import check_input_file
+
+    check_input_file(args.model, "model")
+    if args.steps < 0:
+        raise UserError(f"--steps must be >= 0, got {args.steps}")
+    result = decode(args.model, open_port(args), args.board, args.prompt, args.steps, args.tokenizer)
+    print(result["text"])
+    print(f"{result['new_tokens']} tokens, {result['gemvs']} GEMVs on the board, {result['seconds']:.1f} s")
+    return 0
