@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from amaranth.hdl import Elaboratable, Module
+from amaranth.lib import io
 
 from seedlm_fpga.boards.board import Board
 from seedlm_fpga.core import progress
@@ -36,10 +37,12 @@ class Ulx3sGemv(Elaboratable):
 
     def elaborate(self, platform):
         m = Module()
-        uart = platform.request("uart", 0)
-        led = platform.request("led", 0)
+        uart = platform.request("uart", 0, dir="-")
+        m.submodules.rx = rx = io.Buffer("i", uart.rx)
+        m.submodules.tx = tx = io.Buffer("o", uart.tx)
+        m.submodules.led = led = io.Buffer("o", platform.request("led", 0, dir="-"))
         m.submodules.top = top = UartGemvTop(self.image, self.divisor)
-        m.d.comb += [top.rx.eq(uart.rx.i), uart.tx.o.eq(top.tx), led.o.eq(~top.tx)]
+        m.d.comb += [top.rx.eq(rx.i), tx.o.eq(top.tx), led.o.eq(~top.tx)]
         return m
 
 
