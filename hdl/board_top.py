@@ -31,10 +31,10 @@ class ByteGemvTop(wiring.Component):
     rx: In(stream.Signature(8))
     tx: Out(stream.Signature(8))
 
-    def __init__(self, image: proto.BoardImage):
+    def __init__(self, image: proto.BoardImage, timeout_cycles: int = proto.FRAME_TIMEOUT_CYCLES):
         if image.config.act_bits != proto.ACT_BITS:
             raise ValueError("the board protocol carries int8 activations")
-        self.image = image
+        self.image, self.timeout_cycles = image, timeout_cycles
         super().__init__()
 
     def elaborate(self, platform):
@@ -62,9 +62,17 @@ class ByteGemvTop(wiring.Component):
         count = Signal(16)                           # payload bytes left / reply bytes sent
         cols = Signal(range(cfg.max_cols + 1))
         m.d.comb += engine.cols.eq(cols)
-        rx_byte = self.rx.payload
+        # a payload whose bytes stop for timeout_cycles is finished with zeros (format §12)
+        idle = Signal(range(self.timeout_cycles + 1))
+        timed_out = Signal()
+        rx_byte = Signal(8)
         rx_fire = Signal()
-        m.d.comb += rx_fire.eq(self.rx.valid & self.rx.ready)
+        m.d.comb += [rx_fire.eq((self.rx.valid | timed_out) & self.rx.ready),
+                     rx_byte.eq(Mux(self.rx.valid, self.rx.payload, 0))]
+        with m.If(self.rx.valid | ~self.rx.ready):
+            m.d.sync += idle.eq(0)
+        with m.Elif(idle != self.timeout_cycles):
+            m.d.sync += idle.eq(idle + 1)
 
         # reply bytes queued by the FSM: sync, status, then INFO's payload
         info = proto.BoardImage.info_payload(img)
@@ -150,13 +158,13 @@ class ByteGemvTop(wiring.Component):
                         with m.Else():
                             m.next = "SKIP"
             with m.State("SKIP"):  # a bad frame's payload
-                m.d.comb += self.rx.ready.eq(1)
+                m.d.comb += [self.rx.ready.eq(1), timed_out.eq(idle == self.timeout_cycles)]
                 with m.If(count == 0):
                     m.next = "SYNC"
                 with m.Elif(rx_fire):
                     m.d.sync += count.eq(count - 1)
             with m.State("ACTS"):
-                m.d.comb += self.rx.ready.eq(~act_valid)
+                m.d.comb += [self.rx.ready.eq(~act_valid), timed_out.eq(idle == self.timeout_cycles)]
                 with m.If(rx_fire):
                     m.d.sync += [act_data.word_select(act_k, 8).eq(rx_byte), count.eq(count - 1),
                                  act_k.eq(Mux(act_k == N - 1, 0, act_k + 1))]
@@ -184,8 +192,9 @@ class UartGemvTop(wiring.Component):
     rx: In(1, init=1)
     tx: Out(1, init=1)
 
-    def __init__(self, image: proto.BoardImage, divisor: int):
-        self.image, self.divisor = image, divisor
+    def __init__(self, image: proto.BoardImage, divisor: int,
+                 timeout_cycles: int = proto.FRAME_TIMEOUT_CYCLES):
+        self.image, self.divisor, self.timeout_cycles = image, divisor, timeout_cycles
         super().__init__()
 
     def elaborate(self, platform):
@@ -193,7 +202,7 @@ class UartGemvTop(wiring.Component):
         m.submodules.uart_rx = urx = UartRx(self.divisor)
         m.submodules.uart_tx = utx = UartTx(self.divisor)
         m.submodules.rx_fifo = rx_fifo = fifo.SyncFIFOBuffered(width=8, depth=RX_FIFO_DEPTH)
-        m.submodules.core = core = ByteGemvTop(self.image)
+        m.submodules.core = core = ByteGemvTop(self.image, self.timeout_cycles)
         m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx),
                      rx_fifo.w_data.eq(urx.data.payload), rx_fifo.w_en.eq(urx.data.valid),
                      core.rx.payload.eq(rx_fifo.r_data), core.rx.valid.eq(rx_fifo.r_rdy),

@@ -5,7 +5,7 @@
     BoardClient(port, image).gemv(0, acts)
 
 ``write(data)`` queues bytes for the board; ``read(n)`` runs the simulation until n bytes came
-back (or `timeout_cycles` pass without one: then it returns what it has, like a serial port
+back (or `read_timeout_cycles` pass without one: then it returns what it has, like a serial port
 with a timeout). `seedlm-fpga board-run` runs unchanged against it, so the host code and the
 top are tested together; with `divisor` the host's bytes go over the simulated RX line bit by
 bit and the board's come back from its TX line through a UART receiver model.
@@ -16,7 +16,7 @@ from collections import deque
 
 from amaranth.sim import Simulator
 
-from seedlm_fpga.core.board_protocol import BoardImage
+from seedlm_fpga.core.board_protocol import FRAME_TIMEOUT_CYCLES, BoardImage
 from seedlm_fpga.hdl.board_top import ByteGemvTop, UartGemvTop
 
 CLOCK_PERIOD = 1e-6
@@ -27,9 +27,11 @@ CHUNK_CYCLES = 256
 class SimulatedBoardPort:
     """A serial port whose far end is the simulated board top (see the module docstring)."""
 
-    def __init__(self, image: BoardImage, divisor: int | None = None, timeout_cycles: int = 200_000):
-        self.image, self.divisor, self.timeout_cycles = image, divisor, timeout_cycles
-        self.dut = ByteGemvTop(image) if divisor is None else UartGemvTop(image, divisor)
+    def __init__(self, image: BoardImage, divisor: int | None = None, read_timeout_cycles: int = 200_000,
+                 frame_timeout_cycles: int = FRAME_TIMEOUT_CYCLES):
+        self.image, self.divisor, self.read_timeout_cycles = image, divisor, read_timeout_cycles
+        self.dut = (ByteGemvTop(image, frame_timeout_cycles) if divisor is None
+                    else UartGemvTop(image, divisor, frame_timeout_cycles))
         self.to_board: deque[int] = deque()
         self.from_board: deque[int] = deque()
         self.cycles = 0
@@ -100,9 +102,14 @@ class SimulatedBoardPort:
     def flush(self) -> None:
         pass
 
+    def wait(self, cycles: int) -> None:
+        """Let the board run `cycles` clock cycles (the host being silent)."""
+        self.cycles += cycles
+        self.sim.run_until(self.cycles * CLOCK_PERIOD)
+
     def read(self, n: int) -> bytes:
         idle = 0
-        while len(self.from_board) < n and idle < self.timeout_cycles:
+        while len(self.from_board) < n and idle < self.read_timeout_cycles:
             before = len(self.from_board)
             self.sim.run_until((self.cycles + CHUNK_CYCLES) * CLOCK_PERIOD)
             self.cycles += CHUNK_CYCLES

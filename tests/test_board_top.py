@@ -77,6 +77,22 @@ def test_bad_frames_get_their_status_and_the_next_frame_still_works(image):
         client._reply()
 
 
+def test_a_payload_that_stops_is_finished_with_zeros_after_the_timeout(image):
+    tensors, img = image
+    port = SimulatedBoardPort(img, frame_timeout_cycles=300)
+    t = tensors[3][1]
+    acts = np.arange(t.shape[1]) % 50 - 25
+    port.write(bytes([0xA5, 0x02, 3]) + t.shape[1].to_bytes(2, "little") + bytes(int(a) & 0xFF for a in acts[:30]))
+    reply = port.read(2 + t.shape[0] * img.y_bytes)
+    padded = np.concatenate([acts[:30], np.zeros(t.shape[1] - 30, dtype=np.int64)])
+    assert proto.decode_y(reply[2:], img.y_bytes) == [int(v) for v in gemv_seedlm(t.seeds, t.x, t.q, padded, t.preset)]
+    port.write(bytes([0xA5, 0x09, 0, 200, 0, 1, 2]))      # a bad frame whose payload stops: skip ends too
+    assert port.read(2) == bytes([0x5A, 0x01])
+    port.wait(300 + 200)  # the host waits out the timeout (meanwhile its bytes would be skipped)
+    assert raw_gemv(port, 3, acts, img.y_bytes, t.shape[0]) == \
+        [int(v) for v in gemv_seedlm(t.seeds, t.x, t.q, acts, t.preset)]
+
+
 def test_through_the_uart_lines(image):
     tensors, img = image
     port = SimulatedBoardPort(img, divisor=4)

@@ -32,6 +32,10 @@ MAX_TENSORS = 255
 MAX_PAYLOAD = 0xFFFF
 #: the protocol carries int8 activations, one byte each
 ACT_BITS = 8
+#: clock cycles without a byte after which the board finishes a frame's payload itself (GEMV:
+#: the missing activations are zeros and the reply is still sent; a bad frame: the skip ends);
+#: 2^21 cycles = 84 ms at 25 MHz
+FRAME_TIMEOUT_CYCLES = 1 << 21
 #: INFO reply after sync and status: tensor count, Y bytes, image id (u32 little-endian)
 INFO_BYTES = 6
 
