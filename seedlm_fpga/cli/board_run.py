@@ -22,9 +22,9 @@ import argparse
 import json
 import time
 
+from seedlm_fpga.core.board_protocol import BAUD
 from seedlm_fpga.errors import UserError
 
-DEFAULT_BAUD = 1_000_000
 DEFAULT_BOARD = "ulx3s-85f"
 
 
@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--port", metavar="DEV", help="the board's serial port (e.g. /dev/ttyUSB0)")
     where.add_argument("--simulate", action="store_true",
                        help="no board: the board's top in Amaranth's simulator (slow)")
-    parser.add_argument("--baud", type=int, default=DEFAULT_BAUD, help=f"UART rate (default {DEFAULT_BAUD})")
+    parser.add_argument("--baud", type=int, default=BAUD, help=f"UART rate (default {BAUD}, format §12)")
     parser.add_argument("--board", default=DEFAULT_BOARD, help=f"the board (default {DEFAULT_BOARD})")
     parser.add_argument("--prompt", default="", help="text to continue (default: none, start from BOS)")
     parser.add_argument("--steps", type=int, default=32, help="tokens to generate at most (default 32)")
@@ -96,16 +96,15 @@ def load_model(path):
 
 def decode(path, port_for, board: str, prompt: str, steps: int, tokenizer_path=None) -> dict:
     """Run the decode; returns the tokens, the text and the link statistics."""
-    from seedlm_fpga.cli.deploy import board_tensors
-    from seedlm_fpga.core.board_protocol import BoardClient, BoardError, BoardImage
+    from seedlm_fpga.cli.deploy import board_image, board_tensors
+    from seedlm_fpga.core.board_protocol import BoardClient, BoardError
     from seedlm_fpga.evaluation.llama_model import Transformer
     from seedlm_fpga.evaluation.tokenizer import Tokenizer
     from seedlm_fpga.examples import EXAMPLES_DIR
-    from seedlm_fpga.flows.sizing import size_for_board
 
     cfg, carried, container = load_model(path)
     tensors = board_tensors(container)
-    image = BoardImage.build(tensors, size_for_board(board, tensors[0][1].preset.name, 8)["bus_bits"])
+    image = board_image(tensors, board, path)
     client = BoardClient(port_for(image), image)
     try:
         client.check_info()

@@ -56,19 +56,23 @@ def default_checkpoint(out: Path) -> Path:
     return path
 
 
-def load_image(checkpoint: Path, bus_bits: int):
-    from seedlm_fpga.compressor.container import read_container
+def board_image(tensors: list, board, where):
+    """The format §12 image of `tensors` at the bus width sized for `board` and their preset."""
     from seedlm_fpga.core.board_protocol import BoardImage
+    from seedlm_fpga.flows.sizing import size_for_board
+    if not tensors:
+        raise UserError(f"{where}: holds no compressed tensor")
+    bus_bits = size_for_board(board, tensors[0][1].preset.name, 8)["bus_bits"]
     try:
-        return BoardImage.build(board_tensors(read_container(checkpoint)), bus_bits)
+        return BoardImage.build(tensors, bus_bits)
     except ValueError as exc:
-        raise UserError(f"{checkpoint}: {exc}") from None
+        raise UserError(f"{where}: {exc}") from None
 
 
 def deploy_for_board(board_name, out: Path, checkpoint=None, seed: int = 1) -> dict:
     """Build the board's deliverables into `out`; returns the report body (see the module docstring)."""
     from seedlm_fpga.boards.board import load_board
-    from seedlm_fpga.flows.sizing import size_for_board
+    from seedlm_fpga.compressor.container import read_container
 
     board = load_board(board_name)
     if board.id != "ulx3s-85f":
@@ -78,8 +82,7 @@ def deploy_for_board(board_name, out: Path, checkpoint=None, seed: int = 1) -> d
 
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = Path(checkpoint) if checkpoint else default_checkpoint(out)
-    sized = size_for_board(board, "seedlm-4", 8)
-    image = load_image(checkpoint, sized["bus_bits"])
+    image = board_image(board_tensors(read_container(checkpoint)), board, checkpoint)
     need_kbits = len(image.words) * image.config.bus_bits / 1024
     if need_kbits > 0.8 * board.resources.ebr_kbits:
         raise UserError(f"{checkpoint}: {need_kbits:,.0f} Kb of weight images do not fit the "

@@ -30,6 +30,9 @@ STATUS_TEXT = {STATUS_OK: "ok", STATUS_BAD_COMMAND: "unknown command", STATUS_BA
 HEADER_BYTES = 5
 MAX_TENSORS = 255
 MAX_PAYLOAD = 0xFFFF
+#: the UART's rate on the ULX3S-85F (8N1: 10 line bits per byte); 25 clocks per bit at 25 MHz
+BAUD = 1_000_000
+LINE_BITS_PER_BYTE = 10
 #: the protocol carries int8 activations, one byte each
 ACT_BITS = 8
 #: clock cycles without a byte after which the board finishes a frame's payload itself (GEMV:

@@ -17,16 +17,13 @@ from amaranth.lib import io
 
 from seedlm_fpga.boards.board import Board
 from seedlm_fpga.core import progress
-from seedlm_fpga.core.board_protocol import BoardImage
+from seedlm_fpga.core.board_protocol import BAUD, HEADER_BYTES, LINE_BITS_PER_BYTE, BoardImage
 from seedlm_fpga.errors import UserError
 from seedlm_fpga.flows.synth import FLOWS, _run, _tool, count_resources, nextpnr_device_args
 from seedlm_fpga.hdl.board_top import UartGemvTop
 
 CLOCK_HZ = 25_000_000       # the board's oscillator, used as is
-BAUD = 1_000_000
 NAME = "seedlm_ulx3s"
-#: bits on the UART line per byte (8N1)
-LINE_BITS_PER_BYTE = 10
 
 
 class Ulx3sGemv(Elaboratable):
@@ -103,7 +100,6 @@ def build_bitstream(image: BoardImage, board: Board, out: Path, seed: int = 1) -
 def link_figures(image: BoardImage) -> dict:
     """Bytes on the UART per forward pass over every tensor once (one token of decode), and the
     tokens/s the 1 Mbaud link allows (replies dominate: the link is full duplex)."""
-    from seedlm_fpga.core.board_protocol import HEADER_BYTES
     sent = sum(HEADER_BYTES + t.cols for t in image.tensors)
     received = sum(2 + t.rows * image.y_bytes for t in image.tensors)
     bytes_per_s = BAUD / LINE_BITS_PER_BYTE
