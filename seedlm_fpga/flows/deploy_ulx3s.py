@@ -17,6 +17,7 @@ from amaranth.lib import io
 
 from seedlm_fpga.boards.board import Board
 from seedlm_fpga.core import progress
+from seedlm_fpga.core.files import write_bytes_atomic
 from seedlm_fpga.core.board_protocol import BAUD, HEADER_BYTES, LINE_BITS_PER_BYTE, BoardImage
 from seedlm_fpga.errors import UserError
 from seedlm_fpga.flows.synth import FLOWS, _run, _tool, count_resources, nextpnr_device_args
@@ -84,7 +85,7 @@ def build_bitstream(image: BoardImage, board: Board, out: Path, seed: int = 1) -
     pack_s = _run(_tool("yowasp-ecppack") + ["--compress", "--input", f"{NAME}.config", "--bit", f"{NAME}.bit"],
                   work / "ecppack.log", work, what="packing the bitstream with ecppack")
     bit = out / f"{NAME}.bit"
-    bit.write_bytes((work / f"{NAME}.bit").read_bytes())
+    write_bytes_atomic(bit, (work / f"{NAME}.bit").read_bytes())
     fmax_mhz = min(fmax.values()) if fmax else None
     return {
         "bitstream": bit.name, "top": NAME, "clock_hz": CLOCK_HZ, "baud": BAUD, "uart_divisor": divisor,
