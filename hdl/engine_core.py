@@ -4,7 +4,9 @@ It owns everything but the arithmetic of one weight beat (the `datapath`):
 
 - Phases. ACT: ``act`` is ready; beats are written to the activation buffer. The cycle
   after the act beat with ``last`` the core switches to WEIGHTS: ``w`` is ready (given
-  a credit, below) until the beat with ``last``, then back to ACT for the next GEMV.
+  a credit, below) until the beat with ``last``, then back to ACT for the next GEMV,
+  unless ``keep_acts`` is high with that beat: then the core stays in WEIGHTS and the
+  next GEMV (same ``cols``) reuses the activation buffer (the kernel's descriptors, §11).
 - Activation buffer (`amaranth.lib.memory.Memory`, one BRAM-friendly synchronous read
   port): words of E activations, ceil(max_cols / E) words. Act beat i (N elements)
   fills slice i mod G of word i div G (G = E / N) through the write port's byte-enable
@@ -73,7 +75,8 @@ def fifo_depth_for(latency: int) -> int:
 
 
 class GemvCore(wiring.Component):
-    """Ports: ``cols``, ``act`` / ``w`` (streams of {data, last}), ``y`` (stream of {data, last}).
+    """Ports: ``cols``, ``keep_acts``, ``act`` / ``w`` (streams of {data, last}), ``y`` (stream of
+    {data, last}). ``keep_acts`` is not a format §10 port (the stream tops tie it to 0).
 
     `make_datapath()` builds (at elaboration) a component with an always-ready input
     stream ``beat`` of `datapath_input_layout(shape)` and an output stream ``sum`` that
@@ -92,6 +95,8 @@ class GemvCore(wiring.Component):
         self.y_fifo_depth = fifo_depth_for(self.latency_cycles)
         super().__init__({
             "cols": In(range(shape.max_cols + 1)),
+            # sampled with the weight beat carrying `last`: 1 = the next GEMV reuses the acts
+            "keep_acts": In(1),
             "act": In(stream.Signature(beat_layout(shape.acts_per_beat * shape.act_bits))),
             "w": In(stream.Signature(beat_layout(shape.weight_bits))),
             "y": Out(stream.Signature(y_layout(shape.y_bits))),
@@ -182,7 +187,7 @@ class GemvCore(wiring.Component):
         ]
         with m.If(w_fire):
             m.d.sync += beat_in_row.eq(Mux(ends_row, 0, beat_in_row + 1))
-            with m.If(self.w.payload.last):
+            with m.If(self.w.payload.last & ~self.keep_acts):
                 m.d.sync += phase.eq(Phase.ACT)
         m.d.sync += credits_used.eq(credits_used + (w_fire & ends_row) - y_fire)
 
@@ -302,7 +307,7 @@ class GemvCore(wiring.Component):
                         m.d.sync += j0m.eq(wrap)
                 else:
                     m.d.sync += j0q.eq(j0q + 1)
-            with m.If(self.w.payload.last):
+            with m.If(self.w.payload.last & ~self.keep_acts):
                 m.d.sync += phase.eq(Phase.ACT)
         m.d.sync += credits_used.eq(credits_used + (w_fire & ends_row) - y_fire)
 

@@ -5,25 +5,31 @@
 
 writes ``seedlm_gemv.v`` (top module ``seedlm_gemv``), ``baseline_gemv.v``
 (``baseline_gemv``) and ``design.json``; each file is written to a temporary file in
-the same folder and renamed, so a failure leaves no half-written file.
+the same folder and renamed, so a failure leaves no half-written file. With
+``kernel=KernelParams(...)`` also ``seedlm_kernel.v`` and ``baseline_kernel.v`` (format §11) and
+a ``kernel`` section in design.json (`kernel_describe`).
 """
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import amaranth
 from amaranth.back import verilog
+from amaranth.hdl import Shape
+from amaranth.lib.wiring import In
 
 from seedlm_fpga import __version__
 from seedlm_fpga.hdl.axi_top import AxiStreamTop, axi_port_widths
 from seedlm_fpga.hdl.baseline_engine import BaselineEngine
-from seedlm_fpga.core.engine_shape import DesignConfig
+from seedlm_fpga.core.engine_shape import DESCRIPTOR_WORDS, KERNEL_REGISTERS, KERNEL_TIMING, DesignConfig
 from seedlm_fpga.core.files import write_text_atomic
 from seedlm_fpga.core.report import dumps, report_dict
 from seedlm_fpga.hdl.engine_core import GemvCore
 from seedlm_fpga.hdl.gemv_engine import GemvEngine
+from seedlm_fpga.hdl.kernel import KINDS, GemvKernel, KernelParams
 
-__all__ = ["DesignConfig", "generate", "describe", "SEEDLM_TOP", "BASELINE_TOP"]
+__all__ = ["DesignConfig", "KernelParams", "generate", "describe", "SEEDLM_TOP", "BASELINE_TOP"]
 
 SEEDLM_TOP = "seedlm_gemv"
 BASELINE_TOP = "baseline_gemv"
@@ -103,12 +109,55 @@ def describe(cfg: DesignConfig, seedlm: GemvEngine | None = None,
     return design
 
 
+KERNEL_TOPS = {"seedlm": "seedlm_kernel", "baseline": "baseline_kernel"}
+
+
+def _kernel_formula(k: GemvKernel) -> dict:
+    """Format §11.4 with this kernel's numbers; L_r, L_w: read and write-response latency."""
+    sh, t = k.shape, KERNEL_TIMING
+    R = _timing(k.engine)["weight_beats_per_row"]
+    lat = k.engine.latency_cycles
+    tail = t.read_fifo - 1 + lat + t.done
+    return {
+        "act_beats": f"ceil(cols / {sh.acts_per_beat})",
+        "weight_beats_per_row": R,
+        "latency_cycles": lat,
+        "formula": f"cycles = {t.launch} + L_r + ceil(cols / {sh.acts_per_beat}) + rows * {R} + {tail} + L_w",
+        "formula_descriptors": (f"S = {t.launch} + L_r + ceil(cols / {sh.acts_per_beat}); for d in 0..n-1: "
+                                f"S = max(S, {t.desc_launch + t.desc_to_weights} + 2 * L_r + {DESCRIPTOR_WORDS} * d)"
+                                f" + rows_d * {R}; cycles = S + {tail} + L_w"),
+    }
+
+
+def kernel_describe(kernels: dict[str, GemvKernel]) -> dict:
+    """design.json's ``kernel`` section (format §11): parameters, ports, registers, cycle formulas."""
+    any_k = next(iter(kernels.values()))
+    out = {
+        "mem_latency": any_k.mem_latency, "max_burst": any_k.max_burst, "max_descriptors": any_k.max_descriptors,
+        "read_buffer_beats": any_k.read_depth,
+        "registers": {name: f"0x{off:02X}" for name, off in KERNEL_REGISTERS.items()},
+        "timing": {**asdict(KERNEL_TIMING), "note": (
+            "cycles from the cycle ap_start is taken to the first cycle CTRL reads ap_done = 1 (= CYCLES), "
+            "for a memory answering each AR L_r cycles after its handshake (L_r <= mem_latency, R never "
+            "paused), AR/AW/W always ready and B L_w cycles after its burst's last W beat (format §11.4)")},
+    }
+    for kind, k in kernels.items():
+        ports = {name: {"dir": "in" if member.flow == In else "out", "bits": Shape.cast(member.shape).width}
+                 for name, member in k.signature.members.items()}
+        out[kind] = {"top": KERNEL_TOPS[kind], "verilog": f"{KERNEL_TOPS[kind]}.v", "ports": ports,
+                     "timing": _kernel_formula(k)}
+    return out
+
+
 def verilog_text(core: GemvCore, top: str) -> str:
     return verilog.convert(AxiStreamTop(core), name=top, emit_src=False)
 
 
-def generate(cfg: DesignConfig, out_dir, board: dict | None = None, inputs=()) -> dict:
+def generate(cfg: DesignConfig, out_dir, board: dict | None = None, inputs=(),
+             kernel: KernelParams | None = None) -> dict:
     """Write both engines' Verilog and design.json into `out_dir` (created); return the design.
+
+    `kernel`: also both kernels (format §11) and design["kernel"].
 
     `board` (optional) is recorded under ``design["board"]`` (what the design was sized for).
     design.json is the design plus core.report's "provenance" (`inputs`: files it came from,
@@ -123,8 +172,14 @@ def generate(cfg: DesignConfig, out_dir, board: dict | None = None, inputs=()) -
     texts = {
         f"{SEEDLM_TOP}.v": verilog_text(seedlm, SEEDLM_TOP),
         f"{BASELINE_TOP}.v": verilog_text(baseline, BASELINE_TOP),
-        "design.json": dumps(report_dict(design, inputs)),
     }
+    if kernel is not None:
+        kernels = {kind: GemvKernel(cfg, kind, **kernel.as_dict()) for kind in KINDS}
+        design["kernel"] = kernel_describe(kernels)
+        for kind, k in kernels.items():
+            top = KERNEL_TOPS[kind]
+            texts[f"{top}.v"] = verilog.convert(k, name=top, emit_src=False)
+    texts["design.json"] = dumps(report_dict(design, inputs))
     for name, text in texts.items():
         write_text_atomic(out / name, text)
     return design

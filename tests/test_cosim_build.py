@@ -18,8 +18,8 @@ TOY = Path(__file__).parent / "fixtures" / "toy_gemv.v"
 W, A, MAXC, YB = 64, 8, 96, 40
 
 
-def toy_engine(bug_beat: int = -1) -> Engine:
-    params = (("W", W), ("A", A), ("MAXC", MAXC), ("YB", YB), ("BUG_BEAT", bug_beat))
+def toy_engine(bug_beat: int = -1, hold_bug: int = 0) -> Engine:
+    params = (("W", W), ("A", A), ("MAXC", MAXC), ("YB", YB), ("BUG_BEAT", bug_beat), ("HOLD_BUG", hold_bug))
     return Engine("baseline", (TOY,), "toy_gemv", W, A, W // A, YB, MAXC, parameters=params)
 
 
@@ -95,6 +95,14 @@ def test_mismatch_report_names_row_values_and_first_bad_beat():
     report = r.report().splitlines()
     assert report[0] == "baseline toy: rows=2 cols=20 W=64 A=8 gap=0.0 ready_gap=0.0: FAILED"
     assert report[1] == f"  row 0: expected {expected}, got {got}"
+
+
+def test_hold_rule_break_is_reported():
+    """An output whose tdata changes while it waits for tready (the bench's own AXI4-Stream check)."""
+    r = run_cases(toy_engine(hold_bug=1), [toy_case(6, 20, seed=5)], ready_gap=0.6, seed=3, diagnose=False)[0]
+    assert not r.ok
+    assert any(e.startswith("m_axis_y: tdata/tlast changed while tvalid waited for tready (cycle ")
+               for e in r.errors), r.errors
 
 
 def _raw(y, lasts, act=(2, 2), w=(4, 4)):

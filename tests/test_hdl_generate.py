@@ -1,4 +1,5 @@
-"""`seedlm-fpga generate`: the three files, design.json, format §10 ports, a clean Verilator lint."""
+"""`seedlm-fpga generate`: the three files, design.json, format §10 ports, a clean Verilator lint;
+with --kernel the two kernels of format §11 and design.json's kernel section."""
 import json
 import re
 
@@ -156,3 +157,73 @@ def test_design_config_validates():
         DesignConfig(preset="seedlm-2")
     with pytest.raises(ValueError, match=r"^activation bits must be 8 or 16, got 4$"):
         DesignConfig(act_bits=4)
+
+
+KERNEL_PORTS = {  # format §11.1, as seen from the kernel
+    "s_axi_control": {"awaddr": "in", "awvalid": "in", "awready": "out", "wdata": "in", "wstrb": "in",
+                      "wvalid": "in", "wready": "out", "bresp": "out", "bvalid": "out", "bready": "in",
+                      "araddr": "in", "arvalid": "in", "arready": "out", "rdata": "out", "rresp": "out",
+                      "rvalid": "out", "rready": "in"},
+    "read": {"araddr": "out", "arlen": "out", "arsize": "out", "arburst": "out", "arid": "out", "arvalid": "out",
+             "arready": "in", "rdata": "in", "rresp": "in", "rlast": "in", "rid": "in", "rvalid": "in",
+             "rready": "out"},
+    "write": {"awaddr": "out", "awlen": "out", "awsize": "out", "awburst": "out", "awid": "out", "awvalid": "out",
+              "awready": "in", "wdata": "out", "wstrb": "out", "wlast": "out", "wvalid": "out", "wready": "in",
+              "bresp": "in", "bid": "in", "bvalid": "in", "bready": "out"},
+}
+
+
+@pytest.fixture(scope="module")
+def kernel_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("kernel")
+    assert main(["generate", "--bus-bits", "64", "--max-cols", "256", "--kernel", "--mem-latency", "40",
+                 "--max-burst", "16", "--max-descriptors", "3", "-o", str(d)]) == 0
+    return d
+
+
+def test_kernel_files_and_design_json(kernel_dir):
+    from seedlm_fpga.core.engine_shape import KERNEL_REGISTERS, read_buffer_depth
+    assert sorted(p.name for p in kernel_dir.iterdir()) == [
+        "baseline_gemv.v", "baseline_kernel.v", "design.json", "seedlm_gemv.v", "seedlm_kernel.v"]
+    k = json.loads((kernel_dir / "design.json").read_text())["kernel"]
+    assert (k["mem_latency"], k["max_burst"], k["max_descriptors"]) == (40, 16, 3)
+    assert k["read_buffer_beats"] == read_buffer_depth(40, 16) == 128
+    assert k["registers"] == {name: f"0x{off:02X}" for name, off in KERNEL_REGISTERS.items()}
+    expected = {"ap_clk": "in", "ap_rst_n": "in", "interrupt": "out",
+                **{f"s_axi_control_{n}": d for n, d in KERNEL_PORTS["s_axi_control"].items()},
+                **{f"m_axi_gmem_{n}": d for n, d in KERNEL_PORTS["read"].items()},
+                **{f"m_axi_io_{n}": d for n, d in {**KERNEL_PORTS["read"], **KERNEL_PORTS["write"]}.items()}}
+    for kind, top in (("seedlm", "seedlm_kernel"), ("baseline", "baseline_kernel")):
+        assert k[kind]["top"] == top and k[kind]["verilog"] == f"{top}.v"
+        ports = k[kind]["ports"]
+        assert {n: p["dir"] for n, p in ports.items()} == expected
+        assert ports["m_axi_gmem_rdata"]["bits"] == 64 and ports["m_axi_io_wdata"]["bits"] == 64
+        assert ports["m_axi_gmem_araddr"]["bits"] == 64 and ports["s_axi_control_awaddr"]["bits"] == 7
+    # seedlm-4 at W = 64: N = 8, E = 16, latency 12 (format §10 table)
+    assert k["seedlm"]["timing"]["formula"] == "cycles = 5 + L_r + ceil(cols / 8) + rows * ceil(cols / 16) + 15 + L_w"
+
+
+@pytest.mark.parametrize("top", ["seedlm_kernel", "baseline_kernel"])
+def test_kernel_verilog_lint_clean(kernel_dir, top):
+    from seedlm_fpga.hdl.verilator_env import KERNEL_LINT_WAIVERS
+    text = (kernel_dir / f"{top}.v").read_text()
+    assert re.search(rf"^module {top}\(", text, re.M)
+    rc, messages = lint(kernel_dir / f"{top}.v", top, KERNEL_LINT_WAIVERS)
+    assert rc == 0, messages
+    assert "%Warning" not in messages and "%Error" not in messages
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--bus-bits", "96", "--kernel"],
+     "--kernel: the kernel's memory bus must be an AXI4 data width (a power of two, 32..1024 bits), got W = 96"),
+    (["--bus-bits", "512", "--kernel", "--max-burst", "65"], "--kernel: max burst must lie in 1..64 beats at W = 512, got 65"),
+    (["--bus-bits", "64", "--max-descriptors", "4"], "--max-descriptors needs --kernel"),
+    (["--bus-bits", "64", "--act-bits", "16", "--kernel"],
+     "--kernel: Y is 66 bits at max-cols 28672 and 16-bit activations, more than the kernel's 64-bit Y words "
+     "(format §11.3): lower max-cols or use 8-bit activations"),
+])
+def test_kernel_bad_input_is_one_line_exit_2(tmp_path, capsys, args, message):
+    out = tmp_path / "out"
+    assert main(["generate", *args, "-o", str(out)]) == 2
+    assert capsys.readouterr().err == f"seedlm-fpga generate: error: {message}\n"
+    assert not out.exists()

@@ -160,6 +160,10 @@ def test_cli_rejects_bad_input_before_running_tools(tmp_path, capsys):
     assert capsys.readouterr().err == ("seedlm-fpga synth: error: a 24-bit bus cannot hold one 32-bit seedlm-4 "
                                        "block (need --bus-bits >= 32)\n")
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
+    assert main(["synth", "--board", "ulx3s-85f", "--bus-bits", "96", "--kernel", "-o", str(tmp_path / "o3")]) == 2
+    assert capsys.readouterr().err == ("seedlm-fpga synth: error: the kernel's memory bus must be an AXI4 data "
+                                       "width (a power of two, 32..1024 bits), got W = 96\n")
+    assert not (tmp_path / "o3").exists()
 
 
 @pytest.mark.parametrize("command", ["synth", "boards"])

@@ -3,10 +3,14 @@
 Writes DIR/seedlm_gemv.v (module seedlm_gemv), DIR/baseline_gemv.v (module baseline_gemv)
 and DIR/design.json (bus widths, lanes, latency, exact cycle formula). Ports follow
 format §10: clk, rst, cols, s_axis_act_*, s_axis_w_*, m_axis_y_*.
+With --kernel also DIR/seedlm_kernel.v and DIR/baseline_kernel.v: the engines as memory-mapped
+Vitis-style RTL kernels (format §11: ap_clk, ap_rst_n, s_axi_control, m_axi_gmem, m_axi_io,
+interrupt), and a "kernel" section in design.json (parameters, ports, registers, cycle formula).
 
 example:
   seedlm-fpga generate --bus-bits 512 -o build/
   seedlm-fpga generate --bus-bits 128 --preset seedlm-3 -o build/
+  seedlm-fpga generate --bus-bits 512 --kernel --mem-latency 128 -o build/
 """
 from __future__ import annotations
 
@@ -14,7 +18,9 @@ from pathlib import Path
 
 from seedlm_fpga.core.reference import PRESETS
 from seedlm_fpga.errors import UserError
-from seedlm_fpga.core.engine_shape import ACT_BITS, DEFAULT_MAX_COLS, IMAGE_LAYOUTS
+from seedlm_fpga.core.engine_shape import (ACT_BITS, DEFAULT_MAX_COLS, DEFAULT_MAX_DESCRIPTORS,
+                                           DEFAULT_MEM_LATENCY, IMAGE_LAYOUTS)
+KERNEL_OPTIONS = ("mem_latency", "max_burst", "max_descriptors")
 
 
 def add_arguments(parser):
@@ -33,6 +39,18 @@ def add_arguments(parser):
     parser.add_argument("--board", metavar="NAME",
                         help="size the design for a board (see `seedlm-fpga boards`): W from the board's "
                              "memory bandwidth and resources; an explicit --bus-bits wins")
+    parser.add_argument("--kernel", action="store_true",
+                        help="also write the memory-mapped kernels seedlm_kernel.v and baseline_kernel.v "
+                             "(format §11; W must be a power of two, 32..1024)")
+    parser.add_argument("--mem-latency", type=int, metavar="N", default=None,
+                        help=f"read latency in cycles the kernel hides at one beat per clock: sizes its read "
+                             f"buffer (default: {DEFAULT_MEM_LATENCY}; needs --kernel)")
+    parser.add_argument("--max-burst", type=int, metavar="B", default=None,
+                        help="beats per AXI burst, <= 256 and <= 4096 bytes (default: min(64, 4096 bytes); "
+                             "needs --kernel)")
+    parser.add_argument("--max-descriptors", type=int, metavar="D", default=None,
+                        help=f"GEMVs one start may run from a descriptor list (default: {DEFAULT_MAX_DESCRIPTORS}; "
+                             f"needs --kernel)")
     parser.add_argument("-o", "--output", metavar="DIR", required=True, help="output folder (created)")
 
 
@@ -42,6 +60,23 @@ def _board_sizing(args) -> dict:
         return size_for_board(args.board, args.preset, args.act_bits)
     except ValueError as exc:
         raise UserError(str(exc)) from None
+
+
+def _kernel_params(args, cfg):
+    from seedlm_fpga.hdl.kernel import KINDS, KernelParams, check_kernel
+
+    given = {k: getattr(args, k) for k in KERNEL_OPTIONS if getattr(args, k) is not None}
+    if not args.kernel:
+        if given:
+            raise UserError(f"--{next(iter(given)).replace('_', '-')} needs --kernel")
+        return None
+    params = KernelParams(**given)
+    try:
+        for kind in KINDS:
+            check_kernel(cfg, kind, params)
+    except ValueError as exc:
+        raise UserError(f"--kernel: {exc}") from None
+    return params
 
 
 def run(args) -> int:
@@ -61,8 +96,9 @@ def run(args) -> int:
                            max_cols=DEFAULT_MAX_COLS if max_cols is None else max_cols, image=args.image)
     except ValueError as exc:
         raise UserError(str(exc)) from None
+    kernel = _kernel_params(args, cfg)
     try:
-        design = generate(cfg, args.output, board=board, inputs=[args.board])
+        design = generate(cfg, args.output, board=board, inputs=[args.board], kernel=kernel)
     except OSError as exc:
         raise UserError(f"cannot write to {args.output}: {exc.strerror or exc}") from None
     except Exception as exc:  # the Wasm yosys reports a failed write (full disk, file-size limit) its own way
@@ -78,5 +114,10 @@ def run(args) -> int:
           f"A={cfg.act_bits}, N={design['acts_per_beat']}, latency {design['latency_cycles']} cycles)")
     print(f"wrote {out / 'baseline_gemv.v'} (16-bit weights, {base['weights_per_beat']} per beat, "
           f"latency {base['latency_cycles']} cycles)")
+    if kernel is not None:
+        k = design["kernel"]
+        for kind in ("seedlm", "baseline"):
+            print(f"wrote {out / k[kind]['verilog']} (memory-mapped kernel, format §11: mem latency "
+                  f"{k['mem_latency']}, bursts <= {k['max_burst']} beats, <= {k['max_descriptors']} descriptors)")
     print(f"wrote {out / 'design.json'}")
     return 0

@@ -9,6 +9,10 @@ place and route) get an Fmax estimate from the netlist's longest register-to-reg
 (LUT levels and carry bits, DS923 DSP figures and labelled assumed delays), reported beside
 the board's target clock with the one that applies: min(target, estimate).
 
+With --kernel the engine's memory-mapped kernel (format §11: AXI4 masters, AXI4-Lite control;
+W must be a power of two) is synthesized instead, and the bare engine too (synthesis only, in
+DIR/engine/): the report gives the kernel's logic over the bare engine ("kernel").
+
 Writes DIR/report.json (default DIR: ./synth-<board>/) and the tools' logs beside it.
 The first run of each tool compiles its WebAssembly (about a minute; cached).
 """
@@ -38,6 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"activation buffer would exceed {BUFFER_SHARE * 100:.0f}%% of the board's block RAM)")
     parser.add_argument("--engine", choices=("seedlm", "baseline"), default="seedlm",
                         help="which engine to synthesize (baseline: the 16-bit engine, format §7)")
+    parser.add_argument("--kernel", action="store_true",
+                        help="synthesize the engine's memory-mapped kernel (format §11) and report its "
+                             "resources over the bare engine's")
     parser.add_argument("--no-pnr", action="store_true", help="synthesis only, no place and route")
     parser.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
 
@@ -72,10 +79,12 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out or f"synth-{board.id}")
 
     start = time.perf_counter()
-    source, how = write_engine(out, args.preset, bus_bits, args.act_bits, max_cols, args.engine)
+    source, how = write_engine(out, args.preset, bus_bits, args.act_bits, max_cols, args.engine, args.kernel)
     gen_seconds = time.perf_counter() - start
-    result = synth_and_pnr(source, board, out, pnr=not args.no_pnr, seed=args.seed)
+    result = synth_and_pnr(source, board, out, pnr=not args.no_pnr, seed=args.seed,
+                           clock_port="ap_clk" if args.kernel else "clk")
     one = result["resources"]
+    kernel = _kernel_overhead(source, board, out, one) if args.kernel else None
     instances, fit_note = instances_that_fit(one, board, channels)
     notes.append(fit_note)
     instances = max(instances, 1)
@@ -93,6 +102,9 @@ def run(args: argparse.Namespace) -> int:
         "synth_seconds": result["synth_seconds"], "yosys_command": result["yosys_command"],
         "pnr": result["pnr"], "sizing": sizing, "notes": notes + result["notes"],
     }
+    if kernel is not None:
+        report["kernel"] = kernel
+        report["synthesized"] = "one kernel instance (the engine with its AXI masters and control)"
     timing = result.get("timing")
     if timing is not None:
         est = timing["fmax_estimate_mhz"]
@@ -113,6 +125,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _kernel_overhead(kernel_source: Path, board, out: Path, kernel: dict) -> dict:
+    """Synthesize the bare engine beside the kernel; the kernel's resources over it."""
+    engine_source = kernel_source.with_name(kernel_source.name.replace("_kernel.v", "_gemv.v"))
+    bare = synth_and_pnr(engine_source, board, out / "engine", pnr=False)["resources"]
+    extra = {k: v - bare.get(k, 0) for k, v in kernel.items()}
+    return {"engine_resources": bare, "kernel_resources": kernel, "extra": extra,
+            "extra_share_of_engine": {k: (round(v / bare[k], 4) if bare.get(k) else None) for k, v in extra.items()},
+            "target": "kernel LUTs <= 1.10 x the bare engine's (issue #13)"}
+
+
 def _print_summary(report: dict, board, out: Path) -> None:
     sizing, one = report["sizing"], report["one_instance"]
     print(f"{board.name} ({board.part}, {board.family}): {report['engine']} engine, {report['preset']}, "
@@ -124,6 +146,13 @@ def _print_summary(report: dict, board, out: Path) -> None:
     for note in report["notes"]:
         print(f"  note: {note}")
     print(f"  one instance:  {_line(one['resources'], one['share'])}   [yosys {report['synth_seconds']:.0f} s]")
+    if "kernel" in report:
+        k = report["kernel"]
+        print(f"  bare engine:   {_line(k['engine_resources'], {})}")
+        print("  kernel extra:  " + "  ".join(
+            f"{key} {v:+,.6g}" + (f" ({k['extra_share_of_engine'][key]:+.1%})"
+                                  if k["extra_share_of_engine"][key] is not None else "")
+            for key, v in k["extra"].items()))
     design = report["design"]
     if design["instances"] != 1:
         print(f"  design x{design['instances']}:  {_line(design['resources'], design['share'])}")

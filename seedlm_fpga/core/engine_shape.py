@@ -113,6 +113,21 @@ class EngineShape:
         return self.acts_per_word // self.acts_per_beat
 
     @property
+    def row_beats_ops(self) -> list[tuple[str, int]]:
+        """R (weight beats per row, format §10 item 3) from cols, as steps the kernel builds in
+        hardware: ceil(cols / E); packed: ceil(ceil(cols / C) * B / W)."""
+        if self.packing:
+            return [("ceil_div", self.packing.block_acts), ("mul", self.packing.block_bits),
+                    ("ceil_div", self.weight_bits)]
+        return [("ceil_div", self.acts_per_word)]
+
+    def row_beats(self, cols: int) -> int:
+        value = cols
+        for op, k in self.row_beats_ops:
+            value = -(-value // k) if op == "ceil_div" else value * k
+        return value
+
+    @property
     def buffer_words(self) -> int:
         """Activation-buffer depth: ceil(max_cols / E) words (at least 2: no 0-bit address).
 
@@ -207,3 +222,115 @@ def seedlm_y_bits_any(max_cols: int, act_bits: int, preset: Preset) -> int:
 def baseline_y_bits_any(max_cols: int, act_bits: int) -> int:
     """|W a| <= cols * 2^15 * 2^(A-1) (as `reference.baseline_y_bits`)."""
     return (max_cols * (1 << 15) * (1 << (act_bits - 1))).bit_length() + 1
+
+
+# --- the memory-mapped kernel (format §11) -----------------------------------------------------
+
+#: AXI4 data widths the kernel's `m_axi_gmem` may have (format §11.1): powers of two.
+KERNEL_BUS_BITS = (32, 64, 128, 256, 512, 1024)
+#: `m_axi_io`: descriptors in, Y out, 64-bit words.
+IO_BITS = 64
+#: AXI4: an INCR burst has at most 256 beats and never crosses a 4 KB boundary.
+AXI_MAX_BURST = 256
+AXI_BOUNDARY = 4096
+#: A descriptor is 32 bytes, four 64-bit words: weights address, Y address, rows (+ reserved).
+DESCRIPTOR_WORDS = 4
+MAX_ROWS = (1 << 24) - 1
+#: Generation defaults: the read latency hidden at full rate (HBM/DDR answer in ~100-130 cycles
+#: at 300 MHz) and the GEMVs one start may chain (a layer has at most 7).
+DEFAULT_MEM_LATENCY = 128
+DEFAULT_MAX_DESCRIPTORS = 16
+#: `s_axi_control` (format §11.2): byte offsets of the 32-bit registers.
+KERNEL_REGISTERS = {
+    "CTRL": 0x00, "GIE": 0x04, "IER": 0x08, "ISR": 0x0C,
+    "WEIGHTS": 0x10, "ACTS": 0x18, "Y": 0x20,           # 64-bit: low word, high word at +4
+    "ROWS": 0x28, "COLS": 0x2C, "DESCRIPTORS": 0x30,    # DESCRIPTORS 64-bit
+    "N_DESCRIPTORS": 0x38, "CYCLES": 0x40,
+}
+KERNEL_ADDRESS_BITS = 7
+#: CTRL bits
+AP_START, AP_DONE, AP_IDLE, AP_READY = 1, 2, 4, 8
+
+
+def check_kernel_params(bus_bits: int, max_burst: int, mem_latency: int, max_descriptors: int) -> None:
+    """Raise ValueError for kernel parameters format §11 does not allow."""
+    if bus_bits not in KERNEL_BUS_BITS:
+        raise ValueError(f"the kernel's memory bus must be an AXI4 data width (a power of two, 32..1024 "
+                         f"bits), got W = {bus_bits}")
+    limit = min(AXI_MAX_BURST, AXI_BOUNDARY * 8 // bus_bits)
+    if not isinstance(max_burst, int) or not 1 <= max_burst <= limit:
+        raise ValueError(f"max burst must lie in 1..{limit} beats at W = {bus_bits}, got {max_burst}")
+    if not isinstance(mem_latency, int) or not 0 <= mem_latency <= 4096:
+        raise ValueError(f"memory latency must lie in 0..4096 cycles, got {mem_latency}")
+    if not isinstance(max_descriptors, int) or not 1 <= max_descriptors <= 1024:
+        raise ValueError(f"max descriptors must lie in 1..1024, got {max_descriptors}")
+
+
+def read_buffer_depth(mem_latency: int, max_burst: int) -> int:
+    """Beats the kernel's read FIFO holds (and keeps in flight): the smallest power of two
+    >= mem_latency + 2 * max_burst and >= mem_latency + max_burst + KERNEL_TIMING.credit_loop
+    (a new burst needs max_burst free credits; a credit comes back `credit_loop` cycles after
+    its beat arrived), so that bursts leave early enough for one beat per clock."""
+    need = max(mem_latency + 2 * max_burst, mem_latency + max_burst + KERNEL_TIMING.credit_loop)
+    depth = 1
+    while depth < need:
+        depth *= 2
+    return depth
+
+
+@dataclass(frozen=True)
+class KernelTiming:
+    """The kernel's fixed delays in cycles (format §11.4); the RTL asserts its own against them.
+
+    launch:          cycle 0 (ap_start taken) -> the first `m_axi_gmem` AR handshake (acts)
+    desc_launch:     cycle 0 -> the first `m_axi_io` AR handshake (descriptor list)
+    desc_to_weights: the cycle descriptor d's word 0 arrives on `m_axi_io` R -> its weight AR
+    read_fifo:       an R beat arrives -> the engine accepts it (read FIFO)
+    done:            the last B handshake -> the first cycle CTRL reads ap_done = 1
+    credit_loop:     an R beat arrives -> its credit can let a burst's AR be handshaken
+    """
+
+    launch: int = 5
+    desc_launch: int = 3
+    desc_to_weights: int = 7
+    read_fifo: int = 2
+    done: int = 2
+    credit_loop: int = 4
+
+
+KERNEL_TIMING = KernelTiming()
+
+
+def kernel_cycles(act_beats: int, beats_per_row: int, latency_cycles: int, rows: list[int],
+                  descriptors: bool, read_latency: int, write_latency: int,
+                  timing: KernelTiming = KERNEL_TIMING) -> int:
+    """CYCLES of one start (format §11.4): ap_start taken (cycle 0) -> ap_done reads 1.
+
+    For a memory answering every AR exactly `read_latency` cycles after its handshake (R beats
+    in order, one per cycle, never paused), AR/AW/W always ready, B exactly `write_latency`
+    cycles after the last W beat of its burst, and `read_latency` <= the kernel's mem_latency.
+    rows: each GEMV's rows (one entry with descriptors=False: the registers' GEMV).
+    The R stream is one beat per cycle from its first slot, except where a descriptor's weight
+    AR leaves later than the previous image ends (start_d below).
+    """
+    slot = timing.launch + read_latency + act_beats       # first weight beat's R slot
+    for d, r in enumerate(rows):
+        if descriptors:
+            arrives = timing.desc_launch + read_latency + DESCRIPTOR_WORDS * d
+            slot = max(slot, arrives + timing.desc_to_weights + read_latency)
+        slot += r * beats_per_row
+    last_w_accepted = slot - 1 + timing.read_fifo
+    return last_w_accepted + latency_cycles + write_latency + timing.done
+
+
+def kernel_cycles_for(cfg: DesignConfig, kind: str, cols: int, rows: list[int], descriptors: bool,
+                      read_latency: int, write_latency: int) -> int:
+    """`kernel_cycles` for the SeedLM ("seedlm") or baseline ("baseline") kernel of `cfg`."""
+    if kind == "seedlm":
+        shape, lat = cfg.seedlm, latency_of(cfg.seedlm_stages)
+    elif kind == "baseline":
+        shape, lat = cfg.baseline, latency_of(cfg.baseline_stages)
+    else:
+        raise ValueError(f"kernel kind must be seedlm or baseline, got {kind!r}")
+    return kernel_cycles(-(-cols // shape.acts_per_beat), shape.row_beats(cols), lat, rows, descriptors,
+                         read_latency, write_latency)

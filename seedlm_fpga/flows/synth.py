@@ -317,17 +317,24 @@ def synth_and_pnr(source: Path, board: Board, work: Path, pnr: bool = True, cloc
 
 
 def write_engine(work: Path, preset: str, bus_bits: int, act_bits: int, max_cols: int,
-                 engine: str = "seedlm") -> tuple[Path, str]:
+                 engine: str = "seedlm", kernel: bool = False) -> tuple[Path, str]:
     """Write the engine's Verilog into ``work/rtl`` with the project's generator (the Verilog
-    users get, `seedlm_fpga.hdl.generate`); returns (file, how it was made)."""
-    from seedlm_fpga.hdl.generate import generate
+    users get, `seedlm_fpga.hdl.generate`); returns (file, how it was made). `kernel`: the
+    engine's memory-mapped kernel (format §11, default parameters) is the file returned; the
+    bare engine's ``<engine>_gemv.v`` is written beside it."""
+    from seedlm_fpga.hdl.generate import KernelParams, generate
+    from seedlm_fpga.hdl.kernel import check_kernel
 
     try:
         cfg = DesignConfig(preset=preset, bus_bits=bus_bits, act_bits=act_bits, max_cols=max_cols)
+        params = KernelParams() if kernel else None
+        if kernel:
+            check_kernel(cfg, engine, params)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     rtl = work / "rtl"
     rtl.mkdir(parents=True, exist_ok=True)
-    with progress.step(f"generating the {engine} Verilog (W={bus_bits}, A={act_bits}, max cols {max_cols})"):
-        generate(cfg, rtl)
-    return rtl / f"{engine}_gemv.v", "seedlm_fpga.hdl.generate"
+    what = "kernel" if kernel else "Verilog"
+    with progress.step(f"generating the {engine} {what} (W={bus_bits}, A={act_bits}, max cols {max_cols})"):
+        generate(cfg, rtl, kernel=params)
+    return rtl / f"{engine}_{'kernel' if kernel else 'gemv'}.v", "seedlm_fpga.hdl.generate"
