@@ -71,31 +71,42 @@ class BurstIssuer(wiring.Component):
         m = Module()
         lb = self.bytes_per_beat.bit_length() - 1
         edge_beats = AXI_BOUNDARY // self.bytes_per_beat
+        mb = self.max_burst
         count_bits = len(self.job.payload.beats)
+        # The job's state: address, beats left, and `limit` = min(beats to the 4 KB edge,
+        # max_burst), a register: the next limit follows from `to_edge` alone (a full burst
+        # either ends at the edge or leaves to_edge - max_burst), so the path from one burst
+        # to the next is one compare (beats left vs limit) and independent adds.
         cur_addr = Signal(ADDR_BITS)
         cur_left = Signal(count_bits)
-        have = Signal()
         to_edge = Signal(range(edge_beats + 1))
-        limit = Signal(range(edge_beats + 1))
-        beats = Signal(range(self.max_burst + 1))
+        limit = Signal(range(mb + 1))
+        have = Signal()
+        last = Signal()                   # this burst ends the job: beats left <= limit
+        beats = Signal(range(mb + 1))
         m.d.comb += [
             have.eq(cur_left.any()),
-            to_edge.eq(edge_beats - cur_addr[lb:12]),
-            limit.eq(Mux(to_edge < self.max_burst, to_edge, self.max_burst)),
-            beats.eq(Mux(cur_left < limit, cur_left, limit)),
+            last.eq(cur_left <= limit),
+            beats.eq(Mux(last, cur_left, limit)),
             self.issue.eq(have & self.allow & (~self.valid | self.ready)),
             self.issue_beats.eq(beats),
             # load the next job when idle, or with the current job's last burst (no gap)
-            self.job.ready.eq(~have | (self.issue & (cur_left == beats))),
+            self.job.ready.eq(~have | (self.issue & last)),
             self.busy.eq(have | self.valid),
         ]
         with m.If(self.issue):
+            after = Signal.like(to_edge)
+            m.d.comb += after.eq(Mux(to_edge <= mb, edge_beats, to_edge - mb))
             m.d.sync += [self.valid.eq(1), self.addr.eq(cur_addr), self.len.eq(beats - 1),
-                         cur_addr.eq(cur_addr + (beats << lb)), cur_left.eq(cur_left - beats)]
+                         cur_addr.eq(cur_addr + (limit << lb)), cur_left.eq(Mux(last, 0, cur_left - limit)),
+                         to_edge.eq(after), limit.eq(Mux(after < mb, after, mb))]
         with m.Elif(self.ready):
             m.d.sync += self.valid.eq(0)
         with m.If(self.job.valid & self.job.ready):
-            m.d.sync += [cur_addr.eq(self.job.payload.addr), cur_left.eq(self.job.payload.beats)]
+            first = Signal.like(to_edge)
+            m.d.comb += first.eq(edge_beats - self.job.payload.addr[lb:12])
+            m.d.sync += [cur_addr.eq(self.job.payload.addr), cur_left.eq(self.job.payload.beats),
+                         to_edge.eq(first), limit.eq(Mux(first < mb, first, mb))]
         return m
 
 

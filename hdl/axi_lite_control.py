@@ -107,18 +107,18 @@ class ControlRegisters(wiring.Component):
         m.d.comb += [self.arready.eq(~self.rvalid), self.rresp.eq(0)]
         with m.If(self.rvalid & self.rready):
             m.d.sync += self.rvalid.eq(0)
+        m.d.comb += read_ctrl.eq(self.arvalid & self.arready & _at(Cat(0, 0, self.araddr[2:]), regs["CTRL"]))
         with m.If(self.arvalid & self.arready):
             m.d.sync += self.rvalid.eq(1)
-            offset = Cat(0, 0, self.araddr[2:])
-            readable = {regs["GIE"]: gie, regs["IER"]: ier, regs["ISR"]: isr, regs["CYCLES"]: self.cycles,
-                        **{off: reg[bit:bit + 32] for off, (reg, bit) in words.items()}}
-            value = Cat(self.ap_start, ap_done, ~self.busy, ap_ready)  # CTRL
-            for off, reg in readable.items():
-                value = Mux(_at(offset, off), reg, value)
-            known = Signal()
-            m.d.comb += [read_ctrl.eq(_at(offset, regs["CTRL"])),
-                         known.eq(read_ctrl | Cat(*(_at(offset, off) for off in readable)).any())]
-            m.d.sync += self.rdata.eq(Mux(known, value, 0))
+            with m.Switch(Cat(0, 0, self.araddr[2:])):
+                with m.Case(regs["CTRL"]):
+                    m.d.sync += self.rdata.eq(Cat(self.ap_start, ap_done, ~self.busy, ap_ready))
+                for off, value in {regs["GIE"]: gie, regs["IER"]: ier, regs["ISR"]: isr, regs["CYCLES"]: self.cycles,
+                                   **{o: reg[bit:bit + 32] for o, (reg, bit) in words.items()}}.items():
+                    with m.Case(off):
+                        m.d.sync += self.rdata.eq(value)
+                with m.Default():
+                    m.d.sync += self.rdata.eq(0)
 
         # --- events (after the host's accesses: an event in the same cycle wins) ----------
         with m.If(read_ctrl):

@@ -171,7 +171,8 @@ class GemvKernel(wiring.Component):
         gemv_w, gemv_y, gemv_rows = Signal(64), Signal(64), Signal(24)
         gemv_ready = Signal()            # gemv_* complete this cycle: multiply now, push next cycle
         push = Signal()
-        push_w, push_y, push_rows = Signal(64), Signal(64), Signal(24)
+        # pushed from gemv_* the cycle after gemv_ready: the next descriptor's words overwrite
+        # them from the end of that cycle on (word 0, then 1, then 2), never before
         push_beats = Signal(self.count_bits)
         pushed = Signal(range(self.max_descriptors + 1))
         all_pushed = Signal()
@@ -222,18 +223,19 @@ class GemvKernel(wiring.Component):
                 m.d.comb += gemv_ready.eq(1)
         m.d.sync += push.eq(gemv_ready)
         with m.If(gemv_ready):
-            m.d.sync += [push_w.eq(gemv_w), push_y.eq(gemv_y), push_rows.eq(gemv_rows),
-                         push_beats.eq(gemv_rows * row_beats)]
+            m.d.sync += push_beats.eq(gemv_rows * row_beats)
         with m.If(push):
             m.d.sync += pushed.eq(pushed + 1)
             with m.If(pushed + 1 >= n_desc):
                 m.d.sync += all_pushed.eq(1)
 
         # --- read jobs and router segments: the activations, then one per GEMV --------------
+        # max_descriptors entries suffice: the reader and the router take the activations' entry
+        # in cycle 3, before any GEMV is pushed (cycle 3 at the earliest, descriptors from 7)
         jobs = m.submodules.read_jobs = fifo.SyncFIFO(width=len(reader.job.payload.as_value()),
-                                                      depth=self.max_descriptors + 1)
+                                                      depth=self.max_descriptors)
         seg_layout = data.StructLayout({"beats": self.count_bits, "act": 1, "keep": 1})
-        segs = m.submodules.segments = fifo.SyncFIFO(width=seg_layout.size, depth=self.max_descriptors + 1)
+        segs = m.submodules.segments = fifo.SyncFIFO(width=seg_layout.size, depth=self.max_descriptors)
         job_in = Signal(job_layout(self.count_bits))
         seg_in = Signal(seg_layout)
         act_job = stage == Stage.ACT_JOB
@@ -241,13 +243,13 @@ class GemvKernel(wiring.Component):
             jobs.w_en.eq(act_job | push), jobs.w_data.eq(job_in),
             segs.w_en.eq(act_job | push), segs.w_data.eq(seg_in),
             reader.job.valid.eq(jobs.r_rdy), reader.job.payload.eq(jobs.r_data), jobs.r_en.eq(reader.job.ready),
-            writer.job.valid.eq(push), writer.job.payload.addr.eq(push_y), writer.job.payload.beats.eq(push_rows),
+            writer.job.valid.eq(push), writer.job.payload.addr.eq(gemv_y), writer.job.payload.beats.eq(gemv_rows),
         ]
         with m.If(act_job):
             m.d.comb += [job_in.addr.eq(acts_addr), job_in.beats.eq(act_beats),
                          seg_in.beats.eq(act_beats), seg_in.act.eq(1)]
         with m.Else():
-            m.d.comb += [job_in.addr.eq(push_w), job_in.beats.eq(push_beats),
+            m.d.comb += [job_in.addr.eq(gemv_w), job_in.beats.eq(push_beats),
                          seg_in.beats.eq(push_beats), seg_in.keep.eq(pushed + 1 < n_desc)]
 
         # --- router: read beats -> engine act / w ------------------------------------------
