@@ -1,4 +1,4 @@
-"""Build what goes to a board: for the ULX3S-85F, a bitstream holding a model's weights.
+"""Build what goes to a board: a ULX3S-85F bitstream holding a model's weights, or an Alveo kernel package.
 
 ULX3S-85F: every compressed tensor of the model (default: the shipped stories260K, compressed
 at seedlm-4 into OUT/model.seedlm) as format §5.3 images in block RAM, one SeedLM engine sized
@@ -10,8 +10,14 @@ Writes OUT/seedlm_ulx3s.bit, OUT/README.md (how to program it with openFPGALoade
 with `seedlm-fpga board-run`), OUT/report.json (resources, fmax_mhz, target_mhz, the tensor
 table, link figures) and the tools' files under OUT/build/.
 
+Alveo (U280, U55C): the memory-mapped kernel of format §11 sized for the card (one compute unit
+per HBM pseudo-channel that fits), kernel.xml, package_xo.tcl, connectivity.cfg, a pyxrt host.py
+(with a --verilator mode running the same host code on the Verilated kernel), OUT/model.seedlm and
+a README with the Vitis commands. Vivado and XRT are not run.
+
 example:
   seedlm-fpga deploy --board ulx3s-85f -o deploy-ulx3s/
+  seedlm-fpga deploy --board alveo-u280 -o deploy-u280/
   seedlm-fpga deploy --board ulx3s-85f --checkpoint s4.seedlm -o deploy-ulx3s/
 """
 from __future__ import annotations
@@ -28,12 +34,13 @@ MODEL_FILE = "model.seedlm"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--board", required=True, metavar="NAME_OR_PATH",
-                        help="the board: ulx3s-85f (the Alveo kernel package is not built yet)")
+                        help="ulx3s-85f (a bitstream) or an Alveo card, alveo-u280 / alveo-u55c (a Vitis package)")
     parser.add_argument("--checkpoint", metavar="X.seedlm",
                         help="the compressed model whose tensors go into block RAM "
                              "(default: the shipped stories260K at seedlm-4)")
     parser.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder (created)")
-    parser.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    parser.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (ULX3S)")
+    parser.add_argument("--platform", help="Vitis platform (Alveo; default: the board's usual shell)")
 
 
 def board_tensors(container) -> list:
@@ -69,15 +76,41 @@ def board_image(tensors: list, board, where):
         raise UserError(f"{where}: {exc}") from None
 
 
-def deploy_for_board(board_name, out: Path, checkpoint=None, seed: int = 1) -> dict:
+def deploy_alveo(board, out: Path, checkpoint: Path, platform: str | None) -> dict:
+    """The Vitis package (flows.deploy_alveo) with the kernel's Verilog sized for the board."""
+    from seedlm_fpga.core.engine_shape import DesignConfig
+    from seedlm_fpga.flows.deploy_alveo import write_package
+    from seedlm_fpga.flows.sizing import size_for_board
+    from seedlm_fpga.hdl.generate import KernelParams, generate
+
+    sized = size_for_board(board, "seedlm-4", 8)
+    cfg = DesignConfig(preset="seedlm-4", bus_bits=sized["bus_bits"], act_bits=8, max_cols=sized["max_cols"])
+    design = generate(cfg, out / "rtl", board=sized, kernel=KernelParams())
+    package = write_package(board, cfg, sized["instances_fit"], sized["clock_mhz"], out,
+                            f"{design['kernel']['seedlm']['top']}.v", platform)
+    if checkpoint.resolve() != (out / MODEL_FILE).resolve():
+        import shutil
+        shutil.copyfile(checkpoint, out / MODEL_FILE)
+    return {"board": board.id, "part": board.part, "checkpoint": str(checkpoint), "kernel": "format §11",
+            "bus_bits": cfg.bus_bits, "max_cols": cfg.max_cols, "clock": {"mhz": sized["clock_mhz"],
+                                                                        "source": sized["clock_source"]},
+            **package, "built": False,
+            "note": "Vivado/Vitis are not run here: README.md has the commands; host.py --verilator runs "
+                    "the same host code against the Verilated kernel"}
+
+
+def deploy_for_board(board_name, out: Path, checkpoint=None, seed: int = 1, platform: str | None = None) -> dict:
     """Build the board's deliverables into `out`; returns the report body (see the module docstring)."""
     from seedlm_fpga.boards.board import load_board
     from seedlm_fpga.compressor.container import read_container
 
     board = load_board(board_name)
+    if board.id.startswith("alveo-") and board.primary_memory is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        return deploy_alveo(board, out, Path(checkpoint) if checkpoint else default_checkpoint(out), platform)
     if board.id != "ulx3s-85f":
-        raise UserError(f"deploy: no deploy flow for board {board.id} yet (ulx3s-85f has one; the Alveo "
-                        f"kernel package waits for the memory-mapped kernel of format §11)")
+        raise UserError(f"deploy: no deploy flow for board {board.id} (ulx3s-85f: a bitstream; "
+                        f"alveo-*: a Vitis kernel package)")
     from seedlm_fpga.flows import deploy_ulx3s as flow
 
     out.mkdir(parents=True, exist_ok=True)
@@ -149,8 +182,12 @@ def run(args) -> int:
     if args.checkpoint:
         check_input_file(args.checkpoint, "checkpoint")
     out = Path(args.out)
-    body = deploy_for_board(args.board, out, args.checkpoint, args.seed)
+    body = deploy_for_board(args.board, out, args.checkpoint, args.seed, args.platform)
     write_report(out / "report.json", body, inputs=[args.checkpoint or out / MODEL_FILE])
+    if "bitstream" not in body:
+        print(f"wrote the Vitis package for {body['board']} in {out}: {', '.join(body['files'])} "
+              f"({body['instances']} compute unit(s), W={body['bus_bits']}; README.md has the commands)")
+        return 0
     print(f"wrote {out / body['bitstream']} ({body['board']}; Fmax {body['fmax_mhz']} MHz, target "
           f"{body['target_mhz']:g} MHz: {'met' if body['timing_met'] else 'NOT MET'})")
     print(f"wrote {out / 'README.md'} and {out / 'report.json'}")
