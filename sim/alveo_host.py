@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     where.add_argument("--verilator", action="store_true", help="the Verilated kernel instead of a card")
     parser.add_argument("--kernel-xml", type=Path, required=True, help="kernel.xml (register offsets)")
     parser.add_argument("--model", type=Path, required=True, help="a .seedlm file")
-    parser.add_argument("--design", type=Path, default=Path(__file__).parent / "rtl" / "design.json",
+    parser.add_argument("--design", type=Path, default=Path("rtl") / "design.json",
                         help="the kernel's design.json (bus width, activations per beat)")
     parser.add_argument("--instances", type=int, default=1, help="compute units (connectivity.cfg's nk)")
     parser.add_argument("--bus-bits", type=int, help="--verilator: the kernel's bus width (default: design.json)")
