@@ -3,14 +3,12 @@
 The board (a ULX3S-85F programmed with `seedlm-fpga deploy`) holds the model's weights; over its
 USB UART (format §12) the host sends each int8 activation vector and reads back the exact integer
 Y (format §6). The host does the rest in float: embedding, RMSNorm, RoPE, attention, SwiGLU and
-the classifier. It first asks the board for its image id (INFO) and stops if the bitstream holds
-another model. The tokens are those of `seedlm-fpga evaluate`'s "FPGA integer GEMV" path.
+the classifier, with a KV cache (the decode loop of `seedlm-fpga run`, its GEMV backend being the
+board). It first asks the board for its image id (INFO) and stops if the bitstream holds another
+model. The tokens are those of `seedlm-fpga run`'s integer reference.
 
 --simulate runs the same host code against the board's top in Amaranth's simulator instead of
 a serial port (no board needed; slow: keep --steps small).
-
-The decode recomputes the whole sequence each step (the project's forward pass has no KV cache
-yet), so a step costs (tokens so far) GEMVs per layer.
 
 example:
   seedlm-fpga board-run deploy-ulx3s/model.seedlm --port /dev/ttyUSB0 --prompt "Once upon a time"
@@ -19,7 +17,6 @@ example:
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 from seedlm_fpga.core.board_protocol import BAUD
@@ -42,23 +39,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="llama2.c tokenizer (default: the shipped tok512.bin)")
 
 
-class BoardLinear:
-    """A compressed Linear whose integer GEMV the board computes (numerics: IntegerSeedLMLinear)."""
+class BoardBackend:
+    """`run`'s GEMV backend (evaluation.decode.GemvBackend) on the board: each GEMV of a start is one
+    format §12 frame. The board has no 16-bit baseline engine: `baseline_Y` stays empty."""
 
-    def __init__(self, enc, client, index: int):
-        from seedlm_fpga.evaluation.llama_model import IntegerSeedLMLinear
+    name = "board"
 
-        class _OnBoard(IntegerSeedLMLinear):
-            def integer_gemv(inner, a):  # noqa: N805 - the board replaces the local product
-                import torch
-                return torch.tensor([client.gemv(index, row.tolist()) for row in a], dtype=torch.int64)
-
-        self.linear = _OnBoard(enc.seeds, enc.x, enc.q, enc.bias, enc.preset, enc.shape[1])
+    def __init__(self, client, tensors: list):
+        self.client = client
+        self.index = {name: i for i, (name, _) in enumerate(tensors)}
         self.gemvs = 0
 
-    def __call__(self, x):
-        self.gemvs += x.reshape(-1, x.shape[-1]).shape[0]
-        return self.linear(x)
+    def run(self, start):
+        import numpy as np
+        from seedlm_fpga.evaluation.decode import StartResult
+
+        Y = [np.asarray(self.client.gemv(self.index[n], start.acts), dtype=np.int64) for n in start.names]
+        self.gemvs += len(Y)
+        return StartResult(Y, [])
+
+    def close(self) -> None:
+        pass
 
 
 def open_port(args):
@@ -77,51 +78,34 @@ def open_port(args):
     return lambda image: port
 
 
-def load_model(path):
-    """(config, carried float tensors, compressed tensors) of a llama2.c .seedlm file."""
-    from seedlm_fpga.compressor.container import read_container
-    from seedlm_fpga.compressor.llama2c import Llama2cConfig
-
-    container = read_container(path)
-    raw = container.extra.get("seedlm.llama2c_config")
-    if raw is None:
-        raise UserError(f"{path}: not compressed from a llama2.c checkpoint (no seedlm.llama2c_config)")
-    try:
-        cfg = Llama2cConfig(**json.loads(raw))
-    except (TypeError, ValueError) as exc:
-        raise UserError(f"{path}: bad seedlm.llama2c_config: {exc}") from None
-    carried = {k: v.float().numpy() for k, v in container.carried.items()}
-    return cfg, carried, container
-
-
 def decode(path, port_for, board: str, prompt: str, steps: int, tokenizer_path=None) -> dict:
     """Run the decode; returns the tokens, the text and the link statistics."""
     from seedlm_fpga.cli.deploy import board_image, board_tensors
+    from seedlm_fpga.compressor.container import read_container
     from seedlm_fpga.core.board_protocol import BoardClient, BoardError
-    from seedlm_fpga.evaluation.llama_model import Transformer
+    from seedlm_fpga.evaluation.decode import greedy_decode, load_decode_model
     from seedlm_fpga.evaluation.tokenizer import Tokenizer
     from seedlm_fpga.examples import EXAMPLES_DIR
 
-    cfg, carried, container = load_model(path)
-    tensors = board_tensors(container)
+    model = load_decode_model(path)
+    tensors = board_tensors(read_container(path))
     image = board_image(tensors, board, path)
     client = BoardClient(port_for(image), image)
     try:
         client.check_info()
     except BoardError as exc:
         raise UserError(f"{path}: {exc}") from None
-    linears = {name: BoardLinear(enc, client, i) for i, (name, enc) in enumerate(tensors)}
-    model = Transformer.from_state_dict(cfg, carried, linears)
-    tok = Tokenizer.load(tokenizer_path or EXAMPLES_DIR / "tok512.bin", cfg.vocab_size)
+    backend = BoardBackend(client, tensors)
+    tok = Tokenizer.load(tokenizer_path or EXAMPLES_DIR / "tok512.bin", model.cfg.vocab_size)
     ids = tok.encode(prompt, bos=True)
     start = time.perf_counter()
     try:
-        out = model.generate(ids, steps)
+        new = greedy_decode(model, backend, ids, steps)
     except BoardError as exc:
         raise UserError(f"board: {exc}") from None
     seconds = time.perf_counter() - start
-    return {"tokens": out, "text": tok.decode(out), "new_tokens": len(out) - len(ids),
-            "gemvs": sum(lin.gemvs for lin in linears.values()), "seconds": round(seconds, 3)}
+    return {"tokens": ids + new, "text": tok.decode(ids + new), "new_tokens": len(new),
+            "gemvs": backend.gemvs, "seconds": round(seconds, 3)}
 
 
 def run(args) -> int:

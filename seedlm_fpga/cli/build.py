@@ -12,7 +12,7 @@ steps:
   cosim     one GEMV on the generated engine under cocotb + Verilator, bit-exact (seedlm-fpga cosim)
   synth     yosys (+ nextpnr on ECP5 / iCE40): resources and Fmax (seedlm-fpga synth)
   project   decode tokens/s projected for the board (seedlm-fpga project; --checkpoint: its shapes)
-  deploy    what goes to the board (seedlm-fpga deploy): the ULX3S-85F bitstream
+  deploy    what goes to the board (seedlm-fpga deploy): the ULX3S-85F bitstream, or the Alveo kernel package
 
 example:
   seedlm-fpga build --board ulx3s-85f -o build-ulx3s/
@@ -63,13 +63,14 @@ def steps():
         return lambda ctx: {k: ctx.params[k] for k in keys}
 
     out = lambda name, *files: (lambda ctx: [ctx.out / name / f for f in files])  # noqa: E731
-    gen = out("generate", "design.json", "seedlm_gemv.v", "baseline_gemv.v")
+    # the Verilog, not design.json: its provenance names the command line, which --from changes
+    gen = out("generate", "seedlm_gemv.v", "baseline_gemv.v")
     checkpoint = lambda ctx: [ctx.params["checkpoint"]] if ctx.params["checkpoint"] else []  # noqa: E731
     return [
         BuildStep("size", _size, board_input, flags("preset", "act_bits")),
         BuildStep("generate", _generate, out("size", "report.json")),
         BuildStep("lint", _lint, gen),
-        BuildStep("cosim", _cosim, gen),
+        BuildStep("cosim", _cosim, lambda ctx: gen(ctx) + out("size", "report.json")(ctx)),
         BuildStep("synth", _synth, lambda ctx: gen(ctx) + board_input(ctx)),
         BuildStep("project", _project, lambda ctx: board_input(ctx) + checkpoint(ctx), flags("act_bits")),
         BuildStep("deploy", _deploy, lambda ctx: board_input(ctx) + checkpoint(ctx)),
