@@ -35,6 +35,11 @@ from seedlm_fpga.compressor.llama2c import is_llama2c, read_llama2c
 #: the most sensitive matrix, and the paper keeps them at 16 bits).
 EMBEDDING_RE = re.compile(r"(^|\.)(\w*embed\w*|wte|wpe)(\.|$)", re.IGNORECASE)
 HEAD_RE = re.compile(r"(^|\.)(lm_head|output|embed_out|classifier)(\.weight)?$", re.IGNORECASE)
+#: Checkpoint.info key of a llama2.c checkpoint's configuration (JSON); `compress` stores it in the
+#: container as "seedlm." + this, and `run` rebuilds the model from it.
+LLAMA2C_CONFIG_INFO = "llama2c_config"
+#: Checkpoint.info key of a Hugging Face folder's config.json (kept verbatim), stored the same way.
+HF_CONFIG_INFO = "hf_config"
 FLOATING = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
@@ -108,7 +113,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         return Checkpoint(path, "safetensors", TensorStore(*_index_safetensors(path)), files=[path])
     if is_llama2c(path):
         cfg, arrays = read_llama2c(path)
-        info = {"llama2c_config": json.dumps(cfg.__dict__, sort_keys=True)}
+        info = {LLAMA2C_CONFIG_INFO: json.dumps(cfg.__dict__, sort_keys=True)}
         tensors = TensorStore.in_memory({k: torch.from_numpy(v) for k, v in arrays.items()})
         return Checkpoint(path, "llama2c", tensors, info, [path])
     if _looks_like_torch(path):
@@ -283,7 +288,7 @@ def _hf_info(folder: Path) -> tuple[dict[str, str], list[Path]]:
     config = folder / "config.json"
     if not os.path.lexists(config):
         return {}, []
-    return {"hf_config": read_input_text(config, "config.json")}, [config]
+    return {HF_CONFIG_INFO: read_input_text(config, "config.json")}, [config]
 
 
 # --- which tensors to compress ---------------------------------------------------------------------

@@ -57,9 +57,10 @@ class BaselineBeat(wiring.Component):
 class BaselineEngine(GemvCore):
     """The 16-bit baseline engine for `cfg` (bus, activation bits and max-cols of `cfg`)."""
 
-    def __init__(self, cfg: DesignConfig):
+    def __init__(self, cfg: DesignConfig, keep_acts: bool = False):
         self.cfg = cfg
-        super().__init__(cfg.baseline, lambda: BaselineBeat(cfg), BaselineBeat.latency_for(cfg))
+        super().__init__(cfg.baseline, lambda: BaselineBeat(cfg), BaselineBeat.latency_for(cfg),
+                         keep_acts)
         assert self.latency_cycles == latency_of(cfg.baseline_stages), "hdl and core.engine_shape disagree"
 
     def pipeline_stages(self) -> list[dict]:

@@ -5,8 +5,9 @@ It owns everything but the arithmetic of one weight beat (the `datapath`):
 - Phases. ACT: ``act`` is ready; beats are written to the activation buffer. The cycle
   after the act beat with ``last`` the core switches to WEIGHTS: ``w`` is ready (given
   a credit, below) until the beat with ``last``, then back to ACT for the next GEMV,
-  unless ``keep_acts`` is high with that beat: then the core stays in WEIGHTS and the
-  next GEMV (same ``cols``) reuses the activation buffer (the kernel's descriptors, §11).
+  unless ``keep_acts`` (an input only with ``keep_acts=True``) is high with that beat: then
+  the core stays in WEIGHTS and the next GEMV (same ``cols``) reuses the activation buffer
+  (the kernel's descriptors, format §10 item 7 and §11).
 - Activation buffer (`amaranth.lib.memory.Memory`, one BRAM-friendly synchronous read
   port): words of E activations, ceil(max_cols / E) words. Act beat i (N elements)
   fills slice i mod G of word i div G (G = E / N) through the write port's byte-enable
@@ -75,16 +76,19 @@ def fifo_depth_for(latency: int) -> int:
 
 
 class GemvCore(wiring.Component):
-    """Ports: ``cols``, ``keep_acts``, ``act`` / ``w`` (streams of {data, last}), ``y`` (stream of
-    {data, last}). ``keep_acts`` is not a format §10 port (the stream tops tie it to 0).
+    """Ports: ``cols``, ``act`` / ``w`` (streams of {data, last}), ``y`` (stream of {data, last}),
+    and with ``keep_acts=True`` the input ``keep_acts`` (format §10 item 7; not a port of the
+    stream tops): sampled with the weight beat carrying ``last``, 1 = the next GEMV reuses the
+    activation buffer.
 
     `make_datapath()` builds (at elaboration) a component with an always-ready input
     stream ``beat`` of `datapath_input_layout(shape)` and an output stream ``sum`` that
     follows ``beat`` by exactly `datapath_latency` cycles.
     """
 
-    def __init__(self, shape: EngineShape, make_datapath, datapath_latency: int):
+    def __init__(self, shape: EngineShape, make_datapath, datapath_latency: int, keep_acts: bool = False):
         self.shape = shape
+        self.has_keep_acts = keep_acts
         self.make_datapath = make_datapath
         self.datapath_latency = datapath_latency
         # packed image (format §5.4): the block gearbox registers the lane-aligned blocks once
@@ -95,14 +99,19 @@ class GemvCore(wiring.Component):
         self.y_fifo_depth = fifo_depth_for(self.latency_cycles)
         super().__init__({
             "cols": In(range(shape.max_cols + 1)),
-            # sampled with the weight beat carrying `last`: 1 = the next GEMV reuses the acts
-            "keep_acts": In(1),
+            # (only if asked for: the stream engines' Verilog stays as it was)
+            **({"keep_acts": In(1)} if keep_acts else {}),
             "act": In(stream.Signature(beat_layout(shape.acts_per_beat * shape.act_bits))),
             "w": In(stream.Signature(beat_layout(shape.weight_bits))),
             "y": Out(stream.Signature(y_layout(shape.y_bits))),
         })
 
     FIFO_LATENCY = FIFO_LATENCY  # SyncFIFOBuffered: write in cycle t -> r_rdy in cycle t + 2
+
+    def _back_to_acts(self):
+        """The weight beat (when accepted) ends the pass's weights and the next pass loads acts."""
+        last = self.w.payload.last
+        return last & ~self.keep_acts if self.has_keep_acts else last
 
     def elaborate(self, platform):
         m = Module()
@@ -187,7 +196,7 @@ class GemvCore(wiring.Component):
         ]
         with m.If(w_fire):
             m.d.sync += beat_in_row.eq(Mux(ends_row, 0, beat_in_row + 1))
-            with m.If(self.w.payload.last & ~self.keep_acts):
+            with m.If(self._back_to_acts()):
                 m.d.sync += phase.eq(Phase.ACT)
         m.d.sync += credits_used.eq(credits_used + (w_fire & ends_row) - y_fire)
 
@@ -307,7 +316,7 @@ class GemvCore(wiring.Component):
                         m.d.sync += j0m.eq(wrap)
                 else:
                     m.d.sync += j0q.eq(j0q + 1)
-            with m.If(self.w.payload.last & ~self.keep_acts):
+            with m.If(self._back_to_acts()):
                 m.d.sync += phase.eq(Phase.ACT)
         m.d.sync += credits_used.eq(credits_used + (w_fire & ends_row) - y_fire)
 

@@ -115,7 +115,7 @@ class GemvKernel(wiring.Component):
         max_burst = check_kernel(cfg, kind, KernelParams(mem_latency, max_burst, max_descriptors))
         self.cfg, self.kind = cfg, kind
         self.mem_latency, self.max_burst, self.max_descriptors = mem_latency, max_burst, max_descriptors
-        self.engine = GemvEngine(cfg) if kind == "seedlm" else BaselineEngine(cfg)
+        self.engine = (GemvEngine if kind == "seedlm" else BaselineEngine)(cfg, keep_acts=True)
         self.shape = self.engine.shape
         self.read_depth = read_buffer_depth(mem_latency, max_burst)
         self.row_beats_max = self.shape.row_beats(cfg.max_cols)

@@ -185,10 +185,12 @@ def check_job(job: KernelJob, layout: KernelLayout, bus_bits: int, max_cols: int
     gemvs = [(layout.addr(weights_buffer(i)), layout.addr(y_buffer(i)), g.rows) for i, g in enumerate(job.gemvs)]
     problems += alignment_problems(bus_bits, layout.addr("acts"), gemvs,
                                       layout.addr("descriptors") if job.descriptors else None)
-    spans = sorted((b.addr, b.addr + b.size, b.name) for b in layout.buffers.values())
-    for (_, end, a), (start, _, b) in zip(spans, spans[1:]):
-        if start < end:
-            problems.append(f"buffers {a} and {b} overlap")
+    furthest = None  # (end, name) of the buffer reaching furthest so far, in address order
+    for start, end, name in sorted((b.addr, b.addr + b.size, b.name) for b in layout.buffers.values()):
+        if furthest and start < furthest[0]:
+            problems.append(f"buffers {furthest[1]} and {name} overlap")
+        if not furthest or end > furthest[0]:
+            furthest = (end, name)
     if problems:
         raise KernelHostError("; ".join(problems))
 

@@ -115,8 +115,45 @@ def context_sweep(plan, model, fmt: str, kv_bits: int, batch: int, overheads) ->
     return out
 
 
+# --- measured runs (`seedlm-fpga run --json`) ---------------------------------------------------
+
+#: The keys of a `run --json` report that a measured data point needs.
+RUN_KEYS = ("model", "engine", "preset", "tokens", "cycles", "baseline_cycles", "model_cycles", "bit_exact",
+            "cycles_source", "board", "board_name", "bus_bits", "clock_mhz")
+
+
+def measured_run(path: str | Path) -> dict:
+    """A `seedlm-fpga run --json` report as a data point: kernel cycles per token, the cycle model's
+    figure for the same GEMVs, the 16-bit kernel's, and what that is per second at the run's clock."""
+    from seedlm_fpga.core.files import load_json_file
+    from seedlm_fpga.core.numeric import check_number
+    from seedlm_fpga.errors import UserError
+
+    r = load_json_file(path, "run report")
+    missing = [k for k in RUN_KEYS if not isinstance(r, dict) or k not in r]
+    if missing:
+        raise UserError(f"{path}: not a `seedlm-fpga run --json` report (lacks {', '.join(missing)})")
+    n = len(r["tokens"]) if isinstance(r["tokens"], list) else -1
+    series = {k: r[k] for k in ("cycles", "baseline_cycles", "model_cycles")}
+    if n < 1 or any(not isinstance(v, list) or len(v) != n for v in series.values()):
+        raise UserError(f"{path}: needs at least one token and one cycles, baseline_cycles and model_cycles "
+                        f"entry per token")
+    for k, values in series.items():
+        for v in values:
+            check_number(f"{path}: {k}", v, 1, integer=True)
+    clock = check_number(f"{path}: clock_mhz", r["clock_mhz"], 0, lo_open=True)
+    seed, base, model = (sum(v) / n for v in series.values())
+    return {"file": str(path), "model": r["model"], "engine": r["engine"], "cycles_source": r["cycles_source"],
+            "bit_exact": r["bit_exact"], "preset": r["preset"], "board": r["board"], "board_name": r["board_name"],
+            "bus_bits": r["bus_bits"], "clock_mhz": clock, "tokens": n,
+            "cycles_per_token": seed, "baseline_cycles_per_token": base, "model_cycles_per_token": model,
+            "model_error_pct": 100 * (model - seed) / seed, "speedup": base / seed,
+            "kernel_us_per_token": seed / clock, "baseline_kernel_us_per_token": base / clock}
+
+
 def build_report(boards: list[str], models, formats, act_bits: int = 8, context: int | None = None,
-                 kv_bits: int = 16, batch: int = 1, overheads: Overheads = Overheads()) -> dict:
+                 kv_bits: int = 16, batch: int = 1, overheads: Overheads = Overheads(),
+                 measured: tuple[dict, ...] = ()) -> dict:
     from seedlm_fpga.sim.validation import validation_table
 
     rtl = load_rtl_cycles()
@@ -188,6 +225,7 @@ def build_report(boards: list[str], models, formats, act_bits: int = 8, context:
         "roofline": roof,
         "context_sweep": sweeps,
         "validation": validation_table(),
+        "measured": list(measured),
     }
 
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from seedlm_fpga.core import reference as ref
 from seedlm_fpga.core.lfsr import basis_U
+from seedlm_fpga.core.reference import to_int16
 
 BASELINE = "baseline"
 #: Tensors up to this many blocks go through the exact format §4 encoder; larger ones through `encode_fast`.
@@ -142,13 +143,6 @@ def encode_fast(weights, preset: ref.Preset, rng: np.random.Generator, n_seeds: 
     x, q = ref.quantize(best_t, bias)
     return (best_seed.reshape(rows, nb).astype(np.uint16), x.reshape(rows, nb),
             q.reshape(rows, nb, P), bias)
-
-
-def to_int16(weights) -> np.ndarray:
-    """Real weights scaled so the largest magnitude is 32767, rounded (baseline stimulus)."""
-    w = np.asarray(weights, dtype=np.float64)
-    m = np.max(np.abs(w))
-    return np.rint(w / m * 32767).astype(np.int16) if m > 0 else np.zeros(w.shape, np.int16)
 
 
 # --- case makers ---------------------------------------------------------------------------

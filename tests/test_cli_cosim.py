@@ -13,6 +13,43 @@ from seedlm_fpga.sim.cosim_runner import forget_generated
 
 
 @pytest.mark.parametrize("argv, message", [
+    (["--mem-latency", "5"], "--mem-latency needs --kernel"),
+    (["--descriptors", "2"], "--descriptors needs --kernel"),
+    (["--kernel", "--gap", "0.1"], "--gap throttles the engine streams; with --kernel use --mem-gap"),
+    (["--kernel", "--mem-gap", "1"], "--mem-gap must lie in [0, 1), got 1.0"),
+    (["--kernel", "--mem-latency", "-1"], "--mem-latency must lie in [0, 4,000], got -1"),
+    (["--kernel", "--bus-bits", "96", "--cols", "64", "--max-cols", "256"],
+     "the kernel's memory bus must be an AXI4 data width (a power of two, 32..1024 bits), got W = 96"),
+])
+def test_bad_kernel_arguments(capsys, argv, message):
+    assert main(["cosim", *argv]) == 2
+    assert capsys.readouterr().err == f"seedlm-fpga cosim: error: {message}\n"
+
+
+def test_kernel_run_json(capsys):
+    """`cosim --kernel`: both kernels, three GEMVs per start through the descriptor list, the
+    same keys as the engine run; cycles (ap_start to ap_done) are format §11.4's count."""
+    from seedlm_fpga.core.engine_shape import DesignConfig, kernel_cycles_for
+    from seedlm_fpga.sim.axi_memory import BASE_WRITE_LATENCY
+    from seedlm_fpga.sim.kernel_runner import read_latency
+
+    rows, cols, W, lat = 6, 100, 128, 30
+    assert main(["cosim", "--kernel", "--rows", str(rows), "--cols", str(cols), "--bus-bits", str(W), "--max-cols",
+                 "256", "--mem-latency", str(lat), "--descriptors", "3", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    s, b = out["seedlm"], out["baseline"]
+    assert out["ok"] and s["ok"] and b["ok"] and s["mismatched_rows"] == b["mismatched_rows"] == 0
+    cfg = DesignConfig(preset="seedlm-4", bus_bits=W, act_bits=8, max_cols=256)
+    for kind, r in (("seedlm", s), ("baseline", b)):
+        assert r["rows"] == [rows] * 3
+        assert r["cycles"] == r["model_cycles"] == kernel_cycles_for(cfg, kind, cols, [rows] * 3, True,
+                                                                     read_latency(lat), BASE_WRITE_LATENCY)
+        assert r["tb_cycles"] == r["cycles"] + 1
+    assert out["speedup"] == round(b["cycles"] / s["cycles"], 4)
+    assert out["settings"]["mem_latency"] == lat and out["settings"]["kernel"]
+
+
+@pytest.mark.parametrize("argv, message", [
     (["--paper", "--rows", "5"], "--paper fixes the shape, bus and stalls; do not combine it with --rows"),
     (["--paper", "--bus-bits", "64", "--gap", "0.1"],
      "--paper fixes the shape, bus and stalls; do not combine it with --bus-bits, --gap"),

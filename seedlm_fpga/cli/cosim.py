@@ -8,6 +8,17 @@ every output against the numpy reference bit for bit, and prints the measured cy
   seedlm-fpga cosim --rows 256 --cols 1024 --bus-bits 512 --preset seedlm-4
   seedlm-fpga cosim --paper        # format §8: 2048 x 2048 at 64 bytes per cycle, no stalls
 
+With --kernel it runs the memory-mapped kernels instead (format §11: seedlm_kernel and
+baseline_kernel): the host driver (sim/kernel_host.py) lays out the activation image, weight
+images, descriptors and Y buffers in one shared AXI memory (cocotbext-axi, sim/axi_memory.py)
+that answers reads --mem-latency cycles late and pauses its R channels with probability
+--mem-gap; --ready-gap pauses W and B (output back-pressure). It programs the registers over
+AXI4-Lite, starts, waits for the interrupt, reads Y and checks every bit; cycles are the CYCLES
+register (ap_start taken to ap_done), checked against the bench's own count. --descriptors K
+runs K GEMVs of the shape in one start through the descriptor list (one activation load).
+
+  seedlm-fpga cosim --kernel --paper --mem-latency 120
+
 Verilator builds are cached under $SEEDLM_FPGA_CACHE (default ~/.cache/seedlm-fpga).
 Exit status: 0 if both engines are bit-exact, 1 if not, 2 on bad arguments.
 """
@@ -27,6 +38,8 @@ PAPER = {"rows": paper.GEMV_ROWS, "cols": paper.GEMV_COLS, "bus_bits": paper.BUS
 #: Largest GEMV a cosim runs (Verilator simulates every cycle; 65536 x 65536 is hours already).
 MAX_ROWS, MAX_COLS = 1 << 16, 1 << 20
 SHAPE_OPTIONS = ("rows", "cols", "bus_bits", "preset", "gap", "ready_gap")
+KERNEL_OPTIONS = ("mem_latency", "mem_gap", "descriptors")
+MAX_MEM_LATENCY = 4000
 
 
 def add_arguments(parser) -> None:
@@ -49,6 +62,17 @@ def add_arguments(parser) -> None:
                         f"(default {COSIM_MAX_COLS}, or cols if larger)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of stimulus and stalls (default 0)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    kernel = parser.add_argument_group("memory-mapped kernels (format §11)")
+    kernel.add_argument("--kernel", action="store_true",
+                        help="run seedlm_kernel and baseline_kernel against an AXI memory instead of the bare engines")
+    kernel.add_argument("--mem-latency", type=int,
+                        help="memory read latency N in cycles (default 0): the first R beat transfers N + 2 edges "
+                             "after its AR (format §11.4's L_r = N + 2)")
+    kernel.add_argument("--mem-gap", type=float,
+                        help="probability that the memory pauses its R channels in a cycle (default 0)")
+    kernel.add_argument("--descriptors", type=int,
+                        help="K GEMVs of the shape per start through the descriptor list, sharing one activation "
+                             "load (default: one GEMV from the registers)")
 
 
 def _settings(args) -> dict:
@@ -80,12 +104,77 @@ def _result_dict(r) -> dict:
             "sim_cycles_per_s": round(r.sim_cycles / r.sim_wall_s) if r.sim_wall_s else None}
 
 
+def _kernel_settings(args, s: dict) -> dict:
+    given = [k for k in KERNEL_OPTIONS if getattr(args, k) is not None]
+    if not args.kernel:
+        if given:
+            raise UserError(f"--{given[0].replace('_', '-')} needs --kernel")
+        return {}
+    if s["gap"]:
+        raise UserError("--gap throttles the engine streams; with --kernel use --mem-gap")
+    k = {"mem_latency": 0 if args.mem_latency is None else args.mem_latency,
+         "mem_gap": 0.0 if args.mem_gap is None else args.mem_gap, "descriptors": args.descriptors or 0}
+    check_number("--mem-latency", k["mem_latency"], 0, MAX_MEM_LATENCY, integer=True)
+    if not 0 <= k["mem_gap"] < 1:
+        raise UserError(f"--mem-gap must lie in [0, 1), got {k['mem_gap']}")
+    check_number("--descriptors", k["descriptors"], 0, 1024, integer=True)
+    return k
+
+
+def _kernel_dict(r, model_cycles: float) -> dict:
+    return {"engine": r.engine, "ok": r.ok, "cycles": r.cycles, "tb_cycles": r.tb_cycles,
+            "model_cycles": round(model_cycles, 1), "rows": r.rows, "cols": r.cols, "errors": r.errors,
+            "mismatched_rows": len(r.mismatches), "sim_cycles": r.sim_cycles, "sim_wall_s": round(r.sim_wall_s, 3),
+            "sim_cycles_per_s": round(r.sim_cycles / r.sim_wall_s) if r.sim_wall_s else None}
+
+
+def _run_kernels(args, s: dict, k: dict, max_cols: int, make) -> tuple[dict, dict]:
+    """Both kernels on the same GEMV(s); returns (results by engine, JSON dicts by engine)."""
+    import dataclasses
+
+    from seedlm_fpga.core.engine_shape import DEFAULT_MAX_DESCRIPTORS, DEFAULT_MEM_LATENCY, DesignConfig
+    from seedlm_fpga.sim import stimulus as stim
+    from seedlm_fpga.sim.axi_memory import BASE_WRITE_LATENCY
+    from seedlm_fpga.sim.cycle_model import kernel_models
+    from seedlm_fpga.sim.kernel_runner import generated_kernel, kernel_case, read_latency, run_kernel_cases
+
+    from seedlm_fpga.hdl.kernel import KINDS, KernelParams, check_kernel
+
+    l_r = read_latency(k["mem_latency"])
+    sized = max(DEFAULT_MEM_LATENCY, l_r)  # a kernel generated to hide the memory it meets
+    n = max(1, k["descriptors"])
+    params = KernelParams(mem_latency=sized, max_descriptors=max(DEFAULT_MAX_DESCRIPTORS, n))
+    cfg = DesignConfig(preset=s["preset"], bus_bits=s["bus_bits"], act_bits=args.act_bits, max_cols=max_cols,
+                       image=args.image)
+    for kind in KINDS:  # refuse before generating anything
+        check_kernel(cfg, kind, params)
+    results, dicts = {}, {}
+    for kind in (s["preset"], stim.BASELINE):
+        kernel = generated_kernel(kind, s["bus_bits"], args.act_bits, max_cols, args.image, sized,
+                                  max_descriptors=params.max_descriptors, preset=s["preset"])
+        if kind == stim.BASELINE or args.stimulus != "gaussian":
+            gemvs = [make(kind, s["rows"], s["cols"], args.act_bits, args.seed + i) for i in range(n)]
+        else:
+            what = f"{n} GEMVs of " if n > 1 else ""
+            with progress.step(f"compressing {what}{s['rows']} x {s['cols']} Gaussian weights with {kind}"):
+                gemvs = [make(kind, s["rows"], s["cols"], args.act_bits, args.seed + i) for i in range(n)]
+        gemvs = [dataclasses.replace(g, acts=gemvs[0].acts) for g in gemvs]
+        case = kernel_case(gemvs, descriptors=k["descriptors"] > 0)
+        r = run_kernel_cases(kernel, [case], k["mem_latency"], k["mem_gap"], s["ready_gap"], args.seed)[0]
+        model = kernel_models(s["preset"], s["bus_bits"], args.act_bits, args.image, sized, kernel.max_burst)
+        predicted = model["fp16" if kind == stim.BASELINE else kind].cycles(
+            s["cols"], [s["rows"]] * n, case.descriptors, l_r, BASE_WRITE_LATENCY, k["mem_gap"], s["ready_gap"])
+        results[kind], dicts[kind] = r, _kernel_dict(r, predicted)
+    return results, dicts
+
+
 def run(args) -> int:
     from seedlm_fpga.sim import stimulus as stim
     from seedlm_fpga.sim.cosim_build import CosimError
     from seedlm_fpga.sim.cosim_runner import generated_engine, run_cases
 
     s = _settings(args)
+    k = _kernel_settings(args, s)
     max_cols = args.max_cols or max(COSIM_MAX_COLS, s["cols"])
     if max_cols < s["cols"]:
         raise UserError(f"--max-cols {max_cols} is less than --cols {s['cols']}")
@@ -93,6 +182,8 @@ def run(args) -> int:
     results = {}
     t0 = time.perf_counter()
     try:
+        if args.kernel:
+            return _report_kernels(args, s, k, max_cols, *_run_kernels(args, s, k, max_cols, make), t0)
         for kind in (s["preset"], stim.BASELINE):
             engine = generated_engine(kind, s["bus_bits"], args.act_bits, max_cols, args.image)
             if kind == stim.BASELINE or args.stimulus != "gaussian":  # no encoding: fast
@@ -137,4 +228,37 @@ def run(args) -> int:
     if sim_wall:
         print(f"  simulated {sim_cycles:,} cycles in {sim_wall:.1f} s ({sim_cycles / sim_wall:,.0f} cycles/s); "
               f"total {time.perf_counter() - t0:.1f} s")
+    return 0 if ok else 1
+
+
+def _report_kernels(args, s: dict, k: dict, max_cols: int, results: dict, dicts: dict, t0: float) -> int:
+    from seedlm_fpga.sim.stimulus import BASELINE
+
+    seedlm, base = results[s["preset"]], results[BASELINE]
+    speedup = base.cycles / seedlm.cycles if seedlm.cycles and base.cycles else None
+    ok = seedlm.ok and base.ok
+    if args.json:
+        out = {"settings": {**s, **k, "kernel": True, "act_bits": args.act_bits, "max_cols": max_cols,
+                            "seed": args.seed, "stimulus": args.stimulus, "image": args.image},
+               "seedlm": dicts[s["preset"]], "baseline": dicts[BASELINE],
+               "speedup": round(speedup, 4) if speedup else None, "ok": ok,
+               "wall_s": round(time.perf_counter() - t0, 2)}
+        if args.paper:
+            out["paper"] = {"seedlm_cycles": paper.SEEDLM_CYCLES, "fp16_cycles": paper.FP16_CYCLES,
+                            "speedup": round(paper.FP16_CYCLES / paper.SEEDLM_CYCLES, 4),
+                            "ideal_seedlm_cycles": paper.IDEAL_SEEDLM_CYCLES}
+        print(dumps(report_dict(out)), end="")
+        return 0 if ok else 1
+    n = max(1, k["descriptors"])
+    print(f"kernels: {n} GEMV(s) of {s['rows']} x {s['cols']} per start, W = {s['bus_bits']} bits, "
+          f"A = {args.act_bits} bits, memory latency {k['mem_latency']}, memory gap {k['mem_gap']}, "
+          f"output back-pressure {s['ready_gap']}, {args.stimulus} stimulus, {args.image} image")
+    for kind, r in results.items():
+        print(f"  {r.report()} (model {dicts[kind]['model_cycles']:,.0f})")
+    if speedup:
+        print(f"  speedup {s['preset']} over the 16-bit kernel: {speedup:.3f}x ({base.cycles:,} / {seedlm.cycles:,} "
+              f"cycles, ap_start to ap_done)")
+    if args.paper:
+        print(f"  paper (format §8): {paper.SEEDLM_CYCLES:,} vs {paper.FP16_CYCLES:,} cycles; "
+              f"SeedLM / ideal {paper.IDEAL_SEEDLM_CYCLES:,}: {seedlm.cycles / paper.IDEAL_SEEDLM_CYCLES:.4f}")
     return 0 if ok else 1

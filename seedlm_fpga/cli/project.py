@@ -52,6 +52,9 @@ def add_arguments(parser) -> None:
                         help="sequences decoded together (small batches, speculative decoding; default 1)")
     parser.add_argument("--launch-us", type=float, default=0.0, metavar="US",
                         help="per-GEMV launch/control overhead, microseconds (default 0: no kernel measurement yet)")
+    parser.add_argument("--measured", action="append", default=[], metavar="RUN.json",
+                        help="a `seedlm-fpga run --json` report, shown as a measured data point beside the "
+                             "modelled rows (repeatable)")
     parser.add_argument("--memory-latency-ns", type=float, default=0.0, metavar="NS",
                         help="per-GEMV memory latency to the first beat, ns (default 0: no kernel measurement yet)")
 
@@ -181,7 +184,21 @@ def format_table(report: dict) -> str:
     lines.append(f"Context: {report['context']}; KV cache {report['kv_bits']}-bit; batch {report['batch']}; per-GEMV "
                  f"overheads {o['launch_us']:g} us + {o['memory_latency_ns']:g} ns ({o['source']})")
     lines.append("Left out of tokens/s (format-independent): " + ", ".join(report["left_out"]))
+    for m in report.get("measured", []):
+        lines += _measured_lines(m)
     return "\n".join(lines)
+
+
+def _measured_lines(m: dict) -> list[str]:
+    """A `run` report beside the projections: what one kernel did per token on a real model's GEMVs."""
+    how = {True: "every Y bit-exact", None: "no hardware ran: the cycle model's figures"}.get(m["bit_exact"],
+                                                                                            "NOT bit-exact")
+    return [f"Measured: seedlm-fpga run {m['model']} ({m['file']}): {m['tokens']} tokens, engine {m['engine']} "
+            f"({how}), one {m['bus_bits']}-bit kernel on the {m['board_name']} at {m['clock_mhz']:g} MHz",
+            f"  per token: {m['preset']} {m['cycles_per_token']:,.0f} cycles ({m['cycles_source']}; cycle model "
+            f"{m['model_cycles_per_token']:,.0f}, {m['model_error_pct']:+.2f}%), fp16 {m['baseline_cycles_per_token']:,.0f}: "
+            f"{m['speedup']:.2f}x; kernel time {m['kernel_us_per_token']:.2f} us vs {m['baseline_kernel_us_per_token']:.2f} us "
+            f"(compressed layers' GEMVs only, no memory stalls)"]
 
 
 def run(args) -> int:
@@ -190,13 +207,16 @@ def run(args) -> int:
     models, formats = _models(args)
     measured = args.launch_us or args.memory_latency_ns
     overheads = Overheads(args.launch_us, args.memory_latency_ns, "given on the command line" if measured else NO_KERNEL)
+    from seedlm_fpga.sim.projection_report import measured_run
+    runs = tuple(measured_run(p) for p in args.measured)
     report = build_report(_boards(args), models, formats, args.act_bits, args.context, args.kv_bits, args.batch,
-                          overheads)
+                          overheads, runs)
     out = Path(args.output)
     if out.exists() and not out.is_dir():
         raise UserError(f"output {out} exists and is not a folder")
-    check_not_input(out / "projection.json", [*(args.board or ()), args.config, args.checkpoint])
-    text = dumps(report_dict(report, inputs=[*(args.board or ()), args.config, args.checkpoint]))
+    inputs = [*(args.board or ()), args.config, args.checkpoint, *args.measured]
+    check_not_input(out / "projection.json", inputs)
+    text = dumps(report_dict(report, inputs=inputs))
     try:
         out.mkdir(parents=True, exist_ok=True)
         write_text_atomic(out / "projection.json", text)

@@ -318,6 +318,17 @@ def baseline_image(weights, bus_bits: int) -> bytes:
     return _pack_fields(w.view(np.uint16), 16, bus_bits, per_beat, R)
 
 
+#: The int16 the project's tools give the baseline (format §7): each matrix scaled to max|w| = 32767.
+INT16_MAX = 32767
+
+
+def to_int16(weights) -> np.ndarray:
+    """Real weights as the baseline's int16 (format §7): scaled so max|w| = 32767, rounded half to even."""
+    w = np.asarray(weights, dtype=np.float64)
+    m = np.max(np.abs(w)) if w.size else 0.0
+    return np.rint(w / m * INT16_MAX).astype(np.int16) if m > 0 else np.zeros(w.shape, np.int16)
+
+
 def activation_beats(acts, act_bits: int, acts_per_beat: int) -> list[int]:
     """Pack an activation vector into beats of N elements (format §10), as Python ints."""
     a = [int(v) for v in np.asarray(acts).ravel()]

@@ -95,27 +95,30 @@ class IntegerSeedLMLinear:
             Y += (af[:, start:start + k] @ self.w_int[start:start + k]).to(torch.int64)
         return Y
 
+    def real_outputs(self, Y: torch.Tensor, s_a: torch.Tensor) -> torch.Tensor:
+        """y = Y * s_a * 2^b / (2^(K-1) - 1) in float64, Y[n, rows] with s_a[n, 1]."""
+        return Y.to(torch.float64) * s_a * (2.0 ** self.bias / self.preset.s_scale)
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         lead = x.shape[:-1]
         a, s_a = quantize_activations(x.reshape(-1, x.shape[-1]))
-        Y = self.integer_gemv(a)
-        y = Y.to(torch.float64) * s_a * (2.0 ** self.bias / self.preset.s_scale)
+        y = self.real_outputs(self.integer_gemv(a), s_a)
         return y.to(x.dtype).reshape(*lead, self.rows)
 
 
-def rope_tables(cfg: Llama2cConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos/sin[seq_len, head_size/2] of llama2.c's RoPE (theta 10000)."""
+def rope_tables(cfg: Llama2cConfig, theta: float = ROPE_THETA) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos/sin[seq_len, head_size/2] of llama2.c's RoPE (theta 10000 unless given)."""
     hs = cfg.head_size
-    freqs = 1.0 / ROPE_THETA ** (torch.arange(0, hs, 2, dtype=torch.float64) / hs)
+    freqs = 1.0 / theta ** (torch.arange(0, hs, 2, dtype=torch.float64) / hs)
     angles = torch.outer(torch.arange(cfg.seq_len, dtype=torch.float64), freqs)
     return torch.cos(angles).float(), torch.sin(angles).float()
 
 
-def _rms_norm(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + RMS_EPS) * w
+def rms_norm(x: torch.Tensor, w: torch.Tensor, eps: float = RMS_EPS) -> torch.Tensor:
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
 
 
-def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+def rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """Rotate interleaved pairs (x[2i], x[2i+1]) of each head; x[B, T, H, hs]."""
     xr, xi = x[..., 0::2], x[..., 1::2]
     c, s = cos[None, :, None, :], sin[None, :, None, :]
@@ -169,18 +172,18 @@ class Transformer:
         h = t["tok_embeddings"][tokens]
         for i in range(cfg.n_layers):
             p = f"layers.{i}."
-            xb = _rms_norm(h, t[p + "attention_norm"])
-            q = _rope(lin[p + "wq"](xb).view(B, T, H, hs), cos, sin)
-            k = _rope(lin[p + "wk"](xb).view(B, T, KV, hs), cos, sin)
+            xb = rms_norm(h, t[p + "attention_norm"])
+            q = rope(lin[p + "wq"](xb).view(B, T, H, hs), cos, sin)
+            k = rope(lin[p + "wk"](xb).view(B, T, KV, hs), cos, sin)
             v = lin[p + "wv"](xb).view(B, T, KV, hs)
             k = k.repeat_interleave(H // KV, dim=2)  # query head j reads kv head j // (H/KV)
             v = v.repeat_interleave(H // KV, dim=2)
             att = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
                                                  is_causal=True)
             h = h + lin[p + "wo"](att.transpose(1, 2).reshape(B, T, H * hs))
-            xb = _rms_norm(h, t[p + "ffn_norm"])
+            xb = rms_norm(h, t[p + "ffn_norm"])
             h = h + lin[p + "w2"](F.silu(lin[p + "w1"](xb)) * lin[p + "w3"](xb))
-        return lin["output"](_rms_norm(h, t["norm"]))
+        return lin["output"](rms_norm(h, t["norm"]))
 
     def generate(self, prompt: list[int], steps: int, stop: int | None = 1) -> list[int]:
         """Greedy continuation (argmax) of `prompt`; stops early at token `stop` (BOS, like run.c)."""
