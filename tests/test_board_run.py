@@ -1,4 +1,4 @@
-"""`seedlm-fpga board-run` against the simulated board top: the tokens of the reference integer GEMV.
+"""`seedlm-fpga board-run` against the simulated board top: the tokens of `run`'s integer reference.
 
 The model is stories260K with layer 0's seven matrices compressed (a fixed-seed encoding, fast)
 and the rest carried, so the simulated board computes 7 GEMVs per activation vector.
@@ -9,12 +9,12 @@ import pytest
 
 from seedlm_fpga.cli.board_run import decode
 from seedlm_fpga.cli.main import main
-from seedlm_fpga.compressor.container import read_container, write_container
+from seedlm_fpga.compressor.container import write_container
 from seedlm_fpga.compressor.llama2c import read_llama2c
 from seedlm_fpga.core.board_protocol import BoardImage
 from seedlm_fpga.core.reference import PRESETS
 from seedlm_fpga.errors import UserError
-from seedlm_fpga.evaluation.llama_model import IntegerSeedLMLinear, Transformer
+from seedlm_fpga.evaluation.decode import NumpyBackend, greedy_decode, load_decode_model
 from seedlm_fpga.evaluation.tokenizer import Tokenizer
 from seedlm_fpga.sim.board_sim import SimulatedBoardPort
 
@@ -37,12 +37,10 @@ def model(tmp_path_factory):
 
 
 def reference_tokens(path, cfg) -> list[int]:
-    """The same decode with the exact integer GEMV computed on the host (evaluate's FPGA path)."""
-    c = read_container(path)
-    linears = {n: IntegerSeedLMLinear(e.seeds, e.x, e.q, e.bias, e.preset, e.shape[1]) for n, e in c.compressed.items()}
-    m = Transformer.from_state_dict(cfg, {k: v.float().numpy() for k, v in c.carried.items()}, linears)
-    tok = Tokenizer.load(example_file("tok512.bin"), cfg.vocab_size)
-    return m.generate(tok.encode(PROMPT, bos=True), STEPS)
+    """The same decode with the exact integer GEMV computed on the host (`run`'s NumpyBackend)."""
+    model = load_decode_model(path)
+    ids = Tokenizer.load(example_file("tok512.bin"), cfg.vocab_size).encode(PROMPT, bos=True)
+    return ids + greedy_decode(model, NumpyBackend(model), ids, STEPS)
 
 
 def test_board_run_on_the_simulated_top_gives_the_reference_tokens(model):
@@ -56,9 +54,10 @@ def test_board_run_on_the_simulated_top_gives_the_reference_tokens(model):
     result = decode(path, port_for, "ulx3s-85f", PROMPT, STEPS)
     assert result["tokens"] == reference_tokens(path, cfg)
     assert result["new_tokens"] == STEPS
-    # BOS + "Once" then one vector more per step, through each of the 7 compressed layers
-    n = len(result["tokens"]) - STEPS
-    assert result["gemvs"] == 7 * sum(range(n, n + STEPS))
+    # KV-cached: one vector per position fed (the prompt but its last token, then one per step),
+    # through each of the 7 compressed layers
+    prompt = len(result["tokens"]) - STEPS
+    assert result["gemvs"] == 7 * (prompt - 1 + STEPS)
     assert ports[0].cycles > 0
 
 
