@@ -14,8 +14,9 @@ from amaranth.lib.wiring import In, Out
 MIN_DIVISOR = 4
 
 
-def _check(divisor: int) -> int:
+def _check(component, divisor: int) -> int:
     if not isinstance(divisor, int) or divisor < MIN_DIVISOR:
+        component._MustUse__silence = True  # refused, never elaborated: no "created but never used"
         raise ValueError(f"UART divisor must be an integer >= {MIN_DIVISOR} clock cycles per bit, got {divisor}")
     return divisor
 
@@ -31,7 +32,7 @@ class UartRx(wiring.Component):
     errors: Out(8)
 
     def __init__(self, divisor: int):
-        self.divisor = _check(divisor)
+        self.divisor = _check(self, divisor)
         super().__init__()
 
     def elaborate(self, platform):
@@ -75,7 +76,7 @@ class UartTx(wiring.Component):
     tx: Out(1, init=1)
 
     def __init__(self, divisor: int):
-        self.divisor = _check(divisor)
+        self.divisor = _check(self, divisor)
         super().__init__()
 
     def elaborate(self, platform):
