@@ -53,4 +53,5 @@ def test_deploy_builds_a_bitstream_that_meets_timing(tmp_path, small_model):
     bit = (out / f"{NAME}.bit").read_bytes()
     assert len(bit) > 100_000 and report["provenance"]["inputs"] == {str(path): report["provenance"]["inputs"][str(path)]}
     readme = (out / "README.md").read_text()
-    assert f"openFPGALoader --board ulx3s {NAME}.bit" in readme and "board-run" in readme
+    assert f"openFPGALoader --board ulx3s {NAME}.bit" in readme and "board-run model.seedlm" in readme
+    assert (out / "model.seedlm").read_bytes() == path.read_bytes()  # the model the README runs

@@ -76,21 +76,31 @@ def board_image(tensors: list, board, where):
         raise UserError(f"{where}: {exc}") from None
 
 
+def keep_model(checkpoint: Path, out: Path) -> None:
+    """OUT/model.seedlm: the model the deliverables were made for, beside them (its README runs it)."""
+    from seedlm_fpga.core.files import write_bytes_atomic
+    if checkpoint.resolve() != (out / MODEL_FILE).resolve():
+        write_bytes_atomic(out / MODEL_FILE, checkpoint.read_bytes())
+
+
 def deploy_alveo(board, out: Path, checkpoint: Path, platform: str | None) -> dict:
     """The Vitis package (flows.deploy_alveo) with the kernel's Verilog sized for the board."""
+    from seedlm_fpga.compressor.container import read_header
     from seedlm_fpga.core.engine_shape import DesignConfig
     from seedlm_fpga.flows.deploy_alveo import write_package
     from seedlm_fpga.flows.sizing import size_for_board
     from seedlm_fpga.hdl.generate import KernelParams, generate
 
-    sized = size_for_board(board, "seedlm-4", 8)
-    cfg = DesignConfig(preset="seedlm-4", bus_bits=sized["bus_bits"], act_bits=8, max_cols=sized["max_cols"])
+    presets = sorted({p.name for p in read_header(checkpoint).presets.values()})
+    if len(presets) != 1:
+        raise UserError(f"{checkpoint}: {'no compressed tensor' if not presets else 'mixed presets ' + ', '.join(presets)}"
+                        f": one kernel runs one preset")
+    sized = size_for_board(board, presets[0], 8)
+    cfg = DesignConfig(preset=presets[0], bus_bits=sized["bus_bits"], act_bits=8, max_cols=sized["max_cols"])
     design = generate(cfg, out / "rtl", board=sized, kernel=KernelParams())
     package = write_package(board, cfg, sized["instances_fit"], sized["clock_mhz"], out,
                             f"{design['kernel']['seedlm']['top']}.v", platform)
-    if checkpoint.resolve() != (out / MODEL_FILE).resolve():
-        import shutil
-        shutil.copyfile(checkpoint, out / MODEL_FILE)
+    keep_model(checkpoint, out)
     return {"board": board.id, "part": board.part, "checkpoint": str(checkpoint), "kernel": "format §11",
             "bus_bits": cfg.bus_bits, "max_cols": cfg.max_cols, "clock": {"mhz": sized["clock_mhz"],
                                                                         "source": sized["clock_source"]},
@@ -112,15 +122,17 @@ def deploy_for_board(board_name, out: Path, checkpoint=None, seed: int = 1, plat
         raise UserError(f"deploy: no deploy flow for board {board.id} (ulx3s-85f: a bitstream; "
                         f"alveo-*: a Vitis kernel package)")
     from seedlm_fpga.flows import deploy_ulx3s as flow
+    from seedlm_fpga.flows.sizing import FILL
 
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = Path(checkpoint) if checkpoint else default_checkpoint(out)
     image = board_image(board_tensors(read_container(checkpoint)), board, checkpoint)
     need_kbits = len(image.words) * image.config.bus_bits / 1024
-    if need_kbits > 0.8 * board.resources.ebr_kbits:
+    if need_kbits > FILL * board.resources.ebr_kbits:
         raise UserError(f"{checkpoint}: {need_kbits:,.0f} Kb of weight images do not fit the "
-                        f"{board.resources.ebr_kbits:,} Kb of block RAM (80% usable)")
+                        f"{board.resources.ebr_kbits:,} Kb of block RAM ({FILL:.0%} usable)")
     built = flow.build_bitstream(image, board, out, seed)
+    keep_model(checkpoint, out)
     link = flow.link_figures(image)
     body = {"board": board.id, "part": board.part, "checkpoint": str(checkpoint),
             "protocol": "format §12", **built,
@@ -131,15 +143,15 @@ def deploy_for_board(board_name, out: Path, checkpoint=None, seed: int = 1, plat
                         for i, t in enumerate(image.tensors)],
             "link": link}
     from seedlm_fpga.core.files import write_text_atomic
-    write_text_atomic(out / "README.md", readme(body, checkpoint))
+    write_text_atomic(out / "README.md", readme(body))
     return body
 
 
-def readme(body: dict, checkpoint: Path) -> str:
+def readme(body: dict) -> str:
     res, link = body["resources"], body["link"]
     return f"""# SeedLM on the ULX3S-85F
 
-`{body['bitstream']}` holds the {len(body['tensors'])} compressed tensors of `{checkpoint.name}`
+`{body['bitstream']}` holds the {len(body['tensors'])} compressed tensors of `{MODEL_FILE}`
 ({body['weights']['kbits']:,} Kb of format §5.3 images, image id {body['weights']['image_id']}) in block
 RAM and one SeedLM GEMV engine (W = {body['weights']['bus_bits']}). It talks over the board's USB port
 (FTDI FT231X): {body['baud']:,} baud, 8N1, with the framed protocol of format §12 of seedlm-fpga's
@@ -161,7 +173,7 @@ openFPGALoader --board ulx3s -f {body['bitstream']}      # or into the flash
 
 ```sh
 pip install pyserial
-seedlm-fpga board-run {checkpoint.name} --port /dev/ttyUSB0 --prompt "Once upon a time"
+seedlm-fpga board-run {MODEL_FILE} --port /dev/ttyUSB0 --prompt "Once upon a time"
 ```
 
 `board-run` first asks the board for its image id (INFO) and stops if the bitstream holds another
