@@ -16,7 +16,7 @@ steps:
 
 example:
   seedlm-fpga build --board ulx3s-85f -o build-ulx3s/
-  seedlm-fpga build --board ulx3s-85f -o build-ulx3s/ --from synth      # rerun synth and what follows
+  seedlm-fpga build --board ulx3s-85f -o build-ulx3s/ --from synth      # rerun synth; later steps if their inputs changed
   seedlm-fpga build --board alveo-u280 -o build-u280/ --to lint
 """
 from __future__ import annotations
