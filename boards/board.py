@@ -271,3 +271,10 @@ def load_board(name_or_path: "str | Path | Board") -> Board:
 def list_boards() -> list[Board]:
     """Every shipped board, in id order."""
     return [_shipped(board_id) for board_id in shipped_ids()]
+
+
+def board_file(name_or_path: "str | Path") -> Path:
+    """The YAML file behind a board name or path (what a build hashes to see that it changed)."""
+    board = load_board(name_or_path)
+    path = Path(str(name_or_path))
+    return path if path.is_file() else BOARDS_DIR / f"{board.id}.yaml"

@@ -27,6 +27,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("seedlm_fpga.cli.synth", "synthesize / place-and-route an engine for a board with open tools"),
     "project": ("seedlm_fpga.cli.project", "project decode speedups for Llama-scale models on a board"),
     "run": ("seedlm_fpga.cli.run", "decode a compressed model token by token through the GEMV kernels"),
+    "build": ("seedlm_fpga.cli.build", "build for a board in named, restartable steps (size ... deploy)"),
+    "deploy": ("seedlm_fpga.cli.deploy", "what goes to a board: a ULX3S-85F bitstream or an Alveo kernel package"),
+    "board-run": ("seedlm_fpga.cli.board_run", "greedy decode with a ULX3S computing every GEMV over its UART"),
 }
 
 
