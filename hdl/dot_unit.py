@@ -34,7 +34,7 @@ from amaranth.lib.wiring import In, Out
 
 from seedlm_fpga.core.reference import Preset
 from seedlm_fpga.hdl.block_decoder import acc_bits, decoded_layout
-from seedlm_fpga.core.engine_shape import ROW_LATENCY, tree_stages
+from seedlm_fpga.core.engine_shape import LEVELS_PER_STAGE, ROW_LATENCY, tree_stages
 from seedlm_fpga.hdl.pipeline import adder_tree, delay, staged_sum, sum_bits
 
 MAX_SHIFT = 15  # x is a 4-bit code
@@ -100,9 +100,22 @@ class DotUnit(wiring.Component):
             interior = blk.z[c * P + P - 1:c * P + K]                  # I_c, unsigned K-P+1 bits
             prods.append(_reg(m, interior.as_unsigned() * acts[c], f"prod_{name}{c}"))
         X = adder_tree(m, prods, f"dot_{name}x_")
-        B = {pos: staged_sum(m, [Mux(u(c, pos), acts[c], 0) for c in range(C)], 1 + T, f"dot_{name}b{pos}_")
+        # The masked sums share one adder level: each pair (a_2i, a_2i+1) contributes 0, a_2i,
+        # a_2i+1 or their sum, a 4:1 choice of the pair sum (one LUT6 per bit) where a gated
+        # adder would need two LUTs per bit; sum a is the tree over the pair sums.
+        pairs = [acts[c:c + 2] for c in range(0, C, 2)]
+        pair_sums = [sum(pair) for pair in pairs]
+
+        def masked_pair(pos, i):
+            c, pair = 2 * i, pairs[i]
+            if len(pair) == 1:
+                return Mux(u(c, pos), pair[0], 0)
+            return Mux(u(c, pos), Mux(u(c + 1, pos), pair_sums[i], pair[0]), Mux(u(c + 1, pos), pair[1], 0))
+
+        B = {pos: staged_sum(m, [masked_pair(pos, i) for i in range(len(pairs))], 1 + T,
+                             f"dot_{name}b{pos}_", first_levels=LEVELS_PER_STAGE - 1)
              for pos in low + high}
-        sum_a = staged_sum(m, [acts[c] for c in range(C)], 1 + T, f"dot_{name}a_")
+        sum_a = staged_sum(m, pair_sums, 1 + T, f"dot_{name}a_", first_levels=LEVELS_PER_STAGE - 1)
 
         # dot (last cycle): the q-derived factors, from q delayed alongside the trees
         q = [delay(m, blk.q[p], T, f"dot_{name}q{p}", reset_less=True) for p in range(P)]
