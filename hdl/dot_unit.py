@@ -34,6 +34,7 @@ from amaranth.lib.wiring import In, Out
 
 from seedlm_fpga.core.reference import Preset
 from seedlm_fpga.hdl.block_decoder import acc_bits, decoded_layout
+from seedlm_fpga.hdl.dsp48e2 import registered_product
 from seedlm_fpga.core.engine_shape import LEVELS_PER_STAGE, ROW_LATENCY, tree_stages
 from seedlm_fpga.hdl.pipeline import adder_tree, delay, staged_sum, sum_bits
 
@@ -86,7 +87,7 @@ class DotUnit(wiring.Component):
         return sum(sum(int(acc[l][c]) * int(acts[l * C + c]) for c in range(C)) << int(x[l])
                    for l in range(len(acc)))
 
-    def _lane(self, m, lane: int, blk, acts):
+    def _lane(self, m, lane: int, blk, acts, platform):
         """One block: d (d_bits signed) << x, registered at the end of `shift`."""
         K, C, P = self.preset.K, self.preset.C, self.preset.P
         T = tree_stages(C)
@@ -98,7 +99,7 @@ class DotUnit(wiring.Component):
         prods = []
         for c in range(C):
             interior = blk.z[c * P + P - 1:c * P + K]                  # I_c, unsigned K-P+1 bits
-            prods.append(_reg(m, interior.as_unsigned() * acts[c], f"prod_{name}{c}"))
+            prods.append(registered_product(m, interior.as_unsigned(), acts[c], f"prod_{name}{c}", platform))
         X = adder_tree(m, prods, f"dot_{name}x_")
         # The masked sums share one adder level: each pair (a_2i, a_2i+1) contributes 0, a_2i,
         # a_2i+1 or their sum, a 4:1 choice of the pair sum (one LUT6 per bit) where a gated
@@ -126,10 +127,9 @@ class DotUnit(wiring.Component):
         neg_sq = _reg(m, -sum(q) << (P - 2), f"dot_{name}negsq")
 
         # scale
-        lo_terms = [_reg(m, Q * X, f"scale_{name}qx")] + [_reg(m, w[pos] * B[pos], f"scale_{name}w{pos}")
-                                                         for pos in low]
-        hi_terms = [_reg(m, h[pos] * B[pos], f"scale_{name}h{pos}") for pos in high] + \
-                   [_reg(m, neg_sq * sum_a, f"scale_{name}sa")]
+        product = lambda a, b, what: registered_product(m, a, b, f"scale_{name}{what}", platform)
+        lo_terms = [product(Q, X, "qx")] + [product(w[pos], B[pos], f"w{pos}") for pos in low]
+        hi_terms = [product(h[pos], B[pos], f"h{pos}") for pos in high] + [product(neg_sq, sum_a, "sa")]
         # fold
         lo = staged_sum(m, lo_terms, 1, f"fold_{name}lo")
         hi = staged_sum(m, hi_terms, 1, f"fold_{name}hi")
@@ -143,7 +143,7 @@ class DotUnit(wiring.Component):
         m = Module()
         C, L = self.preset.C, self.L
         beat = self.beat.payload
-        lane_terms = [self._lane(m, lane, beat.blocks[lane], [beat.acts[lane * C + c] for c in range(C)])
+        lane_terms = [self._lane(m, lane, beat.blocks[lane], [beat.acts[lane * C + c] for c in range(C)], platform)
                       for lane in range(L)]
         total = adder_tree(m, lane_terms, "lanes_")
         m.d.comb += [

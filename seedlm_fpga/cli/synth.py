@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out or f"synth-{board.id}")
 
     start = time.perf_counter()
-    source, how = write_engine(out, args.preset, bus_bits, args.act_bits, max_cols, args.engine)
+    source, how = write_engine(out, args.preset, bus_bits, args.act_bits, max_cols, args.engine, board.family)
     gen_seconds = time.perf_counter() - start
     result = synth_and_pnr(source, board, out, pnr=not args.no_pnr, seed=args.seed)
     one = result["resources"]
