@@ -12,11 +12,13 @@ to Y[r] = sum_l d[l] << x[l] (format §6), with each block dot computed as forma
 
 Stages (register names in the Verilog):
 
-    prod   I_c * a_c, registered (a DSP with its M/P register; C per lane); the masked
-           sums B_m and sum a start here (2 adder levels)
+    prod   I_c * a_c, registered (C per lane; `hdl.dsp48e2.registered_product`: on
+           UltraScale+ a DSP48E2 with its P register); the masked sums B_m and sum a
+           start here: the pair sums a_2i + a_2i+1, each B_m's 4:1 choice per pair
+           (0, a_2i, a_2i+1 or the pair sum) and one adder level
     dot    adder trees over C (2 levels per register); in the last dot cycle Q, w_m, h_j
            and -2^(P-2) sum q are formed from the delayed q and registered
-    scale  Q*X, w_m*B_m, h_j*B_(K+j), (-2^(P-2) sum q) * sum a, registered
+    scale  Q*X, w_m*B_m, h_j*B_(K+j), (-2^(P-2) sum q) * sum a, registered (DSPs as in prod)
     fold   the low group and the high group, each <= 4 terms (2 levels), registered
     shift  d = lo + (hi << (K-P+1)), then d << x
     lanes  adder tree over the L lanes

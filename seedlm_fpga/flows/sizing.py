@@ -80,14 +80,15 @@ LANE_COST_ICE40 = LaneCost(lut=5145 - 1025, ff=1222 - 232, dsp=0, fixed_lut=1025
 PRESET_LOGIC = {"seedlm-4": (1.0, 1.0), "seedlm-3": (1.78, 1.47)}
 #: Fmax estimates of the engine per family: (MHz, what it comes from). The clock a projection uses
 #: is min(board target, estimate). ECP5: nextpnr-ecp5 on one seedlm-4 lane (W = 32, int8) for the
-#: ULX3S-85F, tests/baselines/synth_ecp5_w32.json. UltraScale+ (no open place and route): the
+#: ULX3S-85F, tests/baselines/synth_ecp5_w32.json (critical path: the scale stage's Q*X, a 25-bit
+#: X split over two MULT18X18D and a carry chain; W = 64, 2 lanes: 110.0 MHz). UltraScale+ (no open place and route): the
 #: longest register-to-register path of the yosys synth_xilinx -family xcup netlist of one lane
 #: (W = 32; W = 256 gives the same path: it lies inside a lane), SRL16E -> 4 LUT levels + 3 CARRY4
 #: (4 carry bits) -> FDRE, 3.78 ns with DS923's DSP48E2 figures and labelled assumed LUT / net /
 #: register delays (flows/timing.py), tests/baselines/synth_xcup_w32.json. Other Xilinx families
 #: have no estimate yet.
 FMAX_ESTIMATES = {
-    "ecp5": (112.2, "nextpnr-ecp5 Fmax 112.2 MHz of one seedlm-4 lane at W=32 "
+    "ecp5": (107.9, "nextpnr-ecp5 Fmax 107.9 MHz of one seedlm-4 lane at W=32 "
                    "(tests/baselines/synth_ecp5_w32.json)"),
     "ultrascale+": (264.6, "estimate 264.6 MHz from yosys xcup netlist of the W=32 engine (longest path "
                            "4 LUT levels + 4 carry bits, DS923 DSP48E2 figures, assumed per-level delays; "
