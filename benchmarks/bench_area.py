@@ -36,7 +36,7 @@ SYNTH = {
     "xcup": (FLOWS["ultrascale+"].synth, DSP48E2_TARGET),
     "xcup-generic": (FLOWS["ultrascale+"].synth, None),
     "xc7": (FLOWS["7series"].synth, None),
-    "ecp5": ("synth_ecp5 -flatten -noiopad", None),
+    "ecp5": (FLOWS["ecp5"].synth, None),
 }
 assert FLOWS["ultrascale+"].dsp_primitive == "DSP48E2" and FLOWS["7series"].dsp_primitive is None
 
