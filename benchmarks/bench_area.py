@@ -2,7 +2,7 @@
 `hdl.gemv_engine.SeedLMBeat`), measured with yosys, printed next to the issue's targets.
 
     .venv/bin/python benchmarks/bench_area.py [--bus-bits 128] [--presets seedlm-4,seedlm-3]
-                                              [--family xcup|xcup-generic|xc7|ecp5] [--engine]
+                                              [--family xcup[,xcup-generic,xc7,ecp5]] [--engine]
 
 Core only, before place-and-route: no activation buffer, no control, no FIFO, no memory
 interface (``--engine`` synthesizes the whole `seedlm_gemv` instead). Figures are per weight
@@ -22,7 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from amaranth.back import rtlil
+from amaranth.back import verilog
 from amaranth.hdl import Elaboratable, Module, Signal
 
 from seedlm_fpga.core.engine_shape import DesignConfig
@@ -96,10 +96,10 @@ def measure(preset: str, bus_bits: int, family: str, engine: bool, act_bits: int
         top = _CoreWrapper(cfg)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        src = work / "core.il"
+        src = work / "core.v"
         cmd, platform = SYNTH[family]
-        src.write_text(rtlil.convert(top, name="core", ports=top.ports() if hasattr(top, "ports") else None,
-                                     platform=platform))
+        src.write_text(verilog.convert(top, name="core", ports=top.ports() if hasattr(top, "ports") else None,
+                                       platform=platform))
         res = yosys_synth(src, cmd, work)
         cells = res["cells"]
         dsp = _dsp_registers(res["netlist"])
@@ -119,24 +119,31 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bus-bits", type=int, default=128)
     ap.add_argument("--presets", default="seedlm-4,seedlm-3")
-    ap.add_argument("--family", choices=sorted(SYNTH), default="xcup")
+    ap.add_argument("--family", default="xcup", help=f"one or more of {', '.join(SYNTH)}, comma-separated "
+                                                     "(xcup,xcup-generic: after and before the DSP48E2 primitives)")
     ap.add_argument("--engine", action="store_true", help="the whole seedlm_gemv, not the datapath")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
-    rows = [measure(p, args.bus_bits, args.family, args.engine) for p in args.presets.split(",")]
+    families = args.family.split(",")
+    for family in families:
+        if family not in SYNTH:
+            ap.error(f"--family {family!r}: one of {', '.join(SYNTH)}")
+    rows = [measure(p, args.bus_bits, f, args.engine) for f in families for p in args.presets.split(",")]
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
     what = "engine" if args.engine else "core (datapath)"
-    cmd, platform = SYNTH[args.family]
-    prims = " (products as DSP48E2 primitives)" if platform else ""
-    print(f"yosys {cmd}{prims}  |  {what}, W = {args.bus_bits}, A = 8")
-    print(f"{'preset':9} {'w/cyc':>5} {'LUT':>7} {'FF':>7} {'LUT/w':>6} {'target':>6} {'FF/w':>6} {'target':>6} "
-          f"{'DSP':>4} {'M|P reg':>7} {'target':>7} {'A|B reg':>7}")
+    print(f"{what}, W = {args.bus_bits}, A = 8; targets: <= {TARGET_LUT} LUT and <= {TARGET_FF} FF per weight "
+          f"per cycle (xcup), most DSPs with an internal M or P register")
+    print(f"{'family':12} {'preset':9} {'w/cyc':>5} {'LUT':>7} {'FF':>7} {'LUT/w':>6} {'target':>6} {'FF/w':>6} "
+          f"{'target':>6} {'DSP':>4} {'M|P reg':>7} {'A|B reg':>7}")
     for r in rows:
-        print(f"{r['preset']:9} {r['weights_per_cycle']:5} {r['lut']:7} {r['ff']:7} {r['lut_per_w']:6.1f} "
-              f"{'<=' + str(TARGET_LUT):>6} {r['ff_per_w']:6.1f} {'<=' + str(TARGET_FF):>6} {r['dsp']:4} "
-              f"{r['with_M_or_P']:3}/{r['dsp']:<3} {'most':>7} {r['with_AB']:7}")
+        print(f"{r['family']:12} {r['preset']:9} {r['weights_per_cycle']:5} {r['lut']:7} {r['ff']:7} "
+              f"{r['lut_per_w']:6.1f} {'<=' + str(TARGET_LUT):>6} {r['ff_per_w']:6.1f} {'<=' + str(TARGET_FF):>6} "
+              f"{r['dsp']:4} {r['with_M_or_P']:3}/{r['dsp']:<3} {r['with_AB']:7}")
+    for family in families:
+        cmd, platform = SYNTH[family]
+        print(f"  {family}: yosys {cmd}" + (" (products as DSP48E2 primitives, hdl.dsp48e2)" if platform else ""))
     return 0
 
 
