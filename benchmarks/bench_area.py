@@ -2,15 +2,17 @@
 `hdl.gemv_engine.SeedLMBeat`), measured with yosys, printed next to the issue's targets.
 
     .venv/bin/python benchmarks/bench_area.py [--bus-bits 128] [--presets seedlm-4,seedlm-3]
-                                              [--family xcup|ecp5] [--engine]
+                                              [--family xcup[,xcup-generic,xc7,ecp5]] [--engine]
 
 Core only, before place-and-route: no activation buffer, no control, no FIFO, no memory
 interface (``--engine`` synthesizes the whole `seedlm_gemv` instead). Figures are per weight
 per cycle (L*C weights enter the datapath every clock). DSPs are classified by their internal
-registers (AREG/BREG, MREG, PREG) from the netlist's cell parameters. yosys (0.70) packs
-registers into DSP48E1 (``--family xc7``) but never into DSP48E2 (its xilinx_dsp patterns
-select DSP48E1 only): on ``xcup`` every DSP reads "0 M|P" whatever the RTL, and the product
-registers stay in the fabric (counted as FFs).
+registers (AREG/BREG, MREG, PREG) from the netlist's cell parameters.
+
+``xcup`` is what `seedlm-fpga synth` builds for UltraScale+: the products as DSP48E2 primitives
+with their P register (`hdl.dsp48e2`), since yosys (0.70) packs registers into DSP48E1 only
+(``xc7``) and never into a DSP48E2. ``xcup-generic`` is the generic RTL on the same flow, as
+before: every DSP48E2 without a register, the product registers in the fabric (FFs).
 """
 from __future__ import annotations
 
@@ -20,21 +22,23 @@ import sys
 import tempfile
 from pathlib import Path
 
-from amaranth.back import rtlil
+from amaranth.back import verilog
 from amaranth.hdl import Elaboratable, Module, Signal
 
 from seedlm_fpga.core.engine_shape import DesignConfig
-from seedlm_fpga.flows.synth import yosys_synth
+from seedlm_fpga.flows.synth import FLOWS, yosys_synth
+from seedlm_fpga.hdl.dsp48e2 import DSP48E2_TARGET
 
 TARGET_LUT, TARGET_FF = 125, 120
 
+#: family -> (yosys command, the platform the RTL is elaborated for)
 SYNTH = {
-    "xcup": "synth_xilinx -family xcup -flatten -noiopad -noclkbuf",
-    # yosys's xilinx_dsp packs registers into DSP48E1 only (its patterns do not select
-    # DSP48E2): the same RTL on 7-series shows which registers a DSP absorbs
-    "xc7": "synth_xilinx -family xc7 -flatten -noiopad -noclkbuf",
-    "ecp5": "synth_ecp5 -flatten -noiopad",
+    "xcup": (FLOWS["ultrascale+"].synth, DSP48E2_TARGET),
+    "xcup-generic": (FLOWS["ultrascale+"].synth, None),
+    "xc7": (FLOWS["7series"].synth, None),
+    "ecp5": (FLOWS["ecp5"].synth, None),
 }
+assert FLOWS["ultrascale+"].dsp_primitive == "DSP48E2" and FLOWS["7series"].dsp_primitive is None
 
 
 def _dsp_registers(netlist: Path) -> dict:
@@ -92,12 +96,14 @@ def measure(preset: str, bus_bits: int, family: str, engine: bool, act_bits: int
         top = _CoreWrapper(cfg)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        src = work / "core.il"
-        src.write_text(rtlil.convert(top, name="core", ports=top.ports() if hasattr(top, "ports") else None))
-        res = yosys_synth(src, SYNTH[family], work)
+        src = work / "core.v"
+        cmd, platform = SYNTH[family]
+        src.write_text(verilog.convert(top, name="core", ports=top.ports() if hasattr(top, "ports") else None,
+                                       platform=platform))
+        res = yosys_synth(src, cmd, work)
         cells = res["cells"]
         dsp = _dsp_registers(res["netlist"])
-    if family in ("xcup", "xc7"):
+    if family.startswith("xc"):
         lut = sum(v for k, v in cells.items() if k.startswith("LUT"))
         ff = sum(v for k, v in cells.items() if k.startswith("FD"))
     else:
@@ -113,22 +119,31 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bus-bits", type=int, default=128)
     ap.add_argument("--presets", default="seedlm-4,seedlm-3")
-    ap.add_argument("--family", choices=sorted(SYNTH), default="xcup")
+    ap.add_argument("--family", default="xcup", help=f"one or more of {', '.join(SYNTH)}, comma-separated "
+                                                     "(xcup,xcup-generic: after and before the DSP48E2 primitives)")
     ap.add_argument("--engine", action="store_true", help="the whole seedlm_gemv, not the datapath")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
-    rows = [measure(p, args.bus_bits, args.family, args.engine) for p in args.presets.split(",")]
+    families = args.family.split(",")
+    for family in families:
+        if family not in SYNTH:
+            ap.error(f"--family {family!r}: one of {', '.join(SYNTH)}")
+    rows = [measure(p, args.bus_bits, f, args.engine) for f in families for p in args.presets.split(",")]
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
     what = "engine" if args.engine else "core (datapath)"
-    print(f"yosys {SYNTH[args.family]}  |  {what}, W = {args.bus_bits}, A = 8")
-    print(f"{'preset':9} {'w/cyc':>5} {'LUT':>7} {'FF':>7} {'LUT/w':>6} {'target':>6} {'FF/w':>6} {'target':>6} "
-          f"{'DSP':>4} {'M|P reg':>7} {'A|B reg':>7}")
+    print(f"{what}, W = {args.bus_bits}, A = 8; targets: <= {TARGET_LUT} LUT and <= {TARGET_FF} FF per weight "
+          f"per cycle (xcup), most DSPs with an internal M or P register")
+    print(f"{'family':12} {'preset':9} {'w/cyc':>5} {'LUT':>7} {'FF':>7} {'LUT/w':>6} {'target':>6} {'FF/w':>6} "
+          f"{'target':>6} {'DSP':>4} {'M|P reg':>7} {'A|B reg':>7}")
     for r in rows:
-        print(f"{r['preset']:9} {r['weights_per_cycle']:5} {r['lut']:7} {r['ff']:7} {r['lut_per_w']:6.1f} "
-              f"{'<=' + str(TARGET_LUT):>6} {r['ff_per_w']:6.1f} {'<=' + str(TARGET_FF):>6} {r['dsp']:4} "
-              f"{r['with_M_or_P']:7} {r['with_AB']:7}")
+        print(f"{r['family']:12} {r['preset']:9} {r['weights_per_cycle']:5} {r['lut']:7} {r['ff']:7} "
+              f"{r['lut_per_w']:6.1f} {'<=' + str(TARGET_LUT):>6} {r['ff_per_w']:6.1f} {'<=' + str(TARGET_FF):>6} "
+              f"{r['dsp']:4} {r['with_M_or_P']:3}/{r['dsp']:<3} {r['with_AB']:7}")
+    for family in families:
+        cmd, platform = SYNTH[family]
+        print(f"  {family}: yosys {cmd}" + (" (products as DSP48E2 primitives, hdl.dsp48e2)" if platform else ""))
     return 0
 
 

