@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from seedlm_fpga.core.extensions import (LOWRANK_CODE_MAX, MAX_SHIFT, SPARSE_CODE_MAX, Extensions, LowRankPart,
-                                         SparsePart, col_index_dtype)
+                                         SparsePart, col_index_dtype, row_ptr_dtype)
 from seedlm_fpga.errors import UserError
 
 SPARSE_PARTS = ("sp_rowptr", "sp_col", "sp_val")
@@ -53,7 +53,7 @@ def part_specs(e: dict) -> tuple[tuple[str, type, tuple[int, ...]], ...]:
     specs = []
     if SPARSE_KEY in e:
         nnz = e[SPARSE_KEY]["nnz"]
-        specs += [("sp_rowptr", np.uint32, (rows + 1,)), ("sp_col", col_index_dtype(cols), (nnz,)),
+        specs += [("sp_rowptr", row_ptr_dtype(nnz), (rows + 1,)), ("sp_col", col_index_dtype(cols), (nnz,)),
                   ("sp_val", np.int16, (nnz,))]
     if RANK_KEY in e:
         R = e[RANK_KEY]

@@ -27,7 +27,7 @@ def _bias_of(w):
 def _random_ext(rng, rows, cols, nnz=5, rank=2) -> Extensions:
     flat = np.sort(rng.choice(rows * cols, nnz, replace=False))
     r, c = np.divmod(flat, cols)
-    ptr = np.concatenate([[0], np.cumsum(np.bincount(r, minlength=rows))]).astype(np.uint32)
+    ptr = np.concatenate([[0], np.cumsum(np.bincount(r, minlength=rows))]).astype(np.uint16)
     return Extensions(
         sparse=SparsePart(ptr, c.astype(np.uint16), rng.integers(-32767, 32768, nnz).astype(np.int16), 21),
         lowrank=LowRankPart(rng.integers(-127, 128, (rows, rank)).astype(np.int8),
@@ -112,15 +112,16 @@ def test_integer_gemv_is_exact_and_matches_the_float_reconstruction():
 
 
 def test_bits_counted_by_hand():
-    # CSR of 4 values in a 10 x 40 matrix: 4 * (16-bit value + 16-bit column) + 11 row pointers * 32 + shift byte
-    assert sparse_bits(10, 40, 4) == 4 * 32 + 11 * 32 + 8 == 488
-    assert sparse_bits(2, 70000, 1) == 48 + 3 * 32 + 8  # columns past 65,536 take 32-bit indices
+    # CSR of 4 values in a 10 x 40 matrix: 4 * (16-bit value + 16-bit column) + 11 16-bit row pointers + shift byte
+    assert sparse_bits(10, 40, 4) == 4 * 32 + 11 * 16 + 8 == 312
+    assert sparse_bits(2, 70000, 1) == 48 + 3 * 16 + 8  # columns past 65,536 take 32-bit indices
+    assert sparse_bits(2, 70000, 70000) == 70000 * 48 + 3 * 32 + 8  # and 65,536 values 32-bit row pointers
     # rank 2: int8 codes for 10 + 40 entries per component, one shift byte each
     assert lowrank_bits(10, 40, 2) == 2 * 50 * 8 + 16 == 816
     enc = random_encoded(np.random.default_rng(0), 10, 40)  # seedlm-4: 5 blocks of 32 bits per row
     ext = _random_ext(np.random.default_rng(0), 10, 40, nnz=4, rank=2)
-    assert extension_bits((10, 40), ext) == 488 + 816
-    assert bits_per_weight(enc, ext) == (10 * 5 * 32 + 488 + 816) / 400
+    assert extension_bits((10, 40), ext) == 312 + 816
+    assert bits_per_weight(enc, ext) == (10 * 5 * 32 + 312 + 816) / 400
     assert extension_macs(10, 40, nnz=4, rank=2) == 4 + 100
     assert extension_cycles(10, 40, 4, 2, macs_per_cycle=8, bus_bits=512) == max(13, 3)
 
@@ -161,7 +162,7 @@ def _rewrite(path, tensors=None, meta=None):
 
 BAD = {
     "v1 with parts": (dict(meta={"format_version": "1"}), "tensor 'a': sparse, rank need format_version 2 (the file says 1)"),
-    "row pointers": (dict(tensors={"a.sp_rowptr": torch.tensor([0, 1, 1, 2, 5, 4, 5], dtype=torch.uint32)}),
+    "row pointers": (dict(tensors={"a.sp_rowptr": torch.tensor([0, 1, 1, 2, 5, 4, 5], dtype=torch.uint16)}),
                      "tensor 'a': sp_rowptr must rise from 0 to nnz = 5"),
     "column": (dict(tensors={"a.sp_col": torch.tensor([0, 1, 2, 3, 16], dtype=torch.uint16)}),
                "tensor 'a': sp_col holds a column index >= cols = 16"),

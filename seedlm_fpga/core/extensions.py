@@ -20,8 +20,7 @@ import numpy as np
 SPARSE_CODE_MAX = (1 << 15) - 1
 LOWRANK_CODE_MAX = 127
 MAX_SHIFT = 63
-#: Row pointers are uint32; column indices uint16 while cols fit, else uint32 (format §5.5).
-ROW_PTR_BITS = 32
+#: Row pointers and column indices are uint16 while their values fit, else uint32 (format §5.5).
 SHIFT_BITS = 8
 SPARSE_VALUE_BITS = 16
 LOWRANK_CODE_BITS = 8
@@ -34,6 +33,15 @@ def col_index_bits(cols: int) -> int:
     return 16 if cols <= 1 << 16 else 32
 
 
+def row_ptr_bits(nnz: int) -> int:
+    """16 while every row pointer (0 .. nnz) fits a uint16, else 32 (format §5.5)."""
+    return 16 if nnz < 1 << 16 else 32
+
+
+def row_ptr_dtype(nnz: int):
+    return np.uint16 if row_ptr_bits(nnz) == 16 else np.uint32
+
+
 def col_index_dtype(cols: int):
     return np.uint16 if col_index_bits(cols) == 16 else np.uint32
 
@@ -43,7 +51,7 @@ class SparsePart:
     """CSR outliers: row r's values are val[row_ptr[r]:row_ptr[r+1]] at columns col[...]
     (increasing), each worth val * 2^shift SeedLM units."""
 
-    row_ptr: np.ndarray  # uint32 [rows + 1]
+    row_ptr: np.ndarray  # uint16/uint32 [rows + 1]
     col: np.ndarray  # uint16/uint32 [nnz]
     val: np.ndarray  # int16 [nnz]
     shift: int
@@ -93,7 +101,7 @@ def seedlm_unit(bias: int, K: int) -> float:
 
 def sparse_bits(rows: int, cols: int, nnz: int) -> int:
     """Stored bits of a CSR part: values, column indices, row pointers and the shift byte."""
-    return nnz * (SPARSE_VALUE_BITS + col_index_bits(cols)) + (rows + 1) * ROW_PTR_BITS + SHIFT_BITS
+    return nnz * (SPARSE_VALUE_BITS + col_index_bits(cols)) + (rows + 1) * row_ptr_bits(nnz) + SHIFT_BITS
 
 
 def lowrank_bits(rows: int, cols: int, rank: int) -> int:
@@ -139,7 +147,7 @@ def make_sparse(w: np.ndarray, positions: np.ndarray, unit: float) -> SparsePart
     shift = _shift_for(float(np.max(np.abs(values), initial=0.0)), SPARSE_CODE_MAX)
     val = np.clip(np.rint(values / np.ldexp(1.0, shift)), -SPARSE_CODE_MAX, SPARSE_CODE_MAX).astype(np.int16)
     r, c = np.divmod(positions, cols)
-    row_ptr = np.zeros(rows + 1, dtype=np.uint32)
+    row_ptr = np.zeros(rows + 1, dtype=row_ptr_dtype(len(positions)))
     np.cumsum(np.bincount(r, minlength=rows), out=row_ptr[1:])
     return SparsePart(row_ptr=row_ptr, col=c.astype(col_index_dtype(cols)), val=val, shift=shift)
 
