@@ -272,3 +272,22 @@ def decode_extended(enc, ext: Extensions | None) -> np.ndarray:
     """W_hat [rows, cols] float64: the SeedLM blocks plus the extensions' weights."""
     w = enc.decode()
     return w if not ext else w + decode_extensions(ext, enc.shape, enc.bias, enc.preset.K)
+
+
+def extension_int_matrix(ext: Extensions, shape: tuple[int, int]) -> np.ndarray:
+    """M [rows, cols] int64 with Y_ext = M @ a (format §6.2): (sparse codes << e) plus
+    sum_k (left * right) << f_k. Raises ValueError where int64 could overflow."""
+    bound = 0
+    if ext.sparse is not None:
+        bound += SPARSE_CODE_MAX << ext.sparse.shift
+    if ext.lowrank is not None:
+        bound += sum((LOWRANK_CODE_MAX * LOWRANK_CODE_MAX) << int(f) for f in ext.lowrank.shift)
+    if bound >= 1 << 62:
+        raise ValueError(f"extension weights up to {bound} units overflow int64")
+    m = np.zeros(shape, dtype=np.int64)
+    if ext.sparse is not None:
+        m += ext.sparse.dense_codes(shape) << ext.sparse.shift
+    if ext.lowrank is not None:
+        for left, right, f in _lowrank_codes_product(ext.lowrank):
+            m += np.outer(left, right) << f
+    return m
