@@ -134,11 +134,17 @@ class Choice:
 
 
 def choose_variants(names: list[str], load, variants: list[Variant], budget: float, bias_choice,
-                    encode=encoder.encode_tensor, progress=None) -> dict[str, Choice]:
+                    encode=encoder.encode_tensor, progress=None, shapes=None) -> dict[str, Choice]:
     """Encode every tensor (load(name) -> its float weights, one in memory at a time) with every
     variant that fits it, then `allocate` under `budget` bits/weight over all of them.
-    progress(name, variant) is called before each encode."""
+    progress(name, variant) is called before each encode; `shapes` (name -> (rows, cols)) saves a
+    load per tensor for the up-front budget check."""
     tried: dict[str, list[Choice]] = {}
+    shapes = {n: tuple(np.shape(load(n))) for n in names} if shapes is None else shapes
+    cheapest = sum(min(v.storage_bits(shapes[n]) for v in variants if v.rank <= min(shapes[n])) for n in names)
+    total = budget * sum(r * c for r, c in shapes.values())
+    if cheapest > total:  # before any encoding
+        raise ValueError(f"the cheapest variants already take {cheapest:,} bits, over the budget of {total:,.0f}")
     for name in names:
         w = np.asarray(load(name), dtype=np.float64)
         tried[name] = []

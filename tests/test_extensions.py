@@ -24,7 +24,8 @@ def _bias_of(w):
     return auto_bias(float(np.max(np.abs(w))))
 
 
-def _random_ext(rng, rows, cols, nnz=5, rank=2) -> Extensions:
+def _random_ext(rng, rows, cols, nnz=5, rank=2, shifts=(18, 40)) -> Extensions:
+    """Random valid parts; a shift of 40 takes Y past int64 (Python integers in the reference)."""
     flat = np.sort(rng.choice(rows * cols, nnz, replace=False))
     r, c = np.divmod(flat, cols)
     ptr = np.concatenate([[0], np.cumsum(np.bincount(r, minlength=rows))]).astype(np.uint16)
@@ -32,7 +33,7 @@ def _random_ext(rng, rows, cols, nnz=5, rank=2) -> Extensions:
         sparse=SparsePart(ptr, c.astype(np.uint16), rng.integers(-32767, 32768, nnz).astype(np.int16), 21),
         lowrank=LowRankPart(rng.integers(-127, 128, (rows, rank)).astype(np.int8),
                             rng.integers(-127, 128, (cols, rank)).astype(np.int8),
-                            np.array([18, 40][:rank], dtype=np.uint8)))
+                            np.array(shifts[:rank], dtype=np.uint8)))
 
 
 def test_split_keeps_the_largest_weights_and_reconstructs_w():
@@ -186,3 +187,16 @@ def test_reader_refuses_bad_extension_parts(tmp_path, case):
     with pytest.raises(UserError) as exc:
         read_container(path)
     assert str(exc.value) == f"{path}: {message}"
+
+
+def test_model_integer_linear_with_extensions_equals_the_reference():
+    from seedlm_fpga.evaluation.llama_model import IntegerSeedLMLinear
+
+    rng = np.random.default_rng(6)
+    enc = random_encoded(rng, 5, 24, bias=-14)
+    ext = _random_ext(rng, 5, 24, nnz=7, rank=2, shifts=(18, 19))
+    a = rng.integers(-127, 128, (3, 24))
+    lin = IntegerSeedLMLinear(enc.seeds, enc.x, enc.q, enc.bias, enc.preset, 24, ext)
+    got = lin.integer_gemv(torch.from_numpy(a)).numpy()
+    for n in range(3):
+        assert [int(v) for v in got[n]] == list(gemv_extended(enc, ext, a[n]))

@@ -302,7 +302,7 @@ def _compress_budget(ckpt, names, bias, args, output: Path) -> int:
 
     try:
         choices = choose_variants(names, lambda n: as_weights(ckpt.tensors[n]), variants, args.budget, bias,
-                                  progress=progress,
+                                  progress=progress, shapes={n: tuple(ckpt.tensors.meta(n).shape) for n in names},
                                   encode=lambda w, p, b: _encode(w, p, b, args.device))
     except ValueError as exc:
         raise UserError(f"--budget {args.budget}: {exc}") from None
@@ -361,7 +361,7 @@ def _print_report(ckpt, compressed, carried, output: Path, extensions=None, labe
                              f" + rank {ext.lowrank.rank}" if ext.lowrank else ""])
         rows.append([name, "x".join(map(str, enc.shape)), what, str(enc.bias),
                      f"{bits_per_weight(enc, ext):.3f}", f"{err:.4f}"])
-    head = ["tensor", "shape", "stored as", "bias", "bits/weight", "rel.error"]
+    head = ["tensor", "shape", "preset", "bias", "bits/weight", "rel.error"]
     print(format_table(head, rows, right={1, 3, 4, 5}))
     n_w = sum(e.shape[0] * e.shape[1] for e in compressed.values())
     metas = {n: ckpt.tensors.meta(n) for n in ckpt.tensors}

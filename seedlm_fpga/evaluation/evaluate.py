@@ -164,7 +164,7 @@ def evaluate(compressed_path, reference_path, lm: LanguageModelData | None = Non
     ev.methods.append(Method(f"original ({str(first.dtype).removeprefix('torch.')})",
                              float(first.element_size() * 8), {n: 0.0 for n in sizes}, role="reference"))
     # method name -> dequantized weights (float32), kept only when perplexity will need them
-    variants: dict[str, dict[str, np.ndarray]] = {}
+    dequantized: dict[str, dict[str, np.ndarray]] = {}
     encoded: dict[str, tuple[dict, dict]] = {}  # method name -> (SeedLM blocks, extensions) for its FPGA row
     if baselines is None:
         missing = missing_extra()
@@ -177,7 +177,7 @@ def evaluate(compressed_path, reference_path, lm: LanguageModelData | None = Non
             w_hat = dequantize(n)
             method.errors[n] = relative_error(w64(n), w_hat)
             if lm is not None:
-                variants.setdefault(method.name, {})[n] = w_hat.astype(np.float32)
+                dequantized.setdefault(method.name, {})[n] = w_hat.astype(np.float32)
         ev.methods.append(method)
 
     def add_seedlm(name: str, encs: dict, role: str, exts: dict | None = None):
@@ -209,7 +209,7 @@ def evaluate(compressed_path, reference_path, lm: LanguageModelData | None = Non
     for bl in baselines:
         add(Method(bl.name, _bits_per_weight(sizes, bl.storage_bits)), lambda n: bl.quantize(w64(n)))
     if lm is not None:
-        _perplexities(ev, lm, originals, variants, encoded, progress)
+        _perplexities(ev, lm, originals, dequantized, encoded, progress)
     return ev
 
 
@@ -268,7 +268,7 @@ def _add_variants(ev, sizes, w64, variants, budgets, add_seedlm, device, log) ->
         ev.allocations[name] = {n: c[0].label for n, c in chosen.items()}
 
 
-def _perplexities(ev: Evaluation, lm: LanguageModelData, originals, variants, encoded, progress) -> None:
+def _perplexities(ev: Evaluation, lm: LanguageModelData, originals, dequantized, encoded, progress) -> None:
     import torch
 
     from seedlm_fpga.evaluation.llama_model import IntegerSeedLMLinear, Transformer, perplexity
@@ -295,7 +295,7 @@ def _perplexities(ev: Evaluation, lm: LanguageModelData, originals, variants, en
                     ev.notes.append(f"FPGA rows: {', '.join(sorted(lookups))} used as float-decoded lookups")
                 run(m, lookups, linears)
             else:
-                run(m, variants[m.name])
+                run(m, dequantized[m.name])
 
 
 def _is_linear(name: str) -> bool:
