@@ -49,17 +49,33 @@ def plot_pareto(report: dict, path: Path, title: str) -> None:
             ax.scatter([m["bits_per_weight"] for m in ms], [m["perplexity"] for m in ms], color=color,
                        marker=marker, s=70 if fam != "SeedLM, budget" else 160, label=fam, zorder=3)
     front = pareto_front(methods)
+    # a staircase: with b bits, the best reachable is the last front point at or below b
     ax.plot([m["bits_per_weight"] for m in front], [m["perplexity"] for m in front], color="black", lw=1,
-            ls="--", zorder=2, label="Pareto front")
+            ls="--", drawstyle="steps-post", zorder=2, label="Pareto front")
+    labelled = set()
     for m in front:
-        ax.annotate(_short(m["method"]), (m["bits_per_weight"], m["perplexity"]), textcoords="offset points",
-                    xytext=(6, 4), fontsize=8)
+        at = (round(m["bits_per_weight"], 3), round(m["perplexity"], 3))
+        if at not in labelled:  # the file and its re-encoded twin sit on one point
+            labelled.add(at)
+            ax.annotate(_short(m["method"]), (m["bits_per_weight"], m["perplexity"]), textcoords="offset points",
+                        xytext=(6, 4), fontsize=8)
+    for m in methods:  # the extension variants off the front, in grey: the table has the rest
+        if family(m) == "SeedLM + extensions" and m not in front:
+            ax.annotate(_short(m["method"]), (m["bits_per_weight"], m["perplexity"]), textcoords="offset points",
+                        xytext=(5, -10), fontsize=7, color="dimgray")
     ref = next((m for m in report["methods"] if m["role"] == "reference"), None)
     if ref is not None and ref["perplexity"] is not None:
         ax.axhline(ref["perplexity"], color="black", lw=0.8, ls=":")
         ax.annotate(f"original {ref['perplexity']:.2f}", (ax.get_xlim()[0], ref["perplexity"]),
                     textcoords="offset points", xytext=(4, 3), fontsize=8)
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
     ax.set_yscale("log")
+    lo, hi = ax.get_ylim()
+    ax.yaxis.set_major_locator(FixedLocator([t for t in (3, 3.5, 4, 4.5, 5, 6, 7, 8, 10, 12, 15, 20, 30, 40, 60, 100)
+                                             if lo <= t <= hi]))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_locator(NullLocator())
     ax.set_xlabel("bits per weight (everything stored counted)")
     ax.set_ylabel("perplexity (log scale; lower is better)")
     ax.set_title(title)
