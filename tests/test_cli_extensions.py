@@ -138,3 +138,17 @@ def test_evaluate_names_the_missing_extra(tmp_path, capsys, monkeypatch):
     assert not any(m["method"].startswith(("HQQ", "NF4")) for m in report["methods"])
     assert "HQQ and NF4 baselines skipped: torchao not installed" in report["notes"]
     assert len(sd) == 3
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--budget", "0"], "--budget must be bits/weight figures in (0, 64), got 0"),
+    (["--plot", "p.png"], "--plot needs perplexity: a llama2.c reference with its text and tokenizer"),
+])
+def test_evaluate_bad_flags_exit_2_with_one_line(tmp_path, capsys, argv, message):
+    _checkpoint(tmp_path / "m.safetensors")
+    assert _run(capsys, "compress", str(tmp_path / "m.safetensors"), "-o", str(tmp_path / "m.seedlm"))[0] == 0
+    argv = [a.replace("p.png", str(tmp_path / "p.png")) for a in argv]
+    rc, _, err = _run(capsys, "evaluate", str(tmp_path / "m.seedlm"), "--reference", str(tmp_path / "m.safetensors"),
+                      *argv)
+    assert (rc, err) == (2, f"seedlm-fpga evaluate: error: {message}\n")
+    assert not (tmp_path / "p.png").exists()
