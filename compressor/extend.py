@@ -162,20 +162,33 @@ def choose_variants(names: list[str], load, variants: list[Variant], budget: flo
 
 
 class ResidualTensors:
-    """A checkpoint's TensorStore with some tensors replaced by their dense residuals (float64
-    numpy), so the chunked job (compressor/job.py) encodes what SeedLM should see."""
+    """A checkpoint's TensorStore in which the split tensors read as their dense residuals
+    W - (outliers + low-rank) (format §5.5, step 5), so the chunked job (compressor/job.py) encodes
+    what SeedLM should see. Only the parts are kept; a tensor's residual is rebuilt when its rows
+    are first asked for (one tensor in memory at a time: units come tensor by tensor)."""
 
-    def __init__(self, base, residuals: dict[str, np.ndarray]):
-        self.base, self.residuals = base, residuals
+    def __init__(self, base, parts: dict[str, tuple[Extensions, int, int]]):
+        self.base, self.parts = base, parts  # name -> (extensions, bias, K)
+        self._cached: tuple[str, np.ndarray] | None = None
 
     def meta(self, name: str):
         return self.base.meta(name)
 
+    def residual(self, name: str) -> np.ndarray:
+        if self._cached is None or self._cached[0] != name:
+            from seedlm_fpga.compressor.job import as_weights
+            from seedlm_fpga.core.extensions import decode_extensions
+
+            ext, bias, K = self.parts[name]
+            w = np.asarray(as_weights(self.base[name]), dtype=np.float64)
+            self._cached = (name, w - decode_extensions(ext, w.shape, bias, K))
+        return self._cached[1]
+
     def rows(self, name: str, r0: int, r1: int):
         import torch
 
-        if name in self.residuals:
-            return torch.from_numpy(np.ascontiguousarray(self.residuals[name][r0:r1]))
+        if name in self.parts:
+            return torch.from_numpy(np.ascontiguousarray(self.residual(name)[r0:r1]))
         return self.base.rows(name, r0, r1)
 
 

@@ -47,6 +47,13 @@ def test_compress_with_outliers_and_rank_then_decompress(tmp_path, capsys):
     assert bits_per_weight(wq, ext) == (16 * 32 + 6 * 32 + 9 * 16 + 8 + 24 * 8 + 8) / 128
     row = next(line.split() for line in text.splitlines() if line.startswith("layers.0.wq.weight"))
     assert row[-2] == f"{(512 + 344 + 200) / 128:.3f}"
+    # the chunked job encoded the residual the in-memory split gives (compressor/extend.py)
+    from seedlm_fpga.compressor.extend import Variant, encode_variant
+
+    enc2, ext2 = encode_variant(sd["layers.0.wq.weight"].numpy(), Variant("seedlm-4", 0.05, 1), "auto")
+    for part in ("seeds", "x", "q"):
+        np.testing.assert_array_equal(getattr(enc2, part), getattr(wq, part))
+    assert enc2.bias == wq.bias and np.array_equal(ext2.lowrank.left, ext.lowrank.left)
     w = sd["layers.0.wq.weight"].double().numpy()
     assert relative_error(w, decode_extended(wq, ext)) < 0.7 * relative_error(w, _plain(tmp_path, capsys, "wq"))
     rc, _, err = _run(capsys, "decompress", str(out), "-o", str(tmp_path / "d.safetensors"))

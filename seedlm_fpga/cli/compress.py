@@ -279,15 +279,16 @@ def _split(ckpt, names, preset, bias, biases, args):
     if args.outliers is None and args.rank is None:
         return ckpt.tensors, {}
     variant = Variant(preset.name, args.outliers or 0.0, args.rank or 0)
-    residuals, extensions = {}, {}
-    for name in names:
+    parts, extensions = {}, {}
+    for name in names:  # one tensor in memory at a time; only its (small) parts are kept
         w = as_weights(ckpt.tensors[name])
         try:
             check_rank(variant.rank, w.shape, name)
-            residuals[name], biases[name], extensions[name] = split_variant(w, variant, bias)
+            _, biases[name], extensions[name] = split_variant(w, variant, bias)
         except ValueError as exc:
             raise UserError(f"tensor {name!r}: {exc}") from None
-    return ResidualTensors(ckpt.tensors, residuals), extensions
+        parts[name] = (extensions[name], biases[name], preset.K)
+    return ResidualTensors(ckpt.tensors, parts), extensions
 
 
 def _compress_budget(ckpt, names, bias, args, output: Path) -> int:
