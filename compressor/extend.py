@@ -94,6 +94,12 @@ def budget_variants(outliers: float | None = None, rank: int | None = None) -> l
     return [Variant(p, fo, ro) for p in PRESETS for fo in (0.0, f) for ro in (0, r)]
 
 
+def allocation_error(size: int, relative_error: float) -> float:
+    """What `allocate` minimizes, summed over tensors: size * (relative error)^2, so every weight
+    counts alike whatever its tensor's scale (data-free: no activations)."""
+    return size * relative_error ** 2
+
+
 def allocate(costs: dict[str, list[tuple[int, float]]], budget_bits: float) -> dict[str, int]:
     """One variant index per tensor: costs[name] = [(storage bits, error) per variant]; the total
     bits stay within budget_bits and the summed error is greedily minimized.
@@ -156,7 +162,7 @@ def choose_variants(names: list[str], load, variants: list[Variant], budget: flo
             enc, ext = encode_variant(w, v, bias_choice, encode)
             tried[name].append(Choice(v, enc, ext, v.storage_bits(w.shape), relative_error(w, decode_extended(enc, ext))))
     sizes = {n: c[0].enc.shape[0] * c[0].enc.shape[1] for n, c in tried.items()}
-    costs = {n: [(c.bits, sizes[n] * c.relative_error ** 2) for c in cs] for n, cs in tried.items()}
+    costs = {n: [(c.bits, allocation_error(sizes[n], c.relative_error)) for c in cs] for n, cs in tried.items()}
     pick = allocate(costs, budget * sum(sizes.values()))
     return {n: tried[n][i] for n, i in pick.items()}
 

@@ -235,7 +235,7 @@ def _label(encs: dict, exts: dict | None = None) -> str:
 def _add_variants(ev, sizes, w64, variants, budgets, add_seedlm, device, log) -> None:
     """Rows for SeedLM with extensions (each variant on every tensor) and for budgets (a
     per-tensor choice among the variants); every encode cached (encode_cached)."""
-    from seedlm_fpga.compressor.extend import allocate, encode_variant
+    from seedlm_fpga.compressor.extend import allocate, allocation_error, encode_variant
 
     def encode(w, preset, bias):
         return encode_cached(w, preset, bias, device)
@@ -255,7 +255,7 @@ def _add_variants(ev, sizes, w64, variants, budgets, add_seedlm, device, log) ->
         costs = {}
         for n, options in tried.items():
             w = w64(n)
-            costs[n] = [(v.storage_bits(w.shape), w.size * relative_error(w, decode_encoded(e, x)) ** 2)
+            costs[n] = [(v.storage_bits(w.shape), allocation_error(w.size, relative_error(w, decode_encoded(e, x))))
                         for v, e, x in options]
         try:
             pick = allocate(costs, budget * sum(r * c for r, c in sizes.values()))
