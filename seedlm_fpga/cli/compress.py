@@ -53,7 +53,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--exclude", metavar="RE", help="do not compress tensors whose name matches RE")
     parser.add_argument("--outliers", type=float, metavar="F",
                         help="keep the fraction F (0 < F <= 0.5, e.g. 0.005) of each tensor's largest-magnitude "
-                             "weights exactly (int16 in CSR, format §5.5); SeedLM encodes the rest")
+                             "weights in a sparse part (int16 codes in CSR, format §5.5); SeedLM encodes the rest")
     parser.add_argument("--rank", type=int, metavar="R",
                         help="store a rank-R product (int8 factors, format §5.5) and SeedLM-encode the residual")
     parser.add_argument("--budget", type=float, metavar="BITS",
