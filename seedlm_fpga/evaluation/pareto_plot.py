@@ -1,5 +1,6 @@
 """Perplexity against bits/weight for every method of an evaluation, with the Pareto front
-(the methods no other beats on both axes), as a PNG (matplotlib, written atomically)."""
+(the methods no other beats on both axes), as a PNG (matplotlib, written atomically): the whole
+range on the left, the crowded region around 4 bits/weight enlarged on the right."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,6 +11,8 @@ from seedlm_fpga.core.files import atomic_write
 FAMILIES = {"SeedLM": ("tab:red", "o"), "SeedLM + extensions": ("tab:orange", "D"),
             "SeedLM, budget": ("darkred", "*"), "RTN": ("tab:blue", "s"), "BFP": ("tab:gray", "v"),
             "HQQ": ("tab:green", "^"), "NF4": ("tab:purple", "P")}
+#: The right panel: methods from this many bits/weight up (the ~4-bit crowd).
+ZOOM_FROM_BITS = 3.95
 
 
 def family(method: dict) -> str:
@@ -39,52 +42,82 @@ def pareto_front(methods: list[dict]) -> list[dict]:
 def plot_pareto(report: dict, path: Path, title: str) -> None:
     from matplotlib.figure import Figure
 
-    methods = points(report)
-    fig = Figure(figsize=(9, 6), dpi=100)
-    ax = fig.add_subplot()
-    fig.subplots_adjust(left=0.09, right=0.98, bottom=0.1, top=0.92)
+    methods = [m for m in points(report) if m["role"] != "compressed"] or points(report)  # the file has a twin
+    front = pareto_front(methods)
+    ref = next((m for m in report["methods"] if m["role"] == "reference"), None)
+    fig = Figure(figsize=(14, 6.5), dpi=100)
+    full, zoom = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.15]})
+    fig.subplots_adjust(left=0.05, right=0.99, bottom=0.09, top=0.9, wspace=0.12)
+    near = [m for m in methods if m["bits_per_weight"] >= ZOOM_FROM_BITS]
+    for ax, shown in ((full, methods), (zoom, near)):
+        _draw(ax, shown, front, ref)
+    for m in front:
+        if m["bits_per_weight"] < ZOOM_FROM_BITS:
+            full.annotate(_short(m["method"]), (m["bits_per_weight"], m["perplexity"]), textcoords="offset points",
+                          xytext=(6, 4), fontsize=8)
+    for m in methods:  # the extension variants off the front, in grey
+        if family(m) == "SeedLM + extensions" and m not in front and m["bits_per_weight"] < ZOOM_FROM_BITS:
+            full.annotate(_short(m["method"]), (m["bits_per_weight"], m["perplexity"]), textcoords="offset points",
+                          xytext=(5, -11), fontsize=7, color="dimgray")
+    if near:
+        full.axvspan(ZOOM_FROM_BITS, max(m["bits_per_weight"] for m in near) + 0.02, color="gold", alpha=0.12)
+        _label_crowd(zoom, near, front)
+        zoom.set_title(f"enlarged: {ZOOM_FROM_BITS:g} bits/weight and up (all methods labelled)", fontsize=10)
+    full.set_title("all methods (front labelled)", fontsize=10)
+    full.set_ylabel("perplexity (log scale; lower is better)")
+    full.legend(loc="upper right", fontsize=9)
+    fig.suptitle(title)
+    with atomic_write(path) as f:
+        fig.savefig(f, format="png")
+
+
+def _draw(ax, shown: list[dict], front: list[dict], ref) -> None:
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
     for fam, (color, marker) in FAMILIES.items():
-        ms = [m for m in methods if family(m) == fam]
+        ms = [m for m in shown if family(m) == fam]
         if ms:
             ax.scatter([m["bits_per_weight"] for m in ms], [m["perplexity"] for m in ms], color=color,
                        marker=marker, s=70 if fam != "SeedLM, budget" else 160, label=fam, zorder=3)
-    front = pareto_front(methods)
     # a staircase: with b bits, the best reachable is the last front point at or below b
     ax.plot([m["bits_per_weight"] for m in front], [m["perplexity"] for m in front], color="black", lw=1,
             ls="--", drawstyle="steps-post", zorder=2, label="Pareto front")
-    labelled = set()
-    for m in front:
-        at = (round(m["bits_per_weight"], 3), round(m["perplexity"], 3))
-        if at not in labelled:  # the file and its re-encoded twin sit on one point
-            labelled.add(at)
-            ax.annotate(_short(m["method"]), (m["bits_per_weight"], m["perplexity"]), textcoords="offset points",
-                        xytext=(6, 4), fontsize=8)
-    for m in methods:  # the extension variants off the front, in grey: the table has the rest
-        if family(m) == "SeedLM + extensions" and m not in front:
-            ax.annotate(_short(m["method"]), (m["bits_per_weight"], m["perplexity"]), textcoords="offset points",
-                        xytext=(5, -10), fontsize=7, color="dimgray")
-    ref = next((m for m in report["methods"] if m["role"] == "reference"), None)
+    ys = [m["perplexity"] for m in shown] + ([ref["perplexity"]] if ref and ref["perplexity"] else [])
+    xs = [m["bits_per_weight"] for m in shown]
+    ax.set_xlim(min(xs) - 0.04, max(xs) + 0.1)
+    ax.set_yscale("log")
+    ax.set_ylim(min(ys) * 0.96, max(ys) * 1.08)
     if ref is not None and ref["perplexity"] is not None:
         ax.axhline(ref["perplexity"], color="black", lw=0.8, ls=":")
-        ax.annotate(f"original {ref['perplexity']:.2f}", (ax.get_xlim()[0], ref["perplexity"]),
+        ax.annotate(f"original {ref['perplexity']:.2f}", (min(xs) - 0.04, ref["perplexity"]),
                     textcoords="offset points", xytext=(4, 3), fontsize=8)
-    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
-
-    ax.set_yscale("log")
     lo, hi = ax.get_ylim()
-    ax.yaxis.set_major_locator(FixedLocator([t for t in (3, 3.5, 4, 4.5, 5, 6, 7, 8, 10, 12, 15, 20, 30, 40, 60, 100)
-                                             if lo <= t <= hi]))
+    ticks = ((3, 3.25, 3.5, 3.75, 4, 4.25, 4.5, 4.75, 5, 5.5, 6, 7, 8) if hi / lo < 2.5 else
+             (3, 3.5, 4, 5, 6, 8, 10, 12, 15, 20, 30, 40, 60, 100))
+    ax.yaxis.set_major_locator(FixedLocator([t for t in ticks if lo <= t <= hi]))
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.yaxis.set_minor_locator(NullLocator())
     ax.set_xlabel("bits per weight (everything stored counted)")
-    ax.set_ylabel("perplexity (log scale; lower is better)")
-    ax.set_title(title)
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="upper right", fontsize=9)
-    with atomic_write(path) as f:
-        fig.savefig(f, format="png")
+
+
+def _label_crowd(ax, shown: list[dict], front: list[dict]) -> None:
+    """Short labels, alternating above and below along x so neighbours do not collide."""
+    for i, m in enumerate(sorted(shown, key=lambda m: (m["bits_per_weight"], m["perplexity"]))):
+        dy = (7, -12, 16, -21)[i % 4]
+        ax.annotate(_compact(m["method"]), (m["bits_per_weight"], m["perplexity"]), textcoords="offset points",
+                    xytext=(5, dy), fontsize=8, fontweight="bold" if m in front else "normal",
+                    color="black" if m in front else "dimgray")
 
 
 def _short(name: str) -> str:
     return (name.removesuffix(" (re-encoded)").removeprefix("this file: ").replace(", our per-tensor bias", "")
             .replace(": per-tensor choice", "").replace("% outliers", "% out."))
+
+
+def _compact(name: str) -> str:
+    """'seedlm-4 + 0.5% outliers + rank 1' -> 's4+0.5%o+r1', 'RTN int4 g64' -> 'RTN4 g64'."""
+    s = _short(name)
+    if s.startswith("seedlm-"):
+        return s.replace("seedlm-", "s").replace("% out.", "%o").replace("rank ", "r").replace(" + ", "+")
+    return s.replace(" int", "").replace(" bits", "")
