@@ -101,13 +101,36 @@ def _draw(ax, shown: list[dict], front: list[dict], ref) -> None:
     ax.grid(True, alpha=0.3)
 
 
+#: Where a label may go, in points from its marker (tried in order; the first free one is taken).
+LABEL_OFFSETS = [(7, 5), (7, -13), (-7, 5), (-7, -13), (7, 17), (7, -25), (-7, 17), (-7, -25), (7, 29),
+                 (7, -37), (-7, 29), (-7, -37), (7, 41), (7, -49)]
+
+
 def _label_crowd(ax, shown: list[dict], front: list[dict]) -> None:
-    """Short labels, alternating above and below along x so neighbours do not collide."""
-    for i, m in enumerate(sorted(shown, key=lambda m: (m["bits_per_weight"], m["perplexity"]))):
-        dy = (7, -12, 16, -21)[i % 4]
-        ax.annotate(_compact(m["method"]), (m["bits_per_weight"], m["perplexity"]), textcoords="offset points",
-                    xytext=(5, dy), fontsize=8, fontweight="bold" if m in front else "normal",
-                    color="black" if m in front else "dimgray")
+    """Short labels placed clear of each other and of the markers: for each method (front first)
+    the first offset in LABEL_OFFSETS whose text box overlaps nothing placed yet; a thin leader
+    line joins labels moved away from their marker."""
+    scale = ax.figure.dpi / 72  # points -> pixels
+    to_px = ax.transData.transform
+    taken = [(x - 7, y - 7, x + 7, y + 7) for x, y in (to_px((m["bits_per_weight"], m["perplexity"]))
+                                                      for m in shown)]
+    order = sorted(shown, key=lambda m: (m not in front, m["bits_per_weight"]))
+    for m in order:
+        text = _compact(m["method"])
+        w, h = 5.2 * len(text) * scale, 10 * scale
+        px, py = to_px((m["bits_per_weight"], m["perplexity"]))
+        for dx, dy in LABEL_OFFSETS:
+            x0 = px + dx * scale - (w if dx < 0 else 0)
+            y0 = py + dy * scale
+            box = (x0, y0, x0 + w, y0 + h)
+            if not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in taken):
+                break
+        taken.append(box)
+        far = abs(dy) > 20
+        ax.annotate(text, (m["bits_per_weight"], m["perplexity"]), textcoords="offset points", xytext=(dx, dy),
+                    ha="right" if dx < 0 else "left", va="bottom", fontsize=8,
+                    fontweight="bold" if m in front else "normal", color="black" if m in front else "dimgray",
+                    arrowprops={"arrowstyle": "-", "color": "silver", "lw": 0.6} if far else None)
 
 
 def _short(name: str) -> str:
