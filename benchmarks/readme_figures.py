@@ -186,7 +186,8 @@ def quality_block(work: Path) -> str:
         "|---|---|---:|---:|---:|---:|---|",
         *rows,
         "",
-        f"Reproduce (about {round(seconds / 60)} min on this 2-core machine with cold caches; "
+        f"Reproduce (the evaluation took {round(seconds / 60)} min on this 2-core machine with its seed searches "
+        "cached; a first run adds one full search per variant, each about as long as a `compress`; "
         "`python benchmarks/readme_figures.py --only quality` re-measures this block):",
         "",
         "```sh",
