@@ -242,7 +242,7 @@ def _quality_findings(pts, front, ppl, ev) -> list[str]:
                 ext.append(f"{name(m)}: {base['perplexity']:.2f} → {m['perplexity']:.2f} for "
                            f"{m['bits_per_weight'] - base['bits_per_weight']:+.2f} bits")
     out.append("- **The extensions** against their plain preset: " + "; ".join(ext) + ". On this model they are "
-               "dear: a rank-1 part costs 8·(rows + cols) bits (0.25–0.38 bits/weight on its 64- and 172-wide "
+               "dear: a rank-1 part costs 8·(rows + cols) bits (0.17–0.38 bits/weight on its 32 × 64 to 64 × 172 "
                "matrices) and CSR row pointers 16 bits per row, so a plain preset with more bits usually beats "
                "an extended one with fewer; on a 4096-wide Llama matrix the same parts cost about 0.004 and "
                "0.16 bits/weight.")
