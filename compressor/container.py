@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from seedlm_fpga.compressor import container_ext
+from seedlm_fpga.core.extensions import Extensions, extension_bits
 from seedlm_fpga.core.files import atomic_write, check_input_file, parse_json
 from seedlm_fpga.core.lfsr import TAPS
 from seedlm_fpga.core.reference import (CUSTOM_PRESET, MAX_C, PRESETS, EncodedTensor, Preset, bias_range,
@@ -26,7 +28,11 @@ from seedlm_fpga.core.reference import (CUSTOM_PRESET, MAX_C, PRESETS, EncodedTe
 from seedlm_fpga.errors import UserError
 
 FORMAT = "seedlm"
+#: The version a file gets: "1" unless a tensor has extension parts (format §5.5), then "2", so
+#: readers from before the extensions refuse such files instead of ignoring their parts.
 FORMAT_VERSION = "1"
+EXTENDED_VERSION = "2"
+READ_VERSIONS = (FORMAT_VERSION, EXTENDED_VERSION)
 #: Metadata keys that are not tensor entries: the format tag and our own keys ("seedlm.*").
 EXTRA_PREFIX = "seedlm."
 PARTS = ("seed", "exp", "coef")
@@ -155,7 +161,7 @@ def _preset_from_entry(where: str, e: dict) -> Preset:
     return preset
 
 
-def _parse_entry(where: str, text: str) -> tuple[dict, Preset]:
+def _parse_entry(where: str, text: str, version: str = EXTENDED_VERSION) -> tuple[dict, Preset]:
     if not isinstance(text, str):
         raise UserError(f"{where}: metadata entry is not a string")
     e = parse_json(text, where, "metadata entry")
@@ -170,7 +176,9 @@ def _parse_entry(where: str, text: str) -> tuple[dict, Preset]:
         raise UserError(f"{where}: shape {shape!r} is not [rows, cols] of positive integers")
     if not isinstance(e["dtype"], str) or e["dtype"] not in FLOAT_DTYPES:
         raise UserError(f"{where}: dtype {e['dtype']!r} is not one of {', '.join(FLOAT_DTYPES)}")
-    return e, _preset_from_entry(where, e)
+    preset = _preset_from_entry(where, e)
+    container_ext.check_entry(where, e, version)
+    return e, preset
 
 
 def _part_specs(preset: Preset, shape) -> tuple[tuple[str, type, tuple[int, ...]], ...]:
@@ -215,6 +223,7 @@ class Container:
     carried: dict  # name -> torch.Tensor
     dtypes: dict[str, str] = field(default_factory=dict)  # original dtype of each compressed tensor
     metadata: dict[str, str] = field(default_factory=dict)  # the raw safetensors metadata
+    extensions: dict[str, Extensions] = field(default_factory=dict)  # NAME -> outliers/low-rank (§5.5)
 
     @property
     def extra(self) -> dict[str, str]:
@@ -229,11 +238,17 @@ def _encoded_parts(enc: EncodedTensor) -> tuple[np.ndarray, np.ndarray, np.ndarr
 
 
 def write_container(path: str | Path, compressed: dict[str, EncodedTensor], carried: dict,
-                    extra_metadata: dict[str, str] | None = None, dtypes: dict[str, str] | None = None) -> None:
+                    extra_metadata: dict[str, str] | None = None, dtypes: dict[str, str] | None = None,
+                    extensions: dict[str, Extensions] | None = None) -> None:
     """Write a .seedlm file atomically. `dtypes` gives each compressed tensor's original dtype
-    (default float32); `extra_metadata` keys must start with "seedlm."."""
+    (default float32); `extra_metadata` keys must start with "seedlm."; `extensions` a tensor's
+    outliers/low-rank parts (format §5.5; any present makes the file format_version 2)."""
     dtypes = dtypes or {}
-    metadata = {"format": FORMAT, "format_version": FORMAT_VERSION}
+    extensions = {n: e for n, e in (extensions or {}).items() if e}
+    if set(extensions) - set(compressed):
+        raise ValueError(f"extensions for tensors not compressed: {sorted(set(extensions) - set(compressed))}")
+    version = EXTENDED_VERSION if extensions else FORMAT_VERSION
+    metadata = {"format": FORMAT, "format_version": version}
     tensors: dict = {}
     for key, value in (extra_metadata or {}).items():
         if not key.startswith(EXTRA_PREFIX):
@@ -243,13 +258,19 @@ def write_container(path: str | Path, compressed: dict[str, EncodedTensor], carr
         if name in metadata or name.startswith(EXTRA_PREFIX):
             raise UserError(f"tensor name {name!r} collides with a reserved metadata key")
         dtype = dtypes.get(name, "float32")
-        entry = tensor_entry(enc, dtype)
+        entry = tensor_entry(enc, dtype) | container_ext.entry_fields(extensions.get(name))
         where = f"tensor {name!r}"
-        _, preset = _parse_entry(where, json.dumps(entry))
+        _, preset = _parse_entry(where, json.dumps(entry), version)
         seeds, x, q = _encoded_parts(enc)
         _check_parts(where, preset, enc.shape, seeds, x, q)
         metadata[name] = json.dumps(entry, sort_keys=True)
         tensors.update({f"{name}.seed": seeds, f"{name}.exp": x, f"{name}.coef": q})
+        ext_parts = container_ext.stored_parts(extensions.get(name))
+        for part, dtype, shape in container_ext.part_specs(entry):
+            arr = ext_parts[part]
+            _check_part(where, preset, enc.shape, part, arr.dtype, arr.shape, dtype, shape)
+        container_ext.build(where, entry, ext_parts)  # the value checks a reader makes
+        tensors.update({f"{name}.{part}": arr for part, arr in ext_parts.items()})
     for name, t in carried.items():
         if name in tensors or name in compressed:
             raise UserError(f"carried tensor {name!r} collides with a compressed tensor's name or part")
@@ -281,6 +302,7 @@ class ContainerHeader:
     def carried(self) -> list[str]:
         """Names of the tensors stored uncompressed, in natural order."""
         parts = {f"{name}.{p}" for name in self.entries for p in PARTS}
+        parts |= {f"{name}.{p}" for name, e in self.entries.items() for p, _, _ in container_ext.part_specs(e)}
         return sorted(set(self.shapes) - parts, key=natural_key)
 
 
@@ -289,9 +311,10 @@ def _header(path: Path, f) -> ContainerHeader:
     if metadata.get("format") != FORMAT:
         raise UserError(f"{path}: not a .seedlm file (metadata format is {metadata.get('format')!r}, "
                         f"expected {FORMAT!r})")
-    if metadata.get("format_version") != FORMAT_VERSION:
-        raise UserError(f"{path}: unsupported .seedlm format_version {metadata.get('format_version')!r} "
-                        f"(this reader knows {FORMAT_VERSION})")
+    version = metadata.get("format_version")
+    if version not in READ_VERSIONS:
+        raise UserError(f"{path}: unsupported .seedlm format_version {version!r} "
+                        f"(this reader knows {', '.join(READ_VERSIONS)})")
     slices = {k: f.get_slice(k) for k in f.keys()}
     shapes = {k: tuple(s.get_shape()) for k, s in slices.items()}
     names = set(shapes)
@@ -299,13 +322,14 @@ def _header(path: Path, f) -> ContainerHeader:
     for name in sorted((k for k in metadata if k not in ("format", "format_version")
                         and not k.startswith(EXTRA_PREFIX)), key=natural_key):
         where = f"{path}: tensor {name!r}"
-        entries[name], presets[name] = _parse_entry(where, metadata[name])
-        missing = [f"{name}.{p}" for p in PARTS if f"{name}.{p}" not in names]
+        entries[name], presets[name] = _parse_entry(where, metadata[name], version)
+        ext_specs = container_ext.part_specs(entries[name])
+        missing = [f"{name}.{p}" for p in (*PARTS, *(s[0] for s in ext_specs)) if f"{name}.{p}" not in names]
         if missing:
             raise UserError(f"{where}: missing {', '.join(missing)}")
         # Shapes and dtypes from the header, before any data is read: the metadata's shape is
         # then bounded by the stored blocks, so no size in it can ask for more than the file holds.
-        for part, dtype, want in _part_specs(presets[name], entries[name]["shape"]):
+        for part, dtype, want in (*_part_specs(presets[name], entries[name]["shape"]), *ext_specs):
             key = f"{name}.{part}"
             got = slices[key].get_dtype()
             _check_part(where, presets[name], entries[name]["shape"], part, got, shapes[key], dtype, want)
@@ -333,6 +357,8 @@ def check_container(path: str | Path) -> ContainerHeader:
         for name, e in header.entries.items():
             seeds, x, q = (f.get_tensor(f"{name}.{p}") for p in PARTS)
             _check_parts(f"{path}: tensor {name!r}", header.presets[name], e["shape"], seeds, x, q)
+            container_ext.build(f"{path}: tensor {name!r}", e,
+                                {p: f.get_tensor(f"{name}.{p}") for p, _, _ in container_ext.part_specs(e)})
     return header
 
 
@@ -341,7 +367,7 @@ def read_container(path: str | Path) -> Container:
     path = Path(path)
     with _open(path) as f:
         header = _header(path, f)
-        compressed, dtypes = {}, {}
+        compressed, dtypes, extensions = {}, {}, {}
         for name, e in header.entries.items():
             preset = header.presets[name]
             seeds, x, q = (_read_numpy(f, f"{name}.{p}") for p in PARTS)
@@ -349,8 +375,13 @@ def read_container(path: str | Path) -> Container:
             compressed[name] = EncodedTensor(seeds=seeds, x=x, q=q, bias=e["bias"], preset=preset,
                                              shape=tuple(e["shape"]))
             dtypes[name] = e["dtype"]
+            ext = container_ext.build(f"{path}: tensor {name!r}", e, {
+                p: _read_numpy(f, f"{name}.{p}") for p, _, _ in container_ext.part_specs(e)})
+            if ext:
+                extensions[name] = ext
         carried = {n: f.get_tensor(n) for n in header.carried}
-    return Container(compressed=compressed, carried=carried, dtypes=dtypes, metadata=header.metadata)
+    return Container(compressed=compressed, carried=carried, dtypes=dtypes, metadata=header.metadata,
+                     extensions=extensions)
 
 
 def _read_numpy(f, key: str) -> np.ndarray:
@@ -367,13 +398,18 @@ def natural_key(name: str) -> list:
 
 # --- sizes -------------------------------------------------------------------------------------------
 
-def bits_per_weight(enc: EncodedTensor) -> float:
-    """Effective bits per weight of one tensor, row padding counted: nb * B / cols."""
+def bits_per_weight(enc: EncodedTensor, ext: Extensions | None = None) -> float:
+    """Effective bits per weight of one tensor, row padding and extension parts counted:
+    (nb * B * rows + extension bits) / (rows * cols)."""
     rows, cols = enc.shape
-    return blocks_per_row(cols, enc.preset.C) * enc.preset.block_bits / cols
+    return packed_bits(enc, ext) / (rows * cols)
 
 
-def packed_bytes(enc: EncodedTensor) -> int:
-    """Bytes of the tensor's block words, B bits each, packed back to back."""
+def packed_bits(enc: EncodedTensor, ext: Extensions | None = None) -> int:
+    """Bits of the tensor's block words, B bits each, packed back to back, plus its extension parts."""
     rows, cols = enc.shape
-    return -(-rows * blocks_per_row(cols, enc.preset.C) * enc.preset.block_bits // 8)
+    return rows * blocks_per_row(cols, enc.preset.C) * enc.preset.block_bits + extension_bits(enc.shape, ext)
+
+
+def packed_bytes(enc: EncodedTensor, ext: Extensions | None = None) -> int:
+    return -(-packed_bits(enc, ext) // 8)

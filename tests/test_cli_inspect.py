@@ -17,9 +17,10 @@ def test_inspect_json(tmp_path, capsys):
     wq, w2 = info["compressed"][1], info["compressed"][0]
     # 6x16 seedlm-4: 2 blocks of 32 bits per row; 5x30 seedlm-3: 3 blocks of 36 bits per row.
     assert wq == {"name": "layers.0.wq", "shape": [6, 16], "preset": "seedlm-4", "K": 16, "C": 8, "P": 3,
-                  "bias": -12, "dtype": "float32", "blocks": 12, "bits_per_weight": 4.0, "packed_bytes": 48}
+                  "bias": -12, "dtype": "float32", "blocks": 12, "outliers": 0, "rank": 0, "bits_per_weight": 4.0,
+                  "packed_bytes": 48}
     assert w2 == {"name": "layers.0.w2", "shape": [5, 30], "preset": "seedlm-3", "K": 16, "C": 12, "P": 4,
-                  "bias": -9, "dtype": "bfloat16", "blocks": 15, "bits_per_weight": 3 * 36 / 30,
+                  "bias": -9, "dtype": "bfloat16", "blocks": 15, "outliers": 0, "rank": 0, "bits_per_weight": 3 * 36 / 30,
                   "packed_bytes": 15 * 36 // 8 + 1}
     carried = {c["name"]: c for c in info["carried"]}
     assert carried["tok_embeddings"] == {"name": "tok_embeddings", "shape": [10, 16], "dtype": "bfloat16", "bytes": 320}
@@ -39,8 +40,8 @@ def test_inspect_tables(tmp_path, capsys):
     assert lines[0] == f"{path}: .seedlm format 1, {path.stat().st_size:,} bytes"
     assert "compressed tensors (2):" in lines and "carried tensors (4):" in lines
     rows = {line.split()[0]: line.split() for line in lines if line.startswith(("layers.", "tok_", "scale"))}
-    assert rows["layers.0.w2"] == ["layers.0.w2", "5x30", "bfloat16", "seedlm-3", "-9", "15", "3.600"]
-    assert rows["layers.0.wq"] == ["layers.0.wq", "6x16", "float32", "seedlm-4", "-12", "12", "4.000"]
+    assert rows["layers.0.w2"] == ["layers.0.w2", "5x30", "bfloat16", "seedlm-3", "-9", "15", "0", "0", "3.600"]
+    assert rows["layers.0.wq"] == ["layers.0.wq", "6x16", "float32", "seedlm-4", "-12", "12", "0", "0", "4.000"]
     assert rows["scale"] == ["scale", "scalar", "float16", "2"]
 
 

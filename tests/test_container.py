@@ -181,7 +181,7 @@ CORRUPTIONS = {
     "bias type": (dict(meta={"layers.0.wq": _entry(bias=1.5)}), f"{W}: bias must be an integer, got 1.5"),
     "bad shape": (dict(meta={"layers.0.wq": _entry(shape=[6])}), f"{W}: shape [6] is not [rows, cols] of positive integers"),
     "format": (dict(meta={"format": "other"}), "not a .seedlm file (metadata format is 'other', expected 'seedlm')"),
-    "version": (dict(meta={"format_version": "2"}), "unsupported .seedlm format_version '2' (this reader knows 1)"),
+    "version": (dict(meta={"format_version": "3"}), "unsupported .seedlm format_version '3' (this reader knows 1, 2)"),
     "orphan entry": (dict(meta={"ghost": _entry()}), "tensor 'ghost': missing ghost.seed, ghost.exp, ghost.coef"),
 }
 

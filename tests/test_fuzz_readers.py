@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from seedlm_fpga.errors import UserError
@@ -99,6 +99,32 @@ def test_seedlm_metadata(tmp_path_factory, changes, drop, version, seed_value):
     if not isinstance(header, UserError):  # a header that passes bounds every size by the file
         rows, cols = header.entries["w"]["shape"]
         assert rows * cols <= 4 * 2 * header.presets["w"].C
+
+
+@FUZZ
+@given(nnz=st.integers(-1, 5) | JSON_VALUES, shift=st.integers(-1, 70) | JSON_VALUES,
+       rank=st.integers(-1, 5) | JSON_VALUES, ptr=st.lists(st.integers(0, 4), min_size=5, max_size=5),
+       cols=st.lists(st.integers(0, 17), min_size=3, max_size=3), code=st.integers(-128, 127),
+       lr_shift=st.integers(0, 255), version=st.sampled_from(["2", "2", "1"]))
+@example(nnz=3, shift=5, rank=1, ptr=[0, 1, 2, 3, 3], cols=[1, 2, 3], code=5, lr_shift=5, version="2")  # valid
+def test_seedlm_extension_parts(tmp_path_factory, nnz, shift, rank, ptr, cols, code, lr_shift, version):
+    """format §5.5's parts with fuzzed metadata and values: a UserError or a file the integer GEMV runs on."""
+    from seedlm_fpga.compressor.container import check_container, read_container, write_safetensors
+    from seedlm_fpga.core.extensions import gemv_extended
+
+    entry = {**_good_entry(), "sparse": {"nnz": nnz, "shift": shift}, "rank": rank}
+    parts = {"w.seed": np.ones((4, 2), np.uint16), "w.exp": np.zeros((4, 2), np.uint8),
+             "w.coef": np.ones((4, 2, 3), np.int8), "w.sp_rowptr": np.array(ptr, np.uint16),
+             "w.sp_col": np.array(cols, np.uint16), "w.sp_val": np.full(3, code, np.int16),
+             "w.lr_left": np.full((4, 1), code, np.int8), "w.lr_right": np.full((16, 1), code, np.int8),
+             "w.lr_shift": np.array([lr_shift], np.uint8)}
+    path = tmp_path_factory.mktemp("seedlm") / "x.seedlm"
+    write_safetensors(path, parts, {"format": "seedlm", "format_version": version, "w": json.dumps(entry)})
+    full = outcome(read_container, path)
+    assert isinstance(outcome(check_container, path), UserError) == isinstance(full, UserError)
+    if not isinstance(full, UserError):
+        y = gemv_extended(full.compressed["w"], full.extensions["w"], np.arange(16) - 8)
+        assert len(y) == 4
 
 
 # --- board YAML -----------------------------------------------------------------------------------------

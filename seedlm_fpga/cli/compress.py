@@ -9,6 +9,12 @@ Work is cut into row chunks of tensors (compressor/job.py); each finished chunk 
 OUT.partial/ while the run goes on: after an interruption (Ctrl-C, SIGKILL), --resume
 continues without redoing them. OUT itself appears only when complete. --ray spreads the
 chunks over Ray tasks (compressor/ray_executor.py); the output bytes are the same.
+
+--outliers F keeps the fraction F of each tensor's largest weights in a sparse part and --rank R
+a rank-R product beside the blocks (format §5.5; the file becomes format_version 2). --budget BITS
+picks, per tensor, seedlm-4 or seedlm-3, each plain, with outliers, with a low-rank part or with
+both, so that the compressed tensors average at most BITS bits/weight (everything stored counted)
+with the least weight error; it encodes every tensor once per candidate, in memory.
 """
 from __future__ import annotations
 
@@ -45,6 +51,15 @@ def add_arguments(parser) -> None:
     parser.add_argument("--device", default="cpu", help="where the seed search runs: cpu or cuda (default cpu)")
     parser.add_argument("--include", metavar="RE", help="compress exactly the 2-D floating tensors whose name matches RE")
     parser.add_argument("--exclude", metavar="RE", help="do not compress tensors whose name matches RE")
+    parser.add_argument("--outliers", type=float, metavar="F",
+                        help="keep the fraction F (0 < F <= 0.5, e.g. 0.005) of each tensor's largest-magnitude "
+                             "weights in a sparse part (int16 codes in CSR, format §5.5); SeedLM encodes the rest")
+    parser.add_argument("--rank", type=int, metavar="R",
+                        help="store a rank-R product (int8 factors, format §5.5) and SeedLM-encode the residual")
+    parser.add_argument("--budget", type=float, metavar="BITS",
+                        help="choose each tensor's preset and extensions (with --outliers/--rank as their sizes; "
+                             "default 0.5%% and rank 1) to average at most BITS bits/weight, least weight error; "
+                             "--preset is then ignored")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run from OUT.partial/")
     parser.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                         help="run the chunks as Ray tasks: on an embedded local Ray (no ADDRESS), or on the "
@@ -178,8 +193,25 @@ def _fingerprint(ckpt: Checkpoint, args, names: list[str]) -> dict:
     stats = [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
     from seedlm_fpga.compressor.job import CHUNK_BLOCKS
 
+    extensions = {"outliers": args.outliers, "rank": args.rank} if args.outliers or args.rank else {}
     return {"input": stats, "preset": args.preset, "bias": args.bias, "tensors": names,
-            "chunk_blocks": CHUNK_BLOCKS, "version": __version__}
+            "chunk_blocks": CHUNK_BLOCKS, "version": __version__, **extensions}
+
+
+def _check_extension_args(args) -> None:
+    from seedlm_fpga.core.extensions import MAX_OUTLIER_FRACTION
+
+    if args.outliers is not None and not 0 < args.outliers <= MAX_OUTLIER_FRACTION:
+        raise UserError(f"--outliers must be a fraction in (0, {MAX_OUTLIER_FRACTION}], got {args.outliers}")
+    if args.rank is not None and args.rank < 1:
+        raise UserError(f"--rank must be at least 1, got {args.rank}")
+    if args.budget is not None and not 0 < args.budget < 64:
+        raise UserError(f"--budget must be a bits/weight figure in (0, 64), got {args.budget}")
+    extended = args.outliers is not None or args.rank is not None or args.budget is not None
+    if extended and args.ray is not None:
+        raise UserError("--outliers, --rank and --budget need whole tensors in this process; drop --ray")
+    if args.budget is not None and args.resume:
+        raise UserError("--budget encodes in memory and cannot --resume")
 
 
 # --- the command ---------------------------------------------------------------------------------
@@ -194,6 +226,7 @@ def run(args) -> int:
     except ValueError as exc:
         raise UserError(str(exc)) from None
     bias = _parse_bias(args.bias)
+    _check_extension_args(args)
     _check_device(args.device)
     output = check_output_file(args.output)
     ckpt = load_checkpoint(args.input)  # headers only where the format allows (safetensors, HF shards)
@@ -207,11 +240,14 @@ def run(args) -> int:
         _check_finite(name, bad)
         _check_bias(name, bias, ckpt.tensors.meta(name))
         biases[name] = tensor_bias(bias, wmax, preset)
+    if args.budget is not None:
+        return _compress_budget(ckpt, names, bias, args, output)
+    tensors, extensions = _split(ckpt, names, preset, bias, biases, args)
 
     partial = PartialState(output, _fingerprint(ckpt, args, names))
     partial.start(args.resume)
     try:
-        compressed = _compress_all(ckpt, names, preset, biases, args, partial)
+        compressed = _compress_all(ckpt, tensors, names, preset, biases, args, partial)
         chosen = set(names)
         carried = {n: Deferred(ckpt.tensors.meta(n), lambda n=n: ckpt.tensors[n])  # streamed, one at a time
                    for n in ckpt.tensors if n not in chosen}
@@ -219,7 +255,7 @@ def run(args) -> int:
         extra = {"seedlm.source": ckpt.path.name, "seedlm.source_format": ckpt.kind,
                  "seedlm.generator": f"seedlm-fpga {__version__}"}
         extra |= {f"seedlm.{k}": v for k, v in ckpt.info.items()}
-        write_container(output, compressed, carried, extra_metadata=extra, dtypes=dtypes)
+        write_container(output, compressed, carried, extra_metadata=extra, dtypes=dtypes, extensions=extensions)
     except UserError:
         partial.remove()  # bad input: nothing worth resuming
         raise
@@ -230,11 +266,68 @@ def run(args) -> int:
         partial.keep()
         raise
     partial.remove()
-    _print_report(ckpt, compressed, carried, output)
+    _print_report(ckpt, compressed, carried, output, extensions)
     return 0
 
 
-def _compress_all(ckpt, names, preset, biases, args, partial: PartialState) -> dict:
+def _split(ckpt, names, preset, bias, biases, args):
+    """(the tensors to encode, extensions): with --outliers/--rank each tensor is split in memory
+    (format §5.5) and its bias becomes that of its dense residual."""
+    from seedlm_fpga.compressor.extend import ResidualTensors, Variant, check_rank, split_variant
+    from seedlm_fpga.compressor.job import as_weights
+
+    if args.outliers is None and args.rank is None:
+        return ckpt.tensors, {}
+    variant = Variant(preset.name, args.outliers or 0.0, args.rank or 0)
+    parts, extensions = {}, {}
+    for name in names:  # one tensor in memory at a time; only its (small) parts are kept
+        w = as_weights(ckpt.tensors[name])
+        try:
+            check_rank(variant.rank, w.shape, name)
+            _, biases[name], extensions[name] = split_variant(w, variant, bias)
+        except ValueError as exc:
+            raise UserError(f"tensor {name!r}: {exc}") from None
+        parts[name] = (extensions[name], biases[name], preset.K)
+    return ResidualTensors(ckpt.tensors, parts), extensions
+
+
+def _compress_budget(ckpt, names, bias, args, output: Path) -> int:
+    from seedlm_fpga.compressor.container import Deferred, write_container
+    from seedlm_fpga.compressor.extend import budget_variants, choose_variants
+    from seedlm_fpga.compressor.job import as_weights
+
+    variants = budget_variants(args.outliers, args.rank)
+
+    def progress(name, v):
+        print(f"encoding {name} as {v.label} ...", file=sys.stderr)
+
+    try:
+        choices = choose_variants(names, lambda n: as_weights(ckpt.tensors[n]), variants, args.budget, bias,
+                                  progress=progress, shapes={n: tuple(ckpt.tensors.meta(n).shape) for n in names},
+                                  encode=lambda w, p, b: _encode(w, p, b, args.device))
+    except ValueError as exc:
+        raise UserError(f"--budget {args.budget}: {exc}") from None
+    compressed = {n: c.enc for n, c in choices.items()}
+    extensions = {n: c.ext for n, c in choices.items() if c.ext}
+    carried = {n: Deferred(ckpt.tensors.meta(n), lambda n=n: ckpt.tensors[n]) for n in ckpt.tensors if n not in choices}
+    dtypes = {n: str(ckpt.tensors.meta(n).dtype).removeprefix("torch.") for n in names}
+    extra = {"seedlm.source": ckpt.path.name, "seedlm.source_format": ckpt.kind,
+             "seedlm.generator": f"seedlm-fpga {__version__}", "seedlm.budget": str(args.budget)}
+    write_container(output, compressed, carried, extra_metadata=extra, dtypes=dtypes, extensions=extensions)
+    _print_report(ckpt, compressed, carried, output, extensions, {n: c.variant.label for n, c in choices.items()})
+    return 0
+
+
+def _encode(w, preset, bias, device):
+    from seedlm_fpga.compressor.encoder import encode_tensor
+
+    try:
+        return encode_tensor(w, preset, bias=bias, device=device)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _compress_all(ckpt, tensors, names, preset, biases, args, partial: PartialState) -> dict:
     from tqdm import tqdm
 
     from seedlm_fpga.compressor.job import ChunkStore, local_executor, run_job, tensor_units
@@ -243,7 +336,7 @@ def _compress_all(ckpt, names, preset, biases, args, partial: PartialState) -> d
     with tqdm(total=sum(u.blocks for u in units), unit="block", unit_scale=True, file=sys.stderr,
               disable=None, dynamic_ncols=True, desc=f"{len(names)} tensors, {len(units)} chunks") as bar:
         if args.ray is None:
-            return run_job(units, preset, ChunkStore(partial.dir), local_executor(ckpt.tensors, preset, args.device),
+            return run_job(units, preset, ChunkStore(partial.dir), local_executor(tensors, preset, args.device),
                            bar.update)
         from seedlm_fpga.compressor.ray_executor import ray_executor
 
@@ -252,22 +345,29 @@ def _compress_all(ckpt, names, preset, biases, args, partial: PartialState) -> d
             return run_job(units, preset, ChunkStore(partial.dir), execute, bar.update)
 
 
-def _print_report(ckpt, compressed, carried, output: Path) -> None:
+def _print_report(ckpt, compressed, carried, output: Path, extensions=None, labels=None) -> None:
     import torch
 
     from seedlm_fpga.compressor.container import bits_per_weight, natural_key, packed_bytes
+    from seedlm_fpga.core.extensions import decode_extended
 
+    extensions = extensions or {}
     rows = []
     for name, enc in sorted(compressed.items(), key=lambda item: natural_key(item[0])):
-        err = relative_error(ckpt.tensors[name].to(torch.float64).numpy(), enc.decode())
-        rows.append([name, "x".join(map(str, enc.shape)), enc.preset.name, str(enc.bias),
-                     f"{bits_per_weight(enc):.3f}", f"{err:.4f}"])
+        ext = extensions.get(name)
+        err = relative_error(ckpt.tensors[name].to(torch.float64).numpy(), decode_extended(enc, ext))
+        what = labels[name] if labels else enc.preset.name
+        if ext and not labels:
+            what += "".join([f" + {ext.sparse.nnz} outliers" if ext.sparse else "",
+                             f" + rank {ext.lowrank.rank}" if ext.lowrank else ""])
+        rows.append([name, "x".join(map(str, enc.shape)), what, str(enc.bias),
+                     f"{bits_per_weight(enc, ext):.3f}", f"{err:.4f}"])
     head = ["tensor", "shape", "preset", "bias", "bits/weight", "rel.error"]
     print(format_table(head, rows, right={1, 3, 4, 5}))
     n_w = sum(e.shape[0] * e.shape[1] for e in compressed.values())
     metas = {n: ckpt.tensors.meta(n) for n in ckpt.tensors}
     orig = sum(metas[n].numel() * metas[n].element_size() for n in compressed)
-    packed = sum(packed_bytes(e) for e in compressed.values())
+    packed = sum(packed_bytes(e, extensions.get(n)) for n, e in compressed.items())
     carried_bytes = sum(metas[n].numel() * metas[n].element_size() for n in carried)
     print(f"\ncompressed {len(compressed)} tensors, {n_w:,} weights: {packed * 8 / n_w:.3f} bits/weight "
           f"(padding counted), {orig:,} -> {packed:,} bytes")

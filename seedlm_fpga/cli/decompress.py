@@ -5,6 +5,7 @@ each tensor's original dtype; carried tensors come back exactly as they were sto
 """
 from __future__ import annotations
 
+from seedlm_fpga.core.extensions import decode_extended
 from seedlm_fpga.compressor.container import read_container, torch_dtype, write_safetensors
 from seedlm_fpga.core.files import check_not_input, check_output_file
 from seedlm_fpga.core.numeric import check_allocation
@@ -29,7 +30,7 @@ def decompress(container, dtype: str | None = None) -> dict:
         check_allocation(decode_memory(rows, blocks_per_row(cols, enc.preset.C), enc.preset),
                          f"decoding tensor {name!r}")
         target = torch_dtype(dtype or container.dtypes.get(name, "float32"))
-        out[name] = torch.from_numpy(enc.decode()).to(target)
+        out[name] = torch.from_numpy(decode_extended(enc, container.extensions.get(name))).to(target)
     out.update(container.carried)
     return out
 

@@ -10,6 +10,11 @@ file decoded to floats, and the file through the FPGA's exact integer GEMV (form
 activations with one scale per vector). --compare adds rows for more .seedlm files of the
 same tensors (say, other presets or biases); --sweep re-encodes the tensors at seedlm-4 and
 seedlm-3 with the paper's bias and ours (slow on CPU the first time; cached).
+--extensions re-encodes them with 0.5% outliers, a rank-1 residual and both (format §5.5);
+--budget B... adds rows that choose each tensor's variant (plain or extended, seedlm-4 or
+seedlm-3) for at most B bits/weight by weight error; --plot writes perplexity against
+bits/weight for every row with the Pareto front. HQQ and NF4 rows need the `quality` extra
+(optimum-quanto, torchao); without it the report says so and shows RTN and BFP only.
 
 Token ids and sweep encodings are cached in $XDG_CACHE_HOME/seedlm-fpga (or
 ~/.cache/seedlm-fpga; $SEEDLM_FPGA_CACHE overrides).
@@ -21,6 +26,7 @@ from pathlib import Path
 
 from seedlm_fpga.core.report import dumps, report_dict
 from seedlm_fpga.core import progress as steps
+from seedlm_fpga.core.files import check_output_file
 from seedlm_fpga.errors import UserError
 from seedlm_fpga.examples import MODEL
 
@@ -40,6 +46,11 @@ def add_arguments(parser) -> None:
                         help="more .seedlm files of the same reference, shown as rows")
     parser.add_argument("--sweep", action="store_true",
                         help="also re-encode seedlm-4/seedlm-3 with the paper's bias and ours")
+    parser.add_argument("--extensions", action="store_true",
+                        help="also re-encode seedlm-4/seedlm-3 with 0.5%% outliers, rank 1 and both (format §5.5)")
+    parser.add_argument("--budget", type=float, nargs="+", default=[], metavar="BITS",
+                        help="rows choosing each tensor's variant for at most BITS bits/weight (least weight error)")
+    parser.add_argument("--plot", metavar="PNG", help="write perplexity vs bits/weight (Pareto front) to PNG")
     parser.add_argument("--device", default="cpu", help="where --sweep encodes run: cpu or cuda (default cpu)")
     parser.add_argument("--no-perplexity", action="store_true", help="tensor errors only")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
@@ -81,14 +92,31 @@ def _language_model(args):
     return LanguageModelData(cfg, stories), None
 
 
+def _variants(args) -> list:
+    """--extensions' variants; --budget chooses among those and the plain presets."""
+    from seedlm_fpga.compressor.extend import EXTENSION_VARIANTS, Variant
+    from seedlm_fpga.core.reference import PRESETS
+
+    plain = [Variant(p) for p in PRESETS] if args.budget else []
+    return plain + (list(EXTENSION_VARIANTS) if args.extensions or args.budget else [])
+
+
 def run(args) -> int:
     from tqdm import tqdm
 
     from seedlm_fpga.evaluation.evaluate import SWEEP, evaluate, format_report
 
     lm, note = _language_model(args)
-    if args.device != "cpu" and not args.sweep:
-        raise UserError("--device only applies to --sweep encodes")
+    if args.device != "cpu" and not (args.sweep or args.extensions or args.budget):
+        raise UserError("--device only applies to --sweep, --extensions and --budget encodes")
+    for b in args.budget:
+        if not 0 < b < 64:
+            raise UserError(f"--budget must be bits/weight figures in (0, 64), got {b:g}")
+    plot = None
+    if args.plot:
+        plot = check_output_file(args.plot)
+        if lm is None:
+            raise UserError("--plot needs perplexity: a llama2.c reference with its text and tokenizer")
     def progress(total: int, desc: str):
         """A live bar on a terminal; elsewhere (CI logs, pipes) a start and an end line per run."""
         if sys.stderr.isatty():
@@ -97,10 +125,16 @@ def run(args) -> int:
         return steps.StepBar(f"perplexity: {desc}", total, unit="story")
 
     ev = evaluate(args.compressed, args.reference, lm, compare=args.compare,
-                  sweep=SWEEP if args.sweep else (), device=args.device,
+                  sweep=SWEEP if args.sweep else (), variants=_variants(args), budgets=args.budget,
+                  device=args.device,
                   progress=progress, log=lambda m: print(m, file=sys.stderr))
     if note:
         ev.notes.append(note)
+    if plot is not None:
+        from seedlm_fpga.evaluation.pareto_plot import plot_pareto
+
+        plot_pareto(ev.to_json(), plot, f"{Path(args.reference).name}: perplexity vs bits/weight "
+                                        f"({ev.stories} stories)")
     if args.json:
         inputs = [args.compressed, *args.compare, args.reference, args.text, args.tokenizer]
         print(dumps(report_dict(ev.to_json(), inputs=inputs)), end="")

@@ -36,6 +36,9 @@ def run(args) -> int:
         shown = ", ".join(names[:4]) + (f", ... ({len(names)} in all)" if len(names) > 4 else "")
         what = "is carried uncompressed in" if args.tensor in container.carried else "is not in"
         raise UserError(f"tensor {args.tensor!r} {what} {args.input}; compressed tensors: {shown}")
+    if args.tensor in container.extensions:
+        raise UserError(f"tensor {args.tensor!r} in {args.input} has outliers or a low-rank part (format §5.5); "
+                        f"the memory image holds blocks only and the engine has no side stream for them yet")
     rows, cols = enc.shape
     packed = getattr(args, "image", "beat") == "packed"
     try:

@@ -21,7 +21,9 @@ def describe(path: str | Path) -> dict:
     compressed = [{"name": n, "shape": list(e.shape), "preset": e.preset.name, "K": e.preset.K, "C": e.preset.C,
                    "P": e.preset.P, "bias": e.bias, "dtype": c.dtypes[n],
                    "blocks": e.shape[0] * blocks_per_row(e.shape[1], e.preset.C),
-                   "bits_per_weight": bits_per_weight(e), "packed_bytes": packed_bytes(e)}
+                   "outliers": ext.sparse.nnz if (ext := c.extensions.get(n)) and ext.sparse else 0,
+                   "rank": ext.lowrank.rank if ext and ext.lowrank else 0,
+                   "bits_per_weight": bits_per_weight(e, ext), "packed_bytes": packed_bytes(e, ext)}
                   for n, e in c.compressed.items()]
     carried = [{"name": n, "shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch."),
                 "bytes": t.numel() * t.element_size()} for n, t in c.carried.items()]
@@ -56,9 +58,10 @@ def run(args) -> int:
             print(f"  {key.removeprefix('seedlm.')}: {info['metadata'][key]}")
     print(f"\ncompressed tensors ({len(info['compressed'])}):")
     rows = [[e["name"], "x".join(map(str, e["shape"])), e["dtype"], e["preset"], str(e["bias"]),
-             f"{e['blocks']:,}", f"{e['bits_per_weight']:.3f}"] for e in info["compressed"]]
-    print(format_table(["tensor", "shape", "dtype", "preset", "bias", "blocks", "bits/weight"], rows,
-                       right={1, 4, 5, 6}))
+             f"{e['blocks']:,}", f"{e['outliers']:,}", str(e["rank"]), f"{e['bits_per_weight']:.3f}"]
+            for e in info["compressed"]]
+    print(format_table(["tensor", "shape", "dtype", "preset", "bias", "blocks", "outliers", "rank", "bits/weight"],
+                       rows, right={1, 4, 5, 6, 7, 8}))
     print(f"\ncarried tensors ({len(info['carried'])}):")
     rows = [[e["name"], "x".join(map(str, e["shape"])) or "scalar", e["dtype"], f"{e['bytes']:,}"]
             for e in info["carried"]]

@@ -5,8 +5,10 @@ same tensors, the ones the .seedlm file compressed, so rows are comparable; bits
 are over those tensors, with scales, exponents and padding counted. For llama2.c checkpoints
 it also runs the model (`llama_model`) over the first N stories of a text file and reports
 perplexity: of the original, of the file decoded to floats, of the file run through the
-FPGA's exact integer GEMV (int8 activations), of every baseline and, with ``sweep``, of
-SeedLM re-encoded at seedlm-4/seedlm-3 with the paper's bias and ours.
+FPGA's exact integer GEMV (int8 activations), of every baseline (RTN, BFP and, with the
+`quality` extra, HQQ and NF4), with ``sweep`` of SeedLM re-encoded at seedlm-4/seedlm-3 with the
+paper's bias and ours, with ``variants`` of SeedLM with outliers and low-rank parts (format §5.5),
+and with ``budgets`` of a per-tensor choice among them under a bits/weight budget.
 """
 from __future__ import annotations
 
@@ -21,7 +23,8 @@ from seedlm_fpga.errors import UserError
 
 from seedlm_fpga.core.numeric import relative_error
 from seedlm_fpga.evaluation.baselines import DEFAULT_BASELINES, Baseline
-from seedlm_fpga.core.reference import PAPER_BIAS, PRESETS, Preset, blocks_per_row, decode_tensor
+from seedlm_fpga.core.extensions import decode_extended, extension_bits
+from seedlm_fpga.core.reference import PAPER_BIAS, PRESETS, Preset, blocks_per_row
 from seedlm_fpga.evaluation.tokenizer import cache_dir
 
 
@@ -49,6 +52,7 @@ class Evaluation:
     stories: int = 0
     predicted_tokens: int = 0
     notes: list[str] = field(default_factory=list)
+    allocations: dict[str, dict[str, str]] = field(default_factory=dict)  # budget row -> tensor -> variant
 
     def method(self, role: str) -> Method | None:
         return next((m for m in self.methods if m.role == role), None)
@@ -66,6 +70,7 @@ class Evaluation:
             "methods": [{"method": m.name, "role": m.role, "bits_per_weight": m.bits_per_weight,
                          "mean_relative_error": m.mean_relative_error, "perplexity": m.perplexity,
                          "relative_error": m.errors} for m in self.methods],
+            "allocations": self.allocations,
             "notes": self.notes,
         }
 
@@ -82,8 +87,9 @@ def _bits_per_weight(sizes: dict[str, tuple[int, int]], storage_bits) -> float:
     return sum(storage_bits(s) for s in sizes.values()) / sum(r * c for r, c in sizes.values())
 
 
-def decode_encoded(enc) -> np.ndarray:
-    return decode_tensor(enc.seeds, enc.x, enc.q, enc.bias, enc.preset, enc.shape[1])
+def decode_encoded(enc, ext=None) -> np.ndarray:
+    """W_hat float64: the blocks (format §3.2) plus any extension parts (§5.5)."""
+    return decode_extended(enc, ext)
 
 
 def _bias_label(biases: set[int]) -> str:
@@ -132,15 +138,19 @@ SWEEP: tuple[tuple[str, str], ...] = (("seedlm-4", "auto"), ("seedlm-4", "paper"
 
 
 def evaluate(compressed_path, reference_path, lm: LanguageModelData | None = None,
-             baselines: tuple[Baseline, ...] = DEFAULT_BASELINES, compare=(), sweep=(),
+             baselines: tuple | None = None, compare=(), sweep=(), variants=(), budgets=(),
              device: str = "cpu", progress=None, log=lambda msg: None) -> Evaluation:
     """Build the comparison table.
 
     `compare`: more .seedlm files of the same reference, each a row (and an FPGA row).
     `sweep`: (preset, bias) pairs re-encoded on the fly with `encode_tensor` (cached).
+    `variants`: compressor.extend.Variant (preset + outliers/rank), re-encoded (cached).
+    `budgets`: bits/weight budgets, each a per-tensor choice among `variants` (extend.allocate).
+    `baselines`: default RTN/BFP plus HQQ/NF4 when the `quality` extra is installed (else a note).
     `lm` enables perplexity (llama2.c references only); `progress(total=..., desc=...)`
     makes a progress bar (tqdm-like) for each perplexity run.
     """
+    from seedlm_fpga.evaluation.library_baselines import LIBRARY_BASELINES, missing_extra
     from seedlm_fpga.compressor.checkpoints import load_checkpoint
     from seedlm_fpga.compressor.container import read_container
 
@@ -154,43 +164,52 @@ def evaluate(compressed_path, reference_path, lm: LanguageModelData | None = Non
     ev.methods.append(Method(f"original ({str(first.dtype).removeprefix('torch.')})",
                              float(first.element_size() * 8), {n: 0.0 for n in sizes}, role="reference"))
     # method name -> dequantized weights (float32), kept only when perplexity will need them
-    variants: dict[str, dict[str, np.ndarray]] = {}
-    encoded: dict[str, dict] = {}  # method name -> SeedLM blocks (for its FPGA row)
+    dequantized: dict[str, dict[str, np.ndarray]] = {}
+    encoded: dict[str, tuple[dict, dict]] = {}  # method name -> (SeedLM blocks, extensions) for its FPGA row
+    if baselines is None:
+        missing = missing_extra()
+        baselines = DEFAULT_BASELINES + (LIBRARY_BASELINES if missing is None else ())
+        if missing:
+            ev.notes.append(missing)
 
     def add(method: Method, dequantize) -> None:
         for n in sizes:
             w_hat = dequantize(n)
             method.errors[n] = relative_error(w64(n), w_hat)
             if lm is not None:
-                variants.setdefault(method.name, {})[n] = w_hat.astype(np.float32)
+                dequantized.setdefault(method.name, {})[n] = w_hat.astype(np.float32)
         ev.methods.append(method)
 
-    def add_seedlm(name: str, encs: dict, role: str):
-        bits = sum(seedlm_storage_bits(e.shape, e.preset) for e in encs.values()) / \
-            sum(r * c for r, c in sizes.values())
-        add(Method(name, bits, role=role), lambda n: decode_encoded(encs[n]))
+    def add_seedlm(name: str, encs: dict, role: str, exts: dict | None = None):
+        exts = exts or {}
+        bits = sum(seedlm_storage_bits(e.shape, e.preset) + extension_bits(e.shape, exts.get(n))
+                   for n, e in encs.items()) / sum(r * c for r, c in sizes.values())
+        add(Method(name, bits, role=role), lambda n: decode_encoded(encs[n], exts.get(n)))
         errors = ev.methods[-1].errors
         if lm is not None:
             fpga = f"{name}, FPGA integer GEMV"
-            encoded[fpga] = encs
+            encoded[fpga] = (encs, exts)
             ev.methods.append(Method(fpga, bits, errors, role=role + "-fpga"))
 
-    add_seedlm(f"this file: {_label(container.compressed)}", container.compressed, "compressed")
+    add_seedlm(f"this file: {_label(container.compressed, container.extensions)}", container.compressed,
+               "compressed", container.extensions)
     for path in compare:
         other = read_container(path)
         if _check_against_reference(other, path, originals, reference_path) != sizes:
             raise UserError(f"{path} compressed other tensors than {compressed_path}; "
                             f"compare files made from the same tensors")
-        add_seedlm(f"{_label(other.compressed)} ({Path(path).name})", other.compressed, "seedlm")
+        add_seedlm(f"{_label(other.compressed, other.extensions)} ({Path(path).name})", other.compressed, "seedlm",
+                   other.extensions)
     for pname, bias in sweep:
         preset = PRESETS[pname]
         name = f"{pname}, {'paper bias b=-10' if bias == 'paper' else 'our per-tensor bias'} (re-encoded)"
         log(f"encoding {name} ...")
         add_seedlm(name, {n: encode_cached(w64(n), preset, bias, device) for n in sizes}, "seedlm")
+    _add_variants(ev, sizes, w64, variants, budgets, add_seedlm, device, log)
     for bl in baselines:
         add(Method(bl.name, _bits_per_weight(sizes, bl.storage_bits)), lambda n: bl.quantize(w64(n)))
     if lm is not None:
-        _perplexities(ev, lm, originals, variants, encoded, progress)
+        _perplexities(ev, lm, originals, dequantized, encoded, progress)
     return ev
 
 
@@ -207,12 +226,49 @@ def _check_against_reference(container, path, originals, reference_path) -> dict
     return {n: tuple(originals[n].shape) for n in originals if n in container.compressed}
 
 
-def _label(encs: dict) -> str:
+def _label(encs: dict, exts: dict | None = None) -> str:
     presets = "/".join(sorted({e.preset.name for e in encs.values()}))
-    return f"{presets}, {_bias_label({e.bias for e in encs.values()})}"
+    extended = " + outliers/low-rank (format §5.5)" if exts else ""
+    return f"{presets}{extended}, {_bias_label({e.bias for e in encs.values()})}"
 
 
-def _perplexities(ev: Evaluation, lm: LanguageModelData, originals, variants, encoded, progress) -> None:
+def _add_variants(ev, sizes, w64, variants, budgets, add_seedlm, device, log) -> None:
+    """Rows for SeedLM with extensions (each variant on every tensor) and for budgets (a
+    per-tensor choice among the variants); every encode cached (encode_cached)."""
+    from seedlm_fpga.compressor.extend import allocate, allocation_error, encode_variant
+
+    def encode(w, preset, bias):
+        return encode_cached(w, preset, bias, device)
+
+    tried: dict[str, list] = {n: [] for n in sizes}  # tensor -> [(variant, enc, ext)]
+    for v in variants:
+        log(f"encoding {v.label} ...")
+        encs, exts = {}, {}
+        for n, shape in sizes.items():
+            if v.rank > min(shape):
+                continue
+            encs[n], exts[n] = encode_variant(w64(n), v, "auto", encode)
+            tried[n].append((v, encs[n], exts[n]))
+        if len(encs) == len(sizes):
+            add_seedlm(f"{v.label} (re-encoded)", encs, "seedlm", {n: e for n, e in exts.items() if e})
+    for budget in budgets:
+        costs = {}
+        for n, options in tried.items():
+            w = w64(n)
+            costs[n] = [(v.storage_bits(w.shape), allocation_error(w.size, relative_error(w, decode_encoded(e, x))))
+                        for v, e, x in options]
+        try:
+            pick = allocate(costs, budget * sum(r * c for r, c in sizes.values()))
+        except ValueError as exc:
+            ev.notes.append(f"budget {budget}: {exc}")
+            continue
+        chosen = {n: tried[n][i] for n, i in pick.items()}
+        name = f"budget {budget:g} bits: per-tensor choice"
+        add_seedlm(name, {n: c[1] for n, c in chosen.items()}, "seedlm", {n: c[2] for n, c in chosen.items() if c[2]})
+        ev.allocations[name] = {n: c[0].label for n, c in chosen.items()}
+
+
+def _perplexities(ev: Evaluation, lm: LanguageModelData, originals, dequantized, encoded, progress) -> None:
     import torch
 
     from seedlm_fpga.evaluation.llama_model import IntegerSeedLMLinear, Transformer, perplexity
@@ -230,15 +286,16 @@ def _perplexities(ev: Evaluation, lm: LanguageModelData, originals, variants, en
             if m.role == "reference":
                 run(m)
             elif m.name in encoded:  # the exact integer GEMV for every compressed linear layer
-                encs = encoded[m.name]
-                linears = {n: IntegerSeedLMLinear(e.seeds, e.x, e.q, e.bias, e.preset, e.shape[1])
+                encs, exts = encoded[m.name]
+                linears = {n: IntegerSeedLMLinear(e.seeds, e.x, e.q, e.bias, e.preset, e.shape[1], exts.get(n))
                            for n, e in encs.items() if _is_linear(n)}
-                lookups = {n: decode_encoded(e).astype(np.float32) for n, e in encs.items() if n not in linears}
+                lookups = {n: decode_encoded(e, exts.get(n)).astype(np.float32) for n, e in encs.items()
+                           if n not in linears}
                 if lookups and m.role == "compressed-fpga":
                     ev.notes.append(f"FPGA rows: {', '.join(sorted(lookups))} used as float-decoded lookups")
                 run(m, lookups, linears)
             else:
-                run(m, variants[m.name])
+                run(m, dequantized[m.name])
 
 
 def _is_linear(name: str) -> bool:
@@ -286,16 +343,22 @@ def format_report(ev: Evaluation, per_tensor: bool = True) -> str:
 
 
 def _short_names(methods: list[Method]) -> dict[str, str]:
-    """Column names: file, s4o/s4p (seedlm-4 ours/paper), r4g64 (RTN int4 g64), bfp4g128."""
+    """Column names: file, s4o/s4p (seedlm-4 ours/paper), s4+0.5%o+r1 (with outliers, rank 1),
+    b3.5 (a 3.5-bit budget), r4g64 (RTN int4 g64), bfp4g128, HQQ int4 g64 -> hqq4g64, NF4 g64 -> nf4g64."""
     out: dict[str, str] = {}
     for m in methods:
         if m.role == "compressed":
             s = "file"
+        elif m.name.startswith("budget "):
+            s = "b" + m.name.split()[1]
+        elif m.role == "seedlm" and "," not in m.name:  # an extension variant
+            s = (m.name.removesuffix(" (re-encoded)").replace("seedlm-", "s").replace("% outliers", "%o")
+                 .replace("rank ", "r").replace(" + ", "+"))
         elif m.role == "seedlm":
             s = m.name.split(",")[0].replace("seedlm-", "s") + ("p" if "paper" in m.name else "o")
         else:
-            s = (m.name.replace("RTN int", "r").replace("BFP int", "bfp").replace(" per-row", "row")
-                 .replace(" g", "g"))
+            s = (m.name.replace("RTN int", "r").replace("BFP int", "bfp").replace("HQQ int", "hqq")
+                 .replace("NF4", "nf4").replace(" per-row", "row").replace(" g", "g"))
         base, k = s, 2
         while s in out.values():
             s, k = f"{base}.{k}", k + 1

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from seedlm_fpga.compressor.llama2c import Llama2cConfig
 from seedlm_fpga.core.reference import Preset, blocks_per_row, block_acc
+from seedlm_fpga.core.extensions import extension_int_matrix
 
 RMS_EPS = 1e-5
 ROPE_THETA = 10000.0
@@ -59,7 +60,8 @@ def quantize_activations(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 class IntegerSeedLMLinear:
     """The exact integer GEMV of format §6 for every activation vector (the FPGA's numerics)."""
 
-    def __init__(self, seeds, x, q, bias: int, preset: Preset, cols: int):
+    def __init__(self, seeds, x, q, bias: int, preset: Preset, cols: int, ext=None):
+        """`ext`: the tensor's outliers/low-rank parts (core.extensions, format §6.2), or None."""
         seeds = np.asarray(seeds)
         self.rows, self.nb = seeds.shape
         self.cols, self.preset, self.bias = cols, preset, int(bias)
@@ -72,7 +74,11 @@ class IntegerSeedLMLinear:
         # shifts into one integer matrix, once per layer, and the GEMV is a single product.
         acc = block_acc(seeds, q, preset)  # [rows, nb, C] int64, |acc| < 2^20
         w_int = (acc << np.asarray(x, dtype=np.int64)[..., None]).reshape(self.rows, -1)[:, :cols]
+        if ext:
+            w_int = w_int + extension_int_matrix(ext, (self.rows, cols))
         self.max_w = int(np.abs(w_int).max()) if w_int.size else 0
+        if self.max_w >= 1 << 45:  # each product with |a| < 2^8 must stay exact in float64
+            raise ValueError(f"integer weights up to {self.max_w} are too wide for the float64 GEMV")
         self.w_int = torch.from_numpy(np.ascontiguousarray(w_int.T)).to(torch.float64)  # [cols, rows]
 
     @property
