@@ -16,13 +16,14 @@ Port names are the AXI channel signal names (``araddr`` ...); the kernel prefixe
 """
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from seedlm_fpga.core.engine_shape import AXI_BOUNDARY, AXI_MAX_BURST
 
 ADDR_BITS = 64
+PAGE_BITS = AXI_BOUNDARY.bit_length() - 1
 INCR = 1
 
 
@@ -77,7 +78,14 @@ class BurstIssuer(wiring.Component):
         # max_burst), a register: the next limit follows from `to_edge` alone (a full burst
         # either ends at the edge or leaves to_edge - max_burst), so the path from one burst
         # to the next is one compare (beats left vs limit) and independent adds.
-        cur_addr = Signal(ADDR_BITS)
+        # The address as (job page, offset in the page, pages crossed): the page is loaded with
+        # the job and never counted, so only the narrow crossings counter and the offset carry
+        # a load mux behind an adder; the AR address adds page and crossings, no mux (issue #13,
+        # the kernel's area: a 64-bit loadable counter costs a LUT per bit).
+        max_bytes = ((1 << count_bits) - 1) * self.bytes_per_beat
+        cur_page = Signal(ADDR_BITS - PAGE_BITS)
+        cur_offset = Signal(PAGE_BITS)
+        crossed = Signal(range(max_bytes // AXI_BOUNDARY + 2))
         cur_left = Signal(count_bits)
         to_edge = Signal(range(edge_beats + 1))
         limit = Signal(range(mb + 1))
@@ -97,15 +105,21 @@ class BurstIssuer(wiring.Component):
         with m.If(self.issue):
             after = Signal.like(to_edge)
             m.d.comb += after.eq(Mux(to_edge <= mb, edge_beats, to_edge - mb))
-            m.d.sync += [self.valid.eq(1), self.addr.eq(cur_addr), self.len.eq(beats - 1),
-                         cur_addr.eq(cur_addr + (limit << lb)), cur_left.eq(Mux(last, 0, cur_left - limit)),
+            m.d.sync += [self.valid.eq(1), self.addr.eq(Cat(cur_offset, cur_page + crossed)),
+                         self.len.eq(beats - 1),
+                         # a burst with to_edge <= max_burst that is not the job's last ends at the
+                         # edge: the offset wraps to 0 (and after the last burst neither matters)
+                         cur_offset.eq(cur_offset + (limit << lb)), crossed.eq(crossed + (to_edge <= mb)),
+                         cur_left.eq(Mux(last, 0, cur_left - limit)),
                          to_edge.eq(after), limit.eq(Mux(after < mb, after, mb))]
         with m.Elif(self.ready):
             m.d.sync += self.valid.eq(0)
         with m.If(self.job.valid & self.job.ready):
             first = Signal.like(to_edge)
-            m.d.comb += first.eq(edge_beats - self.job.payload.addr[lb:12])
-            m.d.sync += [cur_addr.eq(self.job.payload.addr), cur_left.eq(self.job.payload.beats),
+            m.d.comb += first.eq(edge_beats - self.job.payload.addr[lb:PAGE_BITS])
+            m.d.sync += [cur_page.eq(self.job.payload.addr[PAGE_BITS:]),
+                         cur_offset.eq(self.job.payload.addr[:PAGE_BITS]), crossed.eq(0),
+                         cur_left.eq(self.job.payload.beats),
                          to_edge.eq(first), limit.eq(Mux(first < mb, first, mb))]
         return m
 

@@ -71,6 +71,17 @@ def test_bursts_follow_the_rule(bytes_per_beat, max_burst):
     assert bursts == expected
 
 
+@pytest.mark.parametrize("bytes_per_beat,max_burst", [(8, 64), (64, 64)])
+def test_long_jobs_carry_into_the_high_address_bits(bytes_per_beat, max_burst):
+    # the issuer keeps the job's page and counts pages crossed: jobs over many pages whose
+    # page number carries across bit 32 and bit 63
+    beats = 5 * 4096 // bytes_per_beat + 3
+    jobs = [((1 << 32) - 2 * 4096 - bytes_per_beat, beats), ((1 << 63) - 4096 + 8 * bytes_per_beat, beats),
+            ((1 << 44) - 3 * 4096, beats)]
+    expected = [b for addr, n in jobs for b in split_model(addr, n, bytes_per_beat, max_burst)]
+    assert issue(jobs, bytes_per_beat, max_burst, ready_stall=0.2, seed=1)[0] == expected
+
+
 def test_one_burst_per_cycle_across_jobs():
     jobs = [(0x1000 - 8, 3), (0x2000, 1), (0x3000, 1), (0x4000, 20)]
     bursts, valid_cycles = issue(jobs, 8, 4)
