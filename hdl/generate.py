@@ -135,6 +135,8 @@ def kernel_describe(kernels: dict[str, GemvKernel]) -> dict:
     out = {
         "mem_latency": any_k.mem_latency, "max_burst": any_k.max_burst, "max_descriptors": any_k.max_descriptors,
         "read_buffer_beats": any_k.read_depth,
+        **({"extensions": True, "ext_max_rows": any_k.ext_max_rows}
+           if any(k.extensions for k in kernels.values()) else {}),
         "registers": {name: f"0x{off:02X}" for name, off in KERNEL_REGISTERS.items()},
         "timing": {**asdict(KERNEL_TIMING), "note": (
             "cycles from the cycle ap_start is taken to the first cycle CTRL reads ap_done = 1 (= CYCLES), "

@@ -22,6 +22,7 @@ import numpy as np
 
 from seedlm_fpga.core import reference as ref
 from seedlm_fpga.core.lfsr import basis_U
+from seedlm_fpga.core.extensions import Extensions, gemv_extensions
 from seedlm_fpga.core.reference import to_int16
 
 BASELINE = "baseline"
@@ -42,6 +43,7 @@ class GemvCase:
     x: np.ndarray | None = None      # [rows, nb]
     q: np.ndarray | None = None      # [rows, nb, P]
     weights: np.ndarray | None = None  # int16 [rows, cols] (baseline)
+    ext: Extensions | None = None    # outliers / low-rank parts (format §5.5), SeedLM only
 
     @property
     def preset(self) -> ref.Preset | None:
@@ -65,7 +67,10 @@ class GemvCase:
     def expected(self) -> list[int]:
         if self.engine == BASELINE:
             return [int(v) for v in ref.gemv_baseline(self.weights, self.acts)]
-        return [int(v) for v in ref.gemv_seedlm(self._ref_seeds(), self.x, self.q, self.acts, self.preset)]
+        y = [int(v) for v in ref.gemv_seedlm(self._ref_seeds(), self.x, self.q, self.acts, self.preset)]
+        if self.ext:
+            y = [a + int(b) for a, b in zip(y, gemv_extensions(self.ext, (self.rows, self.cols), self.acts))]
+        return y
 
     def _ref_seeds(self) -> np.ndarray:
         """Seed 0 appears only in all-zero words (zero weights, format §5.2): any seed decodes them."""
@@ -163,6 +168,26 @@ def weights_case(label: str, engine: str, weights, act_bits: int, rng: np.random
     else:
         seeds, x, q, _ = encode_fast(weights, preset, rng)
     return GemvCase(label, engine, cols, acts, seeds=seeds, x=x, q=q)
+
+
+def random_extensions(rng, rows: int, cols: int, nnz: int = 0, rank: int = 0, max_shift: int = 8) -> Extensions:
+    """Random format §5.5 parts: `nnz` outliers at distinct places (full-range int16 codes), a rank-`rank`
+    product of full-range int8 factors, shifts in 0..max_shift-1."""
+    from seedlm_fpga.core.extensions import LowRankPart, SparsePart, col_index_dtype, row_ptr_dtype
+
+    sp = lr = None
+    if nnz:
+        pos = np.sort(rng.choice(rows * cols, nnz, replace=False))
+        r, c = np.divmod(pos, cols)
+        ptr = np.zeros(rows + 1, dtype=row_ptr_dtype(nnz))
+        np.cumsum(np.bincount(r, minlength=rows), out=ptr[1:])
+        sp = SparsePart(ptr, c.astype(col_index_dtype(cols)), rng.integers(-32767, 32768, nnz).astype(np.int16),
+                        int(rng.integers(0, max_shift)))
+    if rank:
+        lr = LowRankPart(rng.integers(-127, 128, (rows, rank)).astype(np.int8),
+                         rng.integers(-127, 128, (cols, rank)).astype(np.int8),
+                         rng.integers(0, max_shift, rank).astype(np.uint8))
+    return Extensions(sp, lr)
 
 
 def gaussian_case(engine: str, rows: int, cols: int, act_bits: int, seed: int = 0) -> GemvCase:

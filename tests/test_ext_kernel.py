@@ -1,0 +1,141 @@
+"""The kernel's extension unit (format §5.6, §11.3, §11.4): outliers and low-rank parts added into Y.
+
+The stream layout is checked against the format's hand-written example; under cocotb + Verilator
+(W = 64, a memory with latency and pauses) every Y is compared bit for bit with
+core.extensions' integer reference (GemvCase.expected adds `gemv_extensions`), and with an
+unpaused memory CYCLES is format §11.4's count with the streams' slots, as is the cycle model's.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from seedlm_fpga.cli.main import main
+from seedlm_fpga.compressor.container import read_container
+from seedlm_fpga.core.engine_shape import DesignConfig, kernel_cycles, kernel_cycles_for
+from seedlm_fpga.core.ext_stream import ext_beats, ext_slots, ext_words, extension_stream
+from seedlm_fpga.core.extensions import Extensions, SparsePart, gemv_extended
+from seedlm_fpga.sim import stimulus as stim
+from seedlm_fpga.sim.axi_memory import BASE_WRITE_LATENCY
+from seedlm_fpga.sim.cycle_model import kernel_models
+from seedlm_fpga.sim.kernel_host import KernelGemv, KernelHostError, KernelJob, check_job, plan_layout
+from seedlm_fpga.sim.kernel_runner import generated_kernel, kernel_case, read_latency, run_kernel_cases
+
+W, MAX_COLS, MEM_LATENCY, EXT_ROWS = 64, 256, 16, 64
+
+
+def test_stream_matches_the_format_example():
+    # format §5.6: W = 64, rows 1, cols 3, outliers -2 at col 1 and 5 at col 2, e = 3
+    sp = SparsePart(np.array([0, 2], np.uint16), np.array([1, 2], np.uint16), np.array([-2, 5], np.int16), 3)
+    raw = extension_stream(Extensions(sp, None), (1, 3), 64)
+    assert raw.hex() == "38000100" "00000000" "feff0100" "05000280"
+    assert ext_beats(Extensions(sp, None), (1, 3), 64) == 2 and ext_slots(2, 64) == 3
+
+
+def test_slots_in_the_cycle_formula_by_hand():
+    # format §11.4's example: 12 rows, 7 outliers in 7 rows -> 14 words, 7 beats, 13 slots at W = 64
+    ptr = np.array([0, 1, 2, 3, 4, 5, 6, 7, 7, 7, 7, 7, 7], np.uint16)
+    ext = Extensions(SparsePart(ptr, np.arange(7, dtype=np.uint16), np.ones(7, np.int16), 0), None)
+    assert ext_words(ext, (12, 100)) == 14 and ext_beats(ext, (12, 100), 64) == 7 and ext_slots(7, 64) == 13
+    # one GEMV, registers' timing with the descriptor list: the slots go before rows * R
+    plain = kernel_cycles(13, 7, 10, [12], True, 2, 2)
+    assert kernel_cycles(13, 7, 10, [12], True, 2, 2, ext_slots=[13]) == plain + 13
+
+
+def test_host_refuses_a_stream_without_descriptors():
+    job = KernelJob(16, bytes(16), (KernelGemv(bytes(8), 1, bytes(8)),), descriptors=False)
+    with pytest.raises(KernelHostError, match="needs a descriptor list"):
+        check_job(job, plan_layout(job, 64), 64, 256, 4)
+
+
+def _kernel():
+    return generated_kernel("seedlm-4", W, 8, MAX_COLS, mem_latency=MEM_LATENCY, max_descriptors=4,
+                            extensions=True, ext_max_rows=EXT_ROWS)
+
+
+def _gemv(rows, cols, nnz, rank, seed, acts_from=None):
+    g = stim.random_case("seedlm-4", rows, cols, 8, seed=seed)
+    if acts_from is not None:
+        g = dataclasses.replace(g, acts=acts_from.acts)
+    ext = stim.random_extensions(np.random.default_rng(seed), rows, cols, nnz, rank) if nnz or rank else None
+    return dataclasses.replace(g, ext=ext, label=f"{rows}x{cols} nnz {nnz} rank {rank}")
+
+
+def _cases():
+    first = _gemv(12, 100, 9, 0, 1)
+    return [
+        kernel_case([first]),                                        # outliers only
+        kernel_case([_gemv(10, 203, 0, 1, 2)]),                      # rank 1
+        kernel_case([_gemv(7, 64, 0, 2, 3)]),                        # rank 2
+        kernel_case([_gemv(9, 256, 20, 2, 4)]),                      # both, a full row of columns
+        kernel_case([_gemv(12, 100, 30, 1, 5, first), _gemv(5, 100, 0, 0, 6, first),
+                     _gemv(12, 100, 3, 2, 7, first)]),               # mixed with a plain GEMV
+    ]
+
+
+def _slots(case):
+    return [ext_slots(ext_beats(g.ext, (g.rows, g.cols), W), W) if g.ext else 0 for g in case.gemvs]
+
+
+@pytest.mark.parametrize("latency", [0, 14])
+def test_extensions_bit_exact_with_exact_cycles(latency):
+    kernel, cases = _kernel(), _cases()
+    cfg = DesignConfig(preset="seedlm-4", bus_bits=W, act_bits=8, max_cols=MAX_COLS)
+    model = kernel_models("seedlm-4", W, 8, mem_latency=MEM_LATENCY)["seedlm-4"]
+    for case, r in zip(cases, run_kernel_cases(kernel, cases, latency=latency, seed=latency)):
+        assert r.ok, r.report()
+        assert r.y == [g.expected() for g in case.gemvs]
+        want = kernel_cycles_for(cfg, "seedlm", case.cols, [g.rows for g in case.gemvs], True,
+                                 read_latency(latency), BASE_WRITE_LATENCY, ext_slots=_slots(case))
+        assert r.cycles == want, case.label
+        assert model.cycles(case.cols, [g.rows for g in case.gemvs], True, read_latency(latency),
+                            BASE_WRITE_LATENCY, ext_slots=_slots(case)) == want
+
+
+def test_extensions_bit_exact_under_pauses():
+    kernel, cases = _kernel(), _cases()
+    for r in run_kernel_cases(kernel, cases, latency=40, gap=0.3, write_gap=0.3, seed=3):
+        assert r.ok, r.report()
+
+
+def test_compressed_tensor_runs_on_the_kernel(tmp_path, capsys):
+    """compress --outliers --rank -> .seedlm -> the kernel: Y is the container's §6.2 Y."""
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import save_file
+
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(8, 48, generator=g) * 0.02
+    w[3, 4] = 0.5
+    save_file({"layers.0.wq.weight": w}, tmp_path / "m.safetensors")
+    for rank in (1, 2):
+        out = tmp_path / f"m{rank}.seedlm"
+        assert main(["compress", str(tmp_path / "m.safetensors"), "-o", str(out), "--outliers", "0.02",
+                     "--rank", str(rank)]) == 0
+        capsys.readouterr()
+        c = read_container(out)
+        enc, ext = c.compressed["layers.0.wq.weight"], c.extensions["layers.0.wq.weight"]
+        acts = np.random.default_rng(rank).integers(-127, 128, 48)
+        case = stim.GemvCase("wq", "seedlm-4", 48, acts, enc.seeds, enc.x, enc.q, ext=ext)
+        r = run_kernel_cases(_kernel(), [kernel_case([case])], latency=10)[0]
+        assert r.ok, r.report()
+        assert r.y[0] == [int(v) for v in gemv_extended(enc, ext, acts)]
+
+
+def test_generate_kernel_with_extensions(tmp_path, capsys):
+    out = tmp_path / "k"
+    assert main(["generate", "--bus-bits", "64", "--max-cols", "256", "--kernel", "--extensions",
+                 "--ext-max-rows", "64", "--max-descriptors", "2", "-o", str(out)]) == 0
+    import json
+
+    design = json.loads((out / "design.json").read_text())
+    assert design["kernel"]["extensions"] is True and design["kernel"]["ext_max_rows"] == 64
+    assert "ext_unit" in (out / "seedlm_kernel.v").read_text()
+    assert "ext_unit" not in (out / "baseline_kernel.v").read_text()
+    capsys.readouterr()
+    assert main(["generate", "--bus-bits", "64", "--kernel", "--ext-max-rows", "64", "-o", str(tmp_path / "j")]) == 2
+    assert main(["generate", "--bus-bits", "64", "--kernel", "--extensions", "--ext-max-rows", "48",
+                 "-o", str(tmp_path / "j")]) == 2
+    err = capsys.readouterr().err
+    assert "--ext-max-rows needs --extensions" in err and "power of two" in err
