@@ -139,3 +139,37 @@ def test_generate_kernel_with_extensions(tmp_path, capsys):
                  "-o", str(tmp_path / "j")]) == 2
     err = capsys.readouterr().err
     assert "--ext-max-rows needs --extensions" in err and "power of two" in err
+
+
+def test_projection_counts_the_extension_stream():
+    """gemv_time adds each instance's §5.6 words as cycles (one a cycle) and bytes (4 each)."""
+    from seedlm_fpga.sim.projection import gemv_time, plan_board
+
+    plan = plan_board("alveo-u280").engines["seedlm-4"]
+    plain = gemv_time(plan, 4096, 4096)
+    ext = gemv_time(plan, 4096, 4096, None, 1, 800, 2)
+    n, rows_pi = plain["rows_per_instance"], plain["rows_per_instance"]
+    instances = -(-4096 // rows_pi)
+    # per instance: 2 header words, 2 * 1024 right-factor words, its rows' left words, and at most
+    # (800 + 4096) outlier words shared out by rows
+    words = 2 + 2 * 1024 + -(-(4096 + 800 + 4096) * rows_pi // 4096)
+    assert ext["cycles"] == pytest.approx(plain["cycles"] + words)
+    assert ext["bytes"] == plain["bytes"] + instances * words * 4 and ext["extension_bytes"] == instances * words * 4
+    assert n > 0 and gemv_time(plan, 4096, 4096, None, 1, 0, 0) == plain
+
+
+def test_checkpoint_projection_includes_the_parts(tmp_path, capsys):
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import save_file
+
+    from seedlm_fpga.sim.llama_shapes import model_from_checkpoint
+
+    g = torch.Generator().manual_seed(0)
+    save_file({"layers.0.attention.wq.weight": torch.randn(8, 16, generator=g) * 0.02,
+               "layers.0.attention.wk.weight": torch.randn(8, 16, generator=g) * 0.02},
+              tmp_path / "m.safetensors")
+    assert main(["compress", str(tmp_path / "m.safetensors"), "-o", str(tmp_path / "m.seedlm"),
+                 "--outliers", "0.05", "--rank", "1"]) == 0
+    m = model_from_checkpoint(tmp_path / "m.seedlm")
+    # round(0.05 * 128) = 6 outliers each, rank 1
+    assert sorted((gm.kind, gm.ext_nnz, gm.ext_rank) for gm in m.gemvs) == [("k", 6, 1), ("q", 6, 1)]

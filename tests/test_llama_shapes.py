@@ -185,8 +185,8 @@ def test_checkpoint_errors(tmp_path):
         model_from_checkpoint(junk)
     # the header is validated like any .seedlm read (it once skipped the version check)
     future = tmp_path / "future.seedlm"
-    save_file({"w": np.zeros((2, 2), np.float32)}, str(future), metadata={"format": "seedlm", "format_version": "2"})
-    with pytest.raises(UserError, match="unsupported .seedlm format_version '2'"):
+    save_file({"w": np.zeros((2, 2), np.float32)}, str(future), metadata={"format": "seedlm", "format_version": "3"})
+    with pytest.raises(UserError, match="unsupported .seedlm format_version '3'"):
         model_from_checkpoint(future)
 
 

@@ -70,6 +70,13 @@ def ext_words(ext: Extensions, shape: tuple[int, int]) -> int:
     return HEADER_WORDS + rank * -(-cols // RIGHT_PER_WORD) + (rows if rank else 0) + sparse_row_words(ext, rows)
 
 
+def ext_words_bound(rows: int, cols: int, nnz: int = 0, rank: int = 0) -> int:
+    """ext_words without the per-row counts (a file header has only nnz): outlier words are at
+    most nnz + rows (one per outlier, one per row without any), exact when no row has 2 or more."""
+    return (HEADER_WORDS + rank * -(-cols // RIGHT_PER_WORD) + (rows if rank else 0)
+            + (nnz + rows if nnz else 0))
+
+
 def ext_beats(ext: Extensions, shape: tuple[int, int], bus_bits: int) -> int:
     per_beat = bus_bits // EXT_WORD_BITS
     return -(-ext_words(ext, shape) // per_beat)
