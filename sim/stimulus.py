@@ -15,6 +15,7 @@ minute; the bit-exact check of the engine does not depend on how good the seeds 
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -168,6 +169,19 @@ def weights_case(label: str, engine: str, weights, act_bits: int, rng: np.random
     else:
         seeds, x, q, _ = encode_fast(weights, preset, rng)
     return GemvCase(label, engine, cols, acts, seeds=seeds, x=x, q=q)
+
+
+def extended_case(engine: str, rows: int, cols: int, act_bits: int, seed: int, outliers: float,
+                  rank: int) -> GemvCase:
+    """Gaussian weights split as `compress --outliers F --rank R` splits them (format §5.5, bias
+    "auto"): the parts as stored, the residual encoded as `weights_case` encodes weights."""
+    from seedlm_fpga.compressor.extend import Variant, split_variant
+
+    rng = np.random.default_rng(seed)
+    w = rng.normal(0.0, 0.02, (rows, cols))
+    dense, _, ext = split_variant(w, Variant(engine, outliers, rank), "auto")
+    case = weights_case(f"gaussian {rows}x{cols}, outliers {outliers}, rank {rank}", engine, dense, act_bits, rng)
+    return dataclasses.replace(case, ext=ext)
 
 
 def random_extensions(rng, rows: int, cols: int, nnz: int = 0, rank: int = 0, max_shift: int = 8) -> Extensions:

@@ -173,3 +173,16 @@ def test_checkpoint_projection_includes_the_parts(tmp_path, capsys):
     m = model_from_checkpoint(tmp_path / "m.seedlm")
     # round(0.05 * 128) = 6 outliers each, rank 1
     assert sorted((gm.kind, gm.ext_nnz, gm.ext_rank) for gm in m.gemvs) == [("k", 6, 1), ("q", 6, 1)]
+
+
+def test_cosim_kernel_with_outliers_and_rank(capsys):
+    import json
+
+    rc = main(["cosim", "--kernel", "--rows", "16", "--cols", "128", "--bus-bits", "64", "--max-cols", "256",
+               "--outliers", "0.01", "--rank", "1", "--mem-latency", "10", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0 and out["ok"] and out["settings"]["outliers"] == 0.01 and out["settings"]["rank"] == 1
+    # no pauses: the model is format §11.4's count with the stream's slots, as the kernel measured
+    assert out["seedlm"]["cycles"] == out["seedlm"]["model_cycles"]
+    assert main(["cosim", "--rank", "1"]) == 2
+    assert "--rank needs --kernel" in capsys.readouterr().err
