@@ -15,9 +15,9 @@ activation copy; (2) multiply-accumulate: T_k += 4 products (right factors), a r
 sum sum_k (l_k T_k) << f_k (left word), the row's outlier sum (entries; << e at the row's last).
 Arithmetic is modulo 2^64 like the Y words; the host refuses parts whose exact bound does not fit.
 
-Interlocks (they never bind for a GEMV whose rows * R + latency exceeds a few cycles, which the
+Interlocks (they never bind for a GEMV whose rows * R + latency exceeds W/32 + 3 cycles, which the
 cycle formula assumes): a stream's first beat waits while the Y buffer half it would write is
-still being read (two GEMVs ahead), and a GEMV's Y waits until its stream's last row is written.
+still being read (two GEMVs ahead), and a row's Y waits until the row's sum is in the buffer.
 """
 from __future__ import annotations
 
@@ -197,6 +197,14 @@ class ExtUnit(wiring.Component):
             with m.Case(Op.SPARSE):
                 m.d.comb += [row_sum.eq(lr_reg + (sp_total << e_shift)), yw.en.eq(s2_end)]
                 m.d.sync += sp_acc.eq(Mux(s2_end, 0, sp_total))
+        # rows of the stream in progress written, as the Y side may rely on them: a row written in
+        # cycle t is in the buffer from t + 1 and in the read port's data from t + 2
+        rows_done, rows_ok = Signal(16), Signal(16)
+        with m.If(yw.en & (s2_parity == parity)):  # not the previous stream's last row
+            m.d.sync += rows_done.eq(rows_done + 1)
+        with m.If(fire & self.first):
+            m.d.sync += rows_done.eq(0)
+        m.d.sync += rows_ok.eq(rows_done)
         # the row's word is in the buffer from the next cycle on; count the stream done after that
         wrote_last = Signal()
         m.d.sync += wrote_last.eq(s2_end & s2_final)
@@ -208,7 +216,8 @@ class ExtUnit(wiring.Component):
         m.d.comb += [infos.w_en.eq(self.gemv.valid), infos.w_data.eq(self.gemv.payload), self.gemv.ready.eq(1)]
         info = gemv_info_layout()(infos.r_data)
         y_row = Signal(MAX_ROWS.bit_length())
-        allow = infos.r_rdy & (~info.ext | (finished != y_done))
+        streaming = (started - 1)[:2] == y_done  # this GEMV's stream is still being read
+        allow = infos.r_rdy & (~info.ext | (finished != y_done) | (streaming & (rows_ok > y_row)))
         m.d.comb += [self.y_out.valid.eq(self.y_in.valid & allow), self.y_in.ready.eq(self.y_out.ready & allow),
                      self.y_out.payload.eq(self.y_in.payload + Mux(info.ext, yr.data, 0))]
         y_fire = self.y_in.valid & self.y_in.ready

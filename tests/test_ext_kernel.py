@@ -186,3 +186,20 @@ def test_cosim_kernel_with_outliers_and_rank(capsys):
     assert out["seedlm"]["cycles"] == out["seedlm"]["model_cycles"]
     assert main(["cosim", "--rank", "1"]) == 2
     assert "--rank needs --kernel" in capsys.readouterr().err
+
+
+def test_run_on_a_model_with_parts(tmp_path, capsys):
+    """run --engine verilator on stories260K with outliers and a rank-1 part: every Y bit-exact
+    with the §6.2 reference, CYCLES as format §11.4 counts them with the streams' slots."""
+    import json
+
+    from example_data import example_file
+
+    model = tmp_path / "s.seedlm"
+    assert main(["compress", str(example_file("stories260K.bin")), "-o", str(model), "--outliers", "0.005",
+                 "--rank", "1"]) == 0
+    capsys.readouterr()
+    assert main(["run", str(model), "--json", "--tokens", "1", "--engine", "verilator"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["bit_exact"] is True and r["cycles_source"] == "verilator"
+    assert r["cycles"] == r["model_cycles"] and r["baseline_cycles"] == r["baseline_model_cycles"]
