@@ -131,6 +131,7 @@ def test_generate_kernel_with_extensions(tmp_path, capsys):
 
     design = json.loads((out / "design.json").read_text())
     assert design["kernel"]["extensions"] is True and design["kernel"]["ext_max_rows"] == 64
+    assert "(n - 1) * 2 + 1 slots" in design["kernel"]["extension_slots"]
     assert "ext_unit" in (out / "seedlm_kernel.v").read_text()
     assert "ext_unit" not in (out / "baseline_kernel.v").read_text()
     capsys.readouterr()
