@@ -1,6 +1,7 @@
 """`GemvKernel`: a §10 engine as a memory-mapped Vitis-style RTL kernel (format §11).
 
-    GemvKernel(cfg, kind="seedlm" | "baseline", mem_latency=128, max_burst=None, max_descriptors=16)
+    GemvKernel(cfg, kind="seedlm" | "baseline", mem_latency=128, max_burst=None, max_descriptors=16,
+               extensions=False, ext_max_rows=16384)
 
 Ports (Vitis names): ``ap_clk``, ``ap_rst_n`` (active-low synchronous reset; the sync domain is
 made from them), ``interrupt``, ``s_axi_control_*`` (`ControlRegisters`), ``m_axi_gmem_*``
@@ -18,7 +19,10 @@ The sequencer, per start (cycle 0: ap_start taken, arguments latched):
 The read master's stream goes through the router to the engine: the first nA beats to
 ``act`` (tlast on the last), then each GEMV's rows x R beats to ``w`` (tlast on its last,
 with ``keep_acts`` high unless it is the start's last GEMV: the engine keeps its activation
-buffer). Y (sign-extended to 64 bits) goes to `AxiYWriter`. ap_done is raised when every
+buffer). Y (sign-extended to 64 bits) goes to `AxiYWriter`. With `extensions` (SeedLM only)
+a GEMV whose descriptor names an extension stream pushes that stream's job and segment one
+cycle before its weights'; the router gives those beats to `ExtUnit`, which also sees the
+activation beats and adds its rows into Y on the way to the writer (hdl/ext_unit.py). ap_done is raised when every
 GEMV is pushed and the writer is idle (every B received). Timing: format §11.4,
 `core.engine_shape.kernel_cycles`.
 """
@@ -31,11 +35,12 @@ from amaranth.lib import data, enum, fifo, wiring
 from amaranth.lib.wiring import In, Out
 
 from seedlm_fpga.core.engine_shape import (DEFAULT_MAX_DESCRIPTORS, DEFAULT_MEM_LATENCY, DESCRIPTOR_WORDS, IO_BITS, KERNEL_TIMING, MAX_ROWS, AXI_BOUNDARY,
-                                           AXI_MAX_BURST, DesignConfig, check_kernel_params, read_buffer_depth)
+                                           AXI_MAX_BURST, DEFAULT_EXT_MAX_ROWS, DesignConfig, check_kernel_params, read_buffer_depth)
 from seedlm_fpga.hdl.axi_burst import AxiBurstReader, BurstIssuer, job_layout, read_ports, write_ports
 from seedlm_fpga.hdl.axi_lite_control import ControlRegisters, lite_ports
 from seedlm_fpga.hdl.axi_y_writer import AxiYWriter
 from seedlm_fpga.hdl.baseline_engine import BaselineEngine
+from seedlm_fpga.hdl.ext_unit import ExtUnit, check_ext_unit
 from seedlm_fpga.hdl.gemv_engine import GemvEngine
 
 KINDS = ("seedlm", "baseline")
@@ -58,6 +63,8 @@ class KernelParams:
     mem_latency: int = DEFAULT_MEM_LATENCY
     max_burst: int | None = None      # None: default_max_burst(W)
     max_descriptors: int = DEFAULT_MAX_DESCRIPTORS
+    extensions: bool = False          # the SeedLM kernel's extension unit (hdl.ext_unit, format §11.3)
+    ext_max_rows: int = DEFAULT_EXT_MAX_ROWS
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -69,6 +76,8 @@ def check_kernel(cfg: DesignConfig, kind: str, params: KernelParams) -> int:
         raise ValueError(f"kernel kind must be one of {', '.join(KINDS)}, got {kind!r}")
     max_burst = default_max_burst(cfg.bus_bits) if params.max_burst is None else params.max_burst
     check_kernel_params(cfg.bus_bits, max_burst, params.mem_latency, params.max_descriptors)
+    if params.extensions and kind == "seedlm":
+        check_ext_unit(cfg.seedlm.acts_per_beat, cfg.max_cols, params.ext_max_rows)
     y_bits = (cfg.seedlm if kind == "seedlm" else cfg.baseline).y_bits
     if y_bits > IO_BITS:
         raise ValueError(f"Y is {y_bits} bits at max-cols {cfg.max_cols} and {cfg.act_bits}-bit activations, "
@@ -110,11 +119,15 @@ class Stage(enum.Enum, shape=3):
 
 class GemvKernel(wiring.Component):
     def __init__(self, cfg: DesignConfig, kind: str = "seedlm", mem_latency: int = DEFAULT_MEM_LATENCY,
-                 max_burst: int | None = None, max_descriptors: int = DEFAULT_MAX_DESCRIPTORS):
+                 max_burst: int | None = None, max_descriptors: int = DEFAULT_MAX_DESCRIPTORS,
+                 extensions: bool = False, ext_max_rows: int = DEFAULT_EXT_MAX_ROWS):
         self._MustUse__silence = True  # a rejected configuration is not an unused design
-        max_burst = check_kernel(cfg, kind, KernelParams(mem_latency, max_burst, max_descriptors))
+        max_burst = check_kernel(cfg, kind, KernelParams(mem_latency, max_burst, max_descriptors, extensions,
+                                                         ext_max_rows))
         self.cfg, self.kind = cfg, kind
         self.mem_latency, self.max_burst, self.max_descriptors = mem_latency, max_burst, max_descriptors
+        # the baseline kernel has no extension parts to add (its weights are int16 already)
+        self.extensions, self.ext_max_rows = extensions and kind == "seedlm", ext_max_rows
         self.engine = (GemvEngine if kind == "seedlm" else BaselineEngine)(cfg, keep_acts=True)
         self.shape = self.engine.shape
         self.read_depth = read_buffer_depth(mem_latency, max_burst)
@@ -174,6 +187,12 @@ class GemvKernel(wiring.Component):
         # pushed from gemv_* the cycle after gemv_ready: the next descriptor's words overwrite
         # them from the end of that cycle on (word 0, then 1, then 2), never before
         push_beats = Signal(self.count_bits)
+        # extensions: descriptor +20 (ext stream beats) and +24 (its address); 0 beats from the registers
+        ext_beats, ext_addr, push_w = Signal(self.count_bits), Signal(64), Signal(64)
+        push_ext, push_was_ext = Signal(), Signal()
+        if self.extensions:
+            with m.If(take):
+                m.d.sync += ext_beats.eq(0)
         pushed = Signal(range(self.max_descriptors + 1))
         all_pushed = Signal()
 
@@ -219,9 +238,21 @@ class GemvKernel(wiring.Component):
                 m.d.sync += gemv_y.eq(rdata)
             with m.Elif(word == 2):
                 m.d.sync += gemv_rows.eq(rdata[:24])
+                if self.extensions:
+                    m.d.sync += ext_beats.eq(rdata[32:])
             with m.Else():
                 m.d.comb += gemv_ready.eq(1)
-        m.d.sync += push.eq(gemv_ready)
+                if self.extensions:
+                    m.d.sync += ext_addr.eq(rdata)
+        if self.extensions:
+            # a GEMV with a stream pushes its extension job a cycle before its weight job; the
+            # next descriptor's word 0 overwrites gemv_w in between, so its address is kept
+            m.d.sync += [push.eq(gemv_ready & ~ext_beats.any() | push_ext), push_ext.eq(gemv_ready & ext_beats.any()),
+                         push_was_ext.eq(push_ext)]
+            with m.If(gemv_ready):
+                m.d.sync += push_w.eq(gemv_w)
+        else:
+            m.d.sync += push.eq(gemv_ready)
         with m.If(gemv_ready):
             m.d.sync += push_beats.eq(gemv_rows * row_beats)
         with m.If(push):
@@ -232,24 +263,29 @@ class GemvKernel(wiring.Component):
         # --- read jobs and router segments: the activations, then one per GEMV --------------
         # max_descriptors entries suffice: the reader and the router take the activations' entry
         # in cycle 3, before any GEMV is pushed (cycle 3 at the earliest, descriptors from 7)
-        jobs = m.submodules.read_jobs = fifo.SyncFIFO(width=len(reader.job.payload.as_value()),
-                                                      depth=self.max_descriptors)
-        seg_layout = data.StructLayout({"beats": self.count_bits, "act": 1, "keep": 1})
-        segs = m.submodules.segments = fifo.SyncFIFO(width=seg_layout.size, depth=self.max_descriptors)
+        n_jobs = self.max_descriptors * (2 if self.extensions else 1)  # extensions: a stream and weights
+        jobs = m.submodules.read_jobs = fifo.SyncFIFO(width=len(reader.job.payload.as_value()), depth=n_jobs)
+        seg_layout = data.StructLayout({"beats": self.count_bits, "act": 1, "keep": 1,
+                                        **({"ext": 1} if self.extensions else {})})
+        segs = m.submodules.segments = fifo.SyncFIFO(width=seg_layout.size, depth=n_jobs)
         job_in = Signal(job_layout(self.count_bits))
         seg_in = Signal(seg_layout)
         act_job = stage == Stage.ACT_JOB
         m.d.comb += [
-            jobs.w_en.eq(act_job | push), jobs.w_data.eq(job_in),
-            segs.w_en.eq(act_job | push), segs.w_data.eq(seg_in),
+            jobs.w_en.eq(act_job | push | push_ext), jobs.w_data.eq(job_in),
+            segs.w_en.eq(act_job | push | push_ext), segs.w_data.eq(seg_in),
             reader.job.valid.eq(jobs.r_rdy), reader.job.payload.eq(jobs.r_data), jobs.r_en.eq(reader.job.ready),
             writer.job.valid.eq(push), writer.job.payload.addr.eq(gemv_y), writer.job.payload.beats.eq(gemv_rows),
         ]
         with m.If(act_job):
             m.d.comb += [job_in.addr.eq(acts_addr), job_in.beats.eq(act_beats),
                          seg_in.beats.eq(act_beats), seg_in.act.eq(1)]
+        if self.extensions:
+            with m.Elif(push_ext):
+                m.d.comb += [job_in.addr.eq(ext_addr), job_in.beats.eq(ext_beats),
+                             seg_in.beats.eq(ext_beats), seg_in.keep.eq(pushed + 1 < n_desc), seg_in.ext.eq(1)]
         with m.Else():
-            m.d.comb += [job_in.addr.eq(gemv_w), job_in.beats.eq(push_beats),
+            m.d.comb += [job_in.addr.eq(push_w if self.extensions else gemv_w), job_in.beats.eq(push_beats),
                          seg_in.beats.eq(push_beats), seg_in.keep.eq(pushed + 1 < n_desc)]
 
         # --- router: read beats -> engine act / w ------------------------------------------
@@ -258,25 +294,48 @@ class GemvKernel(wiring.Component):
         have = seg_left.any()
         fire = Signal()
         seg_out = seg_layout(segs.r_data)
+        seg_ext = Signal()
+        w_ready = engine.w.ready
+        if self.extensions:
+            ext = m.submodules.ext_unit = ExtUnit(cfg.bus_bits, A, N, cfg.max_cols, self.ext_max_rows,
+                                                  self.max_descriptors)
+            seg_first = Signal()
+            m.d.comb += [ext.start.eq(take), ext.cols.eq(cols),
+                         ext.act_valid.eq(engine.act.valid & engine.act.ready),
+                         ext.act_data.eq(engine.act.payload.data),
+                         ext.beat.valid.eq(reader.data.valid & have & seg_ext), ext.beat.payload.eq(reader.data.payload),
+                         ext.first.eq(seg_first),
+                         ext.gemv.valid.eq(push), ext.gemv.payload.rows.eq(gemv_rows),
+                         ext.gemv.payload.ext.eq(push_was_ext)]
+            w_ready = Mux(seg_ext, ext.beat.ready, engine.w.ready)
         m.d.comb += [
             engine.act.payload.data.eq(reader.data.payload[:N * A]), engine.act.payload.last.eq(seg_left == 1),
             engine.w.payload.data.eq(reader.data.payload), engine.w.payload.last.eq(seg_left == 1),
             engine.act.valid.eq(reader.data.valid & have & seg_act),
-            engine.w.valid.eq(reader.data.valid & have & ~seg_act),
+            engine.w.valid.eq(reader.data.valid & have & ~seg_act & ~seg_ext),
             engine.keep_acts.eq(seg_keep),
-            reader.data.ready.eq(have & Mux(seg_act, engine.act.ready, engine.w.ready)),
+            reader.data.ready.eq(have & Mux(seg_act, engine.act.ready, w_ready)),
             fire.eq(reader.data.valid & reader.data.ready),
         ]
         next_seg = ~have | (fire & (seg_left == 1))
         with m.If(fire):
             m.d.sync += seg_left.eq(seg_left - 1)
+            if self.extensions:
+                m.d.sync += seg_first.eq(0)
         with m.If(next_seg & segs.r_rdy):
             m.d.sync += [seg_left.eq(seg_out.beats), seg_act.eq(seg_out.act), seg_keep.eq(seg_out.keep)]
+            if self.extensions:
+                m.d.sync += [seg_ext.eq(seg_out.ext), seg_first.eq(1)]
         m.d.comb += segs.r_en.eq(next_seg)
 
-        # --- Y: sign-extended to 64 bits -----------------------------------------------------
-        m.d.comb += [writer.y.valid.eq(engine.y.valid), writer.y.payload.eq(engine.y.payload.data),
-                     engine.y.ready.eq(writer.y.ready)]
+        # --- Y: sign-extended to 64 bits (plus the extension unit's rows) --------------------
+        if self.extensions:
+            m.d.comb += [ext.y_in.valid.eq(engine.y.valid), ext.y_in.payload.eq(engine.y.payload.data),
+                         engine.y.ready.eq(ext.y_in.ready), writer.y.valid.eq(ext.y_out.valid),
+                         writer.y.payload.eq(ext.y_out.payload), ext.y_out.ready.eq(writer.y.ready)]
+        else:
+            m.d.comb += [writer.y.valid.eq(engine.y.valid), writer.y.payload.eq(engine.y.payload.data),
+                         engine.y.ready.eq(writer.y.ready)]
         return m
 
     def _row_beats(self, cols, cols_bits: int):

@@ -173,8 +173,13 @@ class KernelCycleModel:
         return min(1.0, bursts * self.max_burst / loop)
 
     def cycles(self, cols: int, rows: list[int], descriptors: bool, read_latency: int, write_latency: int,
-               read_gap: float = 0.0, write_gap: float = 0.0) -> float:
-        """CYCLES for GEMVs of `rows` sharing `cols` (exact with no pauses and hidden latency)."""
+               read_gap: float = 0.0, write_gap: float = 0.0, ext_slots: list[int] | None = None) -> float:
+        """CYCLES for GEMVs of `rows` sharing `cols` (exact with no pauses and hidden latency).
+
+        `ext_slots`: each GEMV's extension-stream slots (`core.ext_stream.ext_slots`, format §11.4).
+        They are not scaled by the read rate: the extension unit takes a beat every W/32 cycles,
+        slower than the memory, which refills the read buffer meanwhile.
+        """
         for name, p in (("read_gap", read_gap), ("write_gap", write_gap)):
             if not 0 <= p < 1:
                 raise ValueError(f"{name} must lie in [0, 1), got {p}")
@@ -183,9 +188,9 @@ class KernelCycleModel:
         late_write = 2 * write_gap / (1 - write_gap)  # the last W beat and its B, each paused
         if rate == 1 and not late_write:  # integers: the exact formula
             return kernel_cycles(self.engine.act_beats(cols), R, self.engine.latency, rows, descriptors,
-                                 read_latency, write_latency)
+                                 read_latency, write_latency, ext_slots=ext_slots)
         return kernel_cycles(self.engine.act_beats(cols) / rate, R / rate, self.engine.latency, rows, descriptors,
-                             read_latency, write_latency + late_write)
+                             read_latency, write_latency + late_write, ext_slots=ext_slots)
 
 
 def kernel_models(preset: str = "seedlm-4", bus_bits: int = 512, act_bits: int = 8, image: str = "beat",

@@ -25,6 +25,7 @@ import numpy as np
 
 from seedlm_fpga.core import progress
 from seedlm_fpga.core import reference as ref
+from seedlm_fpga.core.ext_stream import extension_stream
 from seedlm_fpga.sim import cosim_build
 from seedlm_fpga.sim.kernel_host import DESCRIPTOR_BYTES, WORD_BYTES as Y_WORD_BYTES, activation_image
 from seedlm_fpga.sim.kernel_runner import START_TO_IRQ_EDGES, Kernel, generated_kernel
@@ -49,12 +50,14 @@ class KernelDesign:
     max_cols: int
     mem_latency: int          # read latency of the simulated memory, cycles; the kernels are sized for it
     max_descriptors: int = 16
+    ext_max_rows: int = 0     # > 0: the SeedLM kernel has the extension unit (format §11.3), rows a half
 
     def kernel(self, kind: str) -> Kernel:
         """The generated `kind` kernel ("seedlm" or "baseline") of this design (sim/kernel_runner.py)."""
+        ext = {"extensions": True, "ext_max_rows": self.ext_max_rows} if self.ext_max_rows else {}
         return generated_kernel(self.preset if kind == "seedlm" else "baseline", self.bus_bits, 8, self.max_cols,
                                 mem_latency=self.mem_latency, max_descriptors=self.max_descriptors,
-                                preset=self.preset)
+                                preset=self.preset, **ext)
 
 
 class KernelServer:
@@ -103,12 +106,14 @@ class KernelServer:
         if not self.thread.is_alive():
             raise cosim_build.CosimError(f"the {self.kind} kernel's simulator stopped: {self.error}")
 
-    def submit(self, cols: int, acts, gemvs: list[tuple[str, int]]) -> None:
-        """Ask for one start: `gemvs` are (weight image file, rows); `collect` returns its result."""
+    def submit(self, cols: int, acts, gemvs: list[tuple[str, int, str | None]]) -> None:
+        """Ask for one start: `gemvs` are (weight image file, rows, extension stream file or None);
+        `collect` returns its result."""
         name = f"acts.{self.n}.bin"
         (self.dir / name).write_bytes(activation_image(acts, self.act_bits, self.acts_per_beat, self.design.bus_bits))
         request = {"cols": int(cols), "acts_file": name, "descriptors": True, "max_cycles": MAX_START_CYCLES,
-                   "gemvs": [{"weights_file": f, "rows": int(r)} for f, r in gemvs]}
+                   "gemvs": [{"weights_file": f, "rows": int(r), **({"ext_file": e} if e else {})}
+                             for f, r, e in gemvs]}
         os.write(self.requests, (json.dumps(request) + "\n").encode())
 
     def collect(self) -> dict:
@@ -139,10 +144,15 @@ class VerilatorKernels:
 
     name = "verilator"
 
-    def __init__(self, layers: dict[str, ref.EncodedTensor], int16: dict[str, np.ndarray], design: KernelDesign):
+    def __init__(self, layers: dict[str, ref.EncodedTensor], int16: dict[str, np.ndarray], design: KernelDesign,
+                 extensions: dict | None = None):
         self.design = design
         W = design.bus_bits
         seed_images = {f"{n}.seedlm.bin": ref.memory_image(e.seeds, e.x, e.q, e.preset, W) for n, e in layers.items()}
+        # format §5.6 streams of the layers with parts, beside their images
+        self.ext_files = {n: f"{n}.ext.bin" for n, e in (extensions or {}).items() if e}
+        seed_images.update({self.ext_files[n]: extension_stream(extensions[n], layers[n].shape, W)
+                            for n in self.ext_files})
         base_images = {f"{n}.baseline.bin": ref.baseline_image(w, W) for n, w in int16.items()}
         kernels = {kind: design.kernel(kind) for kind in ("seedlm", "baseline")}
         sims = {kind: k.build() for kind, k in kernels.items()}
@@ -159,7 +169,8 @@ class VerilatorKernels:
     def run(self, cols: int, acts, names, rows) -> dict[str, tuple[list[np.ndarray], int]]:
         """One start on both kernels, simulated side by side: kind -> (Y per GEMV, CYCLES register)."""
         for kind, server in self.servers.items():
-            server.submit(cols, acts, [(f"{n}.{kind}.bin", r) for n, r in zip(names, rows)])
+            server.submit(cols, acts, [(f"{n}.{kind}.bin", r, self.ext_files.get(n) if kind == "seedlm" else None)
+                                       for n, r in zip(names, rows)])
         out = {}
         for kind, server in self.servers.items():
             raw = server.collect()
@@ -182,7 +193,8 @@ def _memory_bytes(images: dict[str, bytes], design: KernelDesign) -> int:
     the activation image, the descriptors, and per GEMV its image and its Y (8 bytes per row, a row
     being at least one beat of the image), each aligned."""
     align = design.bus_bits // 8
-    largest = sorted((len(b) for b in images.values()), reverse=True)[:design.max_descriptors]
+    # a GEMV with parts also reads its extension stream: count two buffers per descriptor
+    largest = sorted((len(b) for b in images.values()), reverse=True)[:2 * design.max_descriptors]
     need = (design.max_cols + 2) * align + DESCRIPTOR_BYTES * design.max_descriptors \
         + sum(b + Y_WORD_BYTES * (b // align) + 2 * align for b in largest)
     size = 1 << 12
@@ -235,4 +247,5 @@ class CheckedKernels:
 def checked_kernel_backend(model, reference, design: KernelDesign) -> CheckedKernels:
     """`--engine verilator` for a decode model (seedlm_fpga.evaluation.decode.DecodeModel)."""
     int16 = {n: model.baseline_weights(n) for n in model.compressed}
-    return CheckedKernels(reference, VerilatorKernels(model.compressed, int16, design), model.compressed, int16)
+    return CheckedKernels(reference, VerilatorKernels(model.compressed, int16, design, model.extensions),
+                          model.compressed, int16)

@@ -33,9 +33,10 @@ DESCRIPTOR_BYTES = DESCRIPTOR_WORDS * WORD_BYTES
 Y_POISON = 0xA5
 
 
-def pack_descriptor(weights_addr: int, y_addr: int, rows: int) -> bytes:
-    """One format §11.3 descriptor: u64 weights, u64 Y, u32 rows, u32 0, u64 0."""
-    return struct.pack("<QQIIQ", weights_addr, y_addr, rows, 0, 0)
+def pack_descriptor(weights_addr: int, y_addr: int, rows: int, ext_beats: int = 0, ext_addr: int = 0) -> bytes:
+    """One format §11.3 descriptor: u64 weights, u64 Y, u32 rows, u32 extension-stream beats
+    (0: none), u64 extension-stream address (format §5.6)."""
+    return struct.pack("<QQIIQ", weights_addr, y_addr, rows, ext_beats, ext_addr)
 
 
 def image_align(bus_bits: int) -> int:
@@ -92,10 +93,12 @@ class KernelPort(abc.ABC):
 
 @dataclass(frozen=True)
 class KernelGemv:
-    """One GEMV of a start: its weight image (format §5.3/§5.4/§7) and its rows."""
+    """One GEMV of a start: its weight image (format §5.3/§5.4/§7), its rows and its extension
+    stream (format §5.6; empty: none)."""
 
     weights: bytes
     rows: int
+    ext: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -146,6 +149,10 @@ def y_buffer(i: int) -> str:
     return f"y.{i}"
 
 
+def ext_buffer(i: int) -> str:
+    return f"ext.{i}"
+
+
 def plan_layout(job: KernelJob, bus_bits: int, base: int = 0, skew: int = 0) -> KernelLayout:
     """Buffers back to back from `base`, each aligned by format §11.3's rule.
 
@@ -168,6 +175,8 @@ def plan_layout(job: KernelJob, bus_bits: int, base: int = 0, skew: int = 0) -> 
     if job.descriptors:
         put("descriptors", DESCRIPTOR_BYTES * len(job.gemvs), WORD_BYTES)
     for i, g in enumerate(job.gemvs):
+        if g.ext:
+            put(ext_buffer(i), len(g.ext), align, skew)
         put(weights_buffer(i), len(g.weights), align, skew)
         put(y_buffer(i), WORD_BYTES * g.rows, WORD_BYTES)
     return KernelLayout(buffers)
@@ -183,6 +192,13 @@ def check_job(job: KernelJob, layout: KernelLayout, bus_bits: int, max_cols: int
         problems.append("no GEMV to run")
     if not job.descriptors and len(job.gemvs) != 1:
         problems.append(f"{len(job.gemvs)} GEMVs need a descriptor list")
+    if not job.descriptors and job.gemvs and job.gemvs[0].ext:
+        problems.append("a GEMV with an extension stream needs a descriptor list")
+    for i, g in enumerate(job.gemvs):
+        if g.ext and len(g.ext) % image_align(bus_bits):
+            problems.append(f"GEMV {i}: extension stream of {len(g.ext)} bytes is not whole {bus_bits}-bit beats")
+        elif g.ext and ext_buffer(i) in layout.buffers and layout.addr(ext_buffer(i)) % image_align(bus_bits):
+            problems.append(f"GEMV {i} extension stream is not aligned to {image_align(bus_bits)} bytes")
     if job.descriptors and len(job.gemvs) > max_descriptors:
         problems.append(f"{len(job.gemvs)} descriptors, the kernel takes at most {max_descriptors}")
     gemvs = [(layout.addr(weights_buffer(i)), layout.addr(y_buffer(i)), g.rows) for i, g in enumerate(job.gemvs)]
@@ -224,7 +240,10 @@ class KernelHost:
         for i, g in enumerate(job.gemvs):
             self.port.write_mem(layout.addr(weights_buffer(i)), g.weights)
             self.port.write_mem(layout.addr(y_buffer(i)), bytes([Y_POISON]) * (WORD_BYTES * g.rows))
-            descriptors += pack_descriptor(layout.addr(weights_buffer(i)), layout.addr(y_buffer(i)), g.rows)
+            ext = (len(g.ext) * 8 // self.bus_bits, layout.addr(ext_buffer(i))) if g.ext else (0, 0)
+            if g.ext:
+                self.port.write_mem(layout.addr(ext_buffer(i)), g.ext)
+            descriptors += pack_descriptor(layout.addr(weights_buffer(i)), layout.addr(y_buffer(i)), g.rows, *ext)
         if job.descriptors:
             self.port.write_mem(layout.addr("descriptors"), descriptors)
 

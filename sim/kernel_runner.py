@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from seedlm_fpga.core import progress
-from seedlm_fpga.core.engine_shape import AP_DONE, AP_IDLE, COSIM_MAX_COLS, DEFAULT_MAX_DESCRIPTORS, \
-    DEFAULT_MEM_LATENCY
+from seedlm_fpga.core.engine_shape import AP_DONE, AP_IDLE, COSIM_MAX_COLS, DEFAULT_EXT_MAX_ROWS, \
+    DEFAULT_MAX_DESCRIPTORS, DEFAULT_MEM_LATENCY
+from seedlm_fpga.core.ext_stream import ext_problems, extension_stream
 from seedlm_fpga.sim import cosim_build
 from seedlm_fpga.sim.axi_memory import BASE_READ_LATENCY
 from seedlm_fpga.sim.cosim_runner import _designs_dir
@@ -53,6 +54,8 @@ class Kernel:
     max_descriptors: int
     mem_latency: int       # the read latency it was generated to hide
     image: str = "beat"
+    extensions: bool = False  # has the extension unit (format §11.3)
+    ext_max_rows: int = 0
 
     def build(self) -> cosim_build.SimBuild:
         return cosim_build.build(list(self.sources), self.toplevel)
@@ -65,12 +68,15 @@ def read_latency(mem_latency: int) -> int:
 
 @functools.lru_cache(maxsize=None)
 def _generated(preset: str, bus_bits: int, act_bits: int, max_cols: int, image: str, mem_latency: int,
-               max_burst: int | None, max_descriptors: int) -> tuple[Path, dict]:
+               max_burst: int | None, max_descriptors: int, extensions: bool = False,
+               ext_max_rows: int = DEFAULT_EXT_MAX_ROWS) -> tuple[Path, dict]:
     from seedlm_fpga.hdl.generate import DesignConfig, KernelParams, generate
 
     cfg = DesignConfig(preset=preset, bus_bits=bus_bits, act_bits=act_bits, max_cols=max_cols, image=image)
-    params = KernelParams(mem_latency=mem_latency, max_burst=max_burst, max_descriptors=max_descriptors)
-    out = Path(tempfile.mkdtemp(prefix=f"kernel-{preset}-W{bus_bits}-A{act_bits}-", dir=_designs_dir()))
+    params = KernelParams(mem_latency=mem_latency, max_burst=max_burst, max_descriptors=max_descriptors,
+                          extensions=extensions, ext_max_rows=ext_max_rows)
+    out = Path(tempfile.mkdtemp(prefix=f"kernel-{preset}-W{bus_bits}-A{act_bits}{'-ext' if extensions else ''}-",
+                                dir=_designs_dir()))
     with progress.step(f"generating the {preset} and baseline kernels (W={bus_bits}, A={act_bits}, "
                        f"max cols {max_cols}, mem latency {mem_latency})"):
         return out, generate(cfg, out, kernel=params)
@@ -78,21 +84,24 @@ def _generated(preset: str, bus_bits: int, act_bits: int, max_cols: int, image: 
 
 def generated_kernel(kind: str, bus_bits: int, act_bits: int = 8, max_cols: int = COSIM_MAX_COLS,
                      image: str = "beat", mem_latency: int = DEFAULT_MEM_LATENCY, max_burst: int | None = None,
-                     max_descriptors: int = DEFAULT_MAX_DESCRIPTORS, preset: str = "seedlm-4") -> Kernel:
+                     max_descriptors: int = DEFAULT_MAX_DESCRIPTORS, preset: str = "seedlm-4",
+                     extensions: bool = False, ext_max_rows: int = DEFAULT_EXT_MAX_ROWS) -> Kernel:
     """Generate both kernels with seedlm_fpga.hdl (once per process and parameters); describe one.
 
     `kind` is a SeedLM preset or "baseline" (then `preset` only picks the design it comes from).
+    `extensions`: the SeedLM kernel gets the extension unit (Y buffer of `ext_max_rows` rows a half).
     """
     if kind not in ENGINES:
         raise ValueError(f"unknown kernel {kind!r} (choose from {', '.join(ENGINES)})")
     out, design = _generated(preset if kind == BASELINE else kind, bus_bits, act_bits, max_cols, image,
-                             mem_latency, max_burst, max_descriptors)
+                             mem_latency, max_burst, max_descriptors, extensions, ext_max_rows)
     k = design["kernel"]
     which = "baseline" if kind == BASELINE else "seedlm"
     engine = design["baseline"] if kind == BASELINE else design
     return Kernel(kind, (out / k[which]["verilog"],), k[which]["top"], bus_bits, engine["act_bits"],
                   engine["acts_per_beat"], engine["y_bits"], engine["max_cols"], k["max_burst"],
-                  k["max_descriptors"], k["mem_latency"], "beat" if kind == BASELINE else image)
+                  k["max_descriptors"], k["mem_latency"], "beat" if kind == BASELINE else image,
+                  extensions and kind != BASELINE, ext_max_rows)
 
 
 @dataclass
@@ -163,13 +172,16 @@ def _act_image(case: GemvCase, kernel: Kernel) -> bytes:
 
 def job_of(kernel: Kernel, case: KernelCase) -> KernelJob:
     image = kernel.image if kernel.kind != BASELINE else "beat"
-    gemvs = tuple(KernelGemv(g.image(kernel.bus_bits, image), g.rows) for g in case.gemvs)
+    gemvs = tuple(KernelGemv(g.image(kernel.bus_bits, image), g.rows,
+                             extension_stream(g.ext, (g.rows, g.cols), kernel.bus_bits) if g.ext else b"")
+                  for g in case.gemvs)
     return KernelJob(case.cols, _act_image(case.gemvs[0], kernel), gemvs, case.descriptors)
 
 
 def _max_cycles(job: KernelJob, bus_bits: int, latency: int, gap: float, write_gap: float) -> int:
     """A deadlock guard far above any sane kernel's time: 8x one beat per cycle, plus slack."""
     beats = (len(job.acts) + sum(len(g.weights) for g in job.gemvs)) * 8 // bus_bits
+    beats += sum(len(g.ext) for g in job.gemvs) // 4  # the extension unit: a 32-bit word a cycle
     rows = sum(g.rows for g in job.gemvs)
     return int(8 * (beats + rows) / ((1 - gap) * (1 - write_gap))) + 40 * latency * (len(job.gemvs) + 1) + 20000
 
@@ -186,6 +198,14 @@ def _check(kernel: Kernel, cases: list[KernelCase], latency: int, gap: float, wr
                 raise ValueError(f"case {case.label!r} is for {g.engine}, the kernel is {kernel.kind}")
         if case.cols > kernel.max_cols:
             raise ValueError(f"cols {case.cols} exceeds the kernel's max cols {kernel.max_cols}")
+        if any(g.ext for g in case.gemvs) and not kernel.extensions:
+            raise ValueError(f"case {case.label!r} has extension parts; the kernel has no extension unit")
+        for g in case.gemvs:
+            problems = ext_problems(g.ext, (g.rows, g.cols), kernel.act_bits, kernel.y_bits) if g.ext else []
+            if problems:
+                raise ValueError(f"case {case.label!r}: {'; '.join(problems)}")
+        if any(g.ext for g in case.gemvs) and max(g.rows for g in case.gemvs) > kernel.ext_max_rows:
+            raise ValueError(f"case {case.label!r}: more rows than the extension unit's {kernel.ext_max_rows}")
         if len(case.gemvs) > kernel.max_descriptors:
             raise ValueError(f"{len(case.gemvs)} GEMVs, the kernel takes at most {kernel.max_descriptors}")
 
@@ -235,6 +255,9 @@ def run_kernel_cases(kernel: Kernel, cases: list[KernelCase], latency: int = 0, 
         for i, g in enumerate(job.gemvs):
             files[f"w{n}.{i}.bin"] = g.weights
             gemvs.append({"weights_file": f"w{n}.{i}.bin", "rows": g.rows})
+            if g.ext:
+                files[f"e{n}.{i}.bin"] = g.ext
+                gemvs[-1]["ext_file"] = f"e{n}.{i}.bin"
         stim_cases.append({"cols": case.cols, "acts_file": f"a{n}.bin", "descriptors": case.descriptors,
                            "gemvs": gemvs,
                            "max_cycles": _max_cycles(job, kernel.bus_bits, latency, gap, write_gap)})

@@ -112,7 +112,9 @@ class _PollingHost(KernelHost):
 
 
 def _job(case: dict, folder: Path) -> KernelJob:
-    gemvs = tuple(KernelGemv((folder / g["weights_file"]).read_bytes(), int(g["rows"])) for g in case["gemvs"])
+    gemvs = tuple(KernelGemv((folder / g["weights_file"]).read_bytes(), int(g["rows"]),
+                             (folder / g["ext_file"]).read_bytes() if g.get("ext_file") else b"")
+                  for g in case["gemvs"])
     return KernelJob(int(case["cols"]), (folder / case["acts_file"]).read_bytes(), gemvs,
                      bool(case["descriptors"]))
 

@@ -32,6 +32,8 @@ class Gemv:
     cols: int
     count: int = 1
     preset: str | None = None
+    ext_nnz: int = 0   # outliers of all `count` tensors together (format §5.5)
+    ext_rank: int = 0  # the low-rank part's rank (tensors of different ranks are separate groups)
 
     @property
     def params(self) -> int:
@@ -211,13 +213,15 @@ def model_from_checkpoint(path: str | Path) -> ModelShape:
     path = Path(path)
     header = read_header(path)
     shapes = header.shapes
-    groups: dict[tuple[str, int, int, str], int] = {}
+    groups: dict[tuple, int] = {}
+    nnz_of: dict[tuple, int] = {}
     compressed_parts = set(shapes) - set(header.carried)
     layers: set[int] = set()
     for key, entry in header.entries.items():
         rows, cols = entry["shape"]
-        group = (_kind(key), rows, cols, header.presets[key].name)
+        group = (_kind(key), rows, cols, header.presets[key].name, int(entry.get("rank", 0)))
         groups[group] = groups.get(group, 0) + 1
+        nnz_of[group] = nnz_of.get(group, 0) + int(entry.get("sparse", {}).get("nnz", 0))
         if m := _LAYER.search(key):
             layers.add(int(m.group(1)))
 
@@ -232,7 +236,7 @@ def model_from_checkpoint(path: str | Path) -> ModelShape:
             n *= d
         kind = _kind(key)
         if len(shape) == 2 and kind in _GEMV_KINDS:  # a Linear kept uncompressed: runs at 16 bits
-            k = (kind, shape[0], shape[1], "fp16")
+            k = (kind, shape[0], shape[1], "fp16", 0)
             groups[k] = groups.get(k, 0) + 1
             has_head |= kind == "lm_head"
             if m := _LAYER.search(key):
@@ -244,12 +248,13 @@ def model_from_checkpoint(path: str | Path) -> ModelShape:
             layers.add(int(m.group(1)))
         stored += n
     if not has_head and embedding is not None:
-        groups[("lm_head", embedding[0], embedding[1], "fp16")] = 1
+        groups[("lm_head", embedding[0], embedding[1], "fp16", 0)] = 1
         stored -= embedding[0] * embedding[1]  # tied: streamed as the head, counted once
     if not groups:
         raise UserError(f"{path}: holds no compressed tensors")
     order = {k: i for i, k in enumerate(LAYER_KINDS + ("lm_head",))}
-    gemvs = sorted((Gemv(kind, r, c, n, preset) for (kind, r, c, preset), n in groups.items()),
+    gemvs = sorted((Gemv(kind, r, c, n, preset, nnz_of.get((kind, r, c, preset, rank), 0), rank)
+                    for (kind, r, c, preset, rank), n in groups.items()),
                    key=lambda g: (order.get(g.kind, len(order)), g.kind, g.rows, g.cols, g.preset))
     return ModelShape(path.stem, tuple(gemvs), len(layers), stored, str(path))
 

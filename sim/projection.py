@@ -37,6 +37,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from seedlm_fpga.flows.sizing import SLACK  # bandwidth share a bus may leave unused rather than double
+from seedlm_fpga.core.ext_stream import EXT_WORD_BITS, ext_words_bound
 from seedlm_fpga.core.numeric import pow2_at_least
 from seedlm_fpga.core.reference import PRESETS
 from seedlm_fpga.sim.cycle_model import CycleModel
@@ -161,11 +162,16 @@ class BoardPlan:
 
 # --- one GEMV, one format --------------------------------------------------------------------
 
-def gemv_time(plan: EnginePlan, rows: int, cols: int, instances: int | None = None, batch: int = 1) -> dict:
+def gemv_time(plan: EnginePlan, rows: int, cols: int, instances: int | None = None, batch: int = 1,
+              ext_nnz: int = 0, ext_rank: int = 0) -> dict:
     """One GEMV spread over the engines: seconds, bytes streamed, cycles of the busiest engine.
 
     With batch B > 1 every weight beat is used B times: B activation loads, and each beat holds
     the engine max(1/e, B) cycles (memory stall or one multiply per sequence).
+    `ext_nnz`, `ext_rank`: the tensor's outliers and low-rank part (format §5.5): each engine's
+    extension unit takes its rows' share of the §5.6 stream, one 32-bit word a cycle before the
+    weights (format §11.4; outlier words bounded by nnz + rows, `ext_words_bound`), and the
+    words are streamed bytes; once per batch (the unit holds one activation vector).
     """
     model = plan.model
     per_instance = -(-rows // (instances or plan.instances))
@@ -174,14 +180,24 @@ def gemv_time(plan: EnginePlan, rows: int, cols: int, instances: int | None = No
         beats = parts["weights"]
         parts = {"act": parts["act"] * batch, "weights": beats * batch,
                  "stalls": max(0.0, beats / plan.beat_rate - beats * batch), "latency": parts["latency"]}
+    n_inst = -(-rows // per_instance)
+    if ext_nnz or ext_rank:
+        # every instance reads the whole right factors and header, its share of the row words
+        row_words = ext_words_bound(rows, cols, ext_nnz, ext_rank) - ext_words_bound(0, cols, 0, ext_rank)
+        words = ext_words_bound(0, cols, 0, ext_rank) + -(-row_words * per_instance // rows)
+        parts["extensions"] = float(words * batch)
+        ext_bytes = n_inst * words * EXT_WORD_BITS // 8
+    else:
+        ext_bytes = 0
     cycles = sum(parts.values())
     return {
         "format": plan.format,
         "rows_per_instance": per_instance,
         "cycles": cycles,
         "seconds": cycles / (plan.clock_mhz * 1e6),
-        "bytes": model.image_bytes(rows, cols),
-        "bits_per_weight": model.bits_per_weight(cols),
+        "bytes": model.image_bytes(rows, cols) + ext_bytes,
+        "bits_per_weight": model.bits_per_weight(cols) + 8 * ext_bytes / (rows * cols),
+        "extension_bytes": ext_bytes,
         "macs": rows * cols,
         "fixed_cycles": parts["act"] + parts["latency"],
         "bound": plan.bound,
@@ -192,6 +208,14 @@ def _gemv_format(gemv, fmt: str) -> str:
     if gemv.kind == "lm_head" or gemv.preset == "fp16" or fmt == "fp16":
         return "fp16"
     return gemv.preset or fmt
+
+
+def _ext_of(g, engine_format: str) -> tuple[int, int]:
+    """(outliers per tensor, rank) of a group run on a SeedLM engine; none at 16 bits (the
+    decoded weights already hold them)."""
+    if engine_format not in PRESETS:
+        return 0, 0
+    return -(-g.ext_nnz // g.count), g.ext_rank
 
 
 def _formats_of(model: ModelShape, fmt: str) -> set[str]:
@@ -243,7 +267,11 @@ def model_bytes_of(board: BoardPlan, g, fmt: str) -> int:
     if plan.too_small:  # no engine, no bus: count the blocks themselves (format §5.2)
         p = PRESETS[plan.format]
         return g.rows * -(-g.cols // p.C) * p.block_bits // 8 * g.count
-    return plan.model.image_bytes(g.rows, g.cols) * g.count
+    ext = 0
+    nnz, rank = _ext_of(g, plan.format)
+    if nnz or rank:  # the §5.6 streams, one per tensor
+        ext = ext_words_bound(g.rows, g.cols, nnz, rank) * EXT_WORD_BITS // 8
+    return (plan.model.image_bytes(g.rows, g.cols) + ext) * g.count
 
 
 def attention_time(board: BoardPlan, model: ModelShape, context: int, kv_bits: int = 16, batch: int = 1) -> dict:
@@ -290,7 +318,7 @@ def project_format(board: BoardPlan, model: ModelShape, fmt: str, instances: dic
         plan = board.engines[_gemv_format(g, fmt)]
         n = (instances or {}).get(plan.format)
         rows.append({"kind": g.kind, "rows": g.rows, "cols": g.cols, "count": g.count,
-                     **gemv_time(plan, g.rows, g.cols, n, batch)})
+                     **gemv_time(plan, g.rows, g.cols, n, batch, *_ext_of(g, plan.format))})
     weights_s = sum(r["seconds"] * r["count"] for r in rows)
     attn = attention_time(board, model, context, kv_bits, batch)
     gemvs_per_step = sum(r["count"] for r in rows) + (2 * model.layers if context else 0)

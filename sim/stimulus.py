@@ -15,6 +15,7 @@ minute; the bit-exact check of the engine does not depend on how good the seeds 
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import numpy as np
 
 from seedlm_fpga.core import reference as ref
 from seedlm_fpga.core.lfsr import basis_U
+from seedlm_fpga.core.extensions import Extensions, gemv_extensions
 from seedlm_fpga.core.reference import to_int16
 
 BASELINE = "baseline"
@@ -42,6 +44,7 @@ class GemvCase:
     x: np.ndarray | None = None      # [rows, nb]
     q: np.ndarray | None = None      # [rows, nb, P]
     weights: np.ndarray | None = None  # int16 [rows, cols] (baseline)
+    ext: Extensions | None = None    # outliers / low-rank parts (format §5.5), SeedLM only
 
     @property
     def preset(self) -> ref.Preset | None:
@@ -65,7 +68,10 @@ class GemvCase:
     def expected(self) -> list[int]:
         if self.engine == BASELINE:
             return [int(v) for v in ref.gemv_baseline(self.weights, self.acts)]
-        return [int(v) for v in ref.gemv_seedlm(self._ref_seeds(), self.x, self.q, self.acts, self.preset)]
+        y = [int(v) for v in ref.gemv_seedlm(self._ref_seeds(), self.x, self.q, self.acts, self.preset)]
+        if self.ext:
+            y = [a + int(b) for a, b in zip(y, gemv_extensions(self.ext, (self.rows, self.cols), self.acts))]
+        return y
 
     def _ref_seeds(self) -> np.ndarray:
         """Seed 0 appears only in all-zero words (zero weights, format §5.2): any seed decodes them."""
@@ -163,6 +169,39 @@ def weights_case(label: str, engine: str, weights, act_bits: int, rng: np.random
     else:
         seeds, x, q, _ = encode_fast(weights, preset, rng)
     return GemvCase(label, engine, cols, acts, seeds=seeds, x=x, q=q)
+
+
+def extended_case(engine: str, rows: int, cols: int, act_bits: int, seed: int, outliers: float,
+                  rank: int) -> GemvCase:
+    """Gaussian weights split as `compress --outliers F --rank R` splits them (format §5.5, bias
+    "auto"): the parts as stored, the residual encoded as `weights_case` encodes weights."""
+    from seedlm_fpga.compressor.extend import Variant, split_variant
+
+    rng = np.random.default_rng(seed)
+    w = rng.normal(0.0, 0.02, (rows, cols))
+    dense, _, ext = split_variant(w, Variant(engine, outliers, rank), "auto")
+    case = weights_case(f"gaussian {rows}x{cols}, outliers {outliers}, rank {rank}", engine, dense, act_bits, rng)
+    return dataclasses.replace(case, ext=ext)
+
+
+def random_extensions(rng, rows: int, cols: int, nnz: int = 0, rank: int = 0, max_shift: int = 8) -> Extensions:
+    """Random format §5.5 parts: `nnz` outliers at distinct places (full-range int16 codes), a rank-`rank`
+    product of full-range int8 factors, shifts in 0..max_shift-1."""
+    from seedlm_fpga.core.extensions import LowRankPart, SparsePart, col_index_dtype, row_ptr_dtype
+
+    sp = lr = None
+    if nnz:
+        pos = np.sort(rng.choice(rows * cols, nnz, replace=False))
+        r, c = np.divmod(pos, cols)
+        ptr = np.zeros(rows + 1, dtype=row_ptr_dtype(nnz))
+        np.cumsum(np.bincount(r, minlength=rows), out=ptr[1:])
+        sp = SparsePart(ptr, c.astype(col_index_dtype(cols)), rng.integers(-32767, 32768, nnz).astype(np.int16),
+                        int(rng.integers(0, max_shift)))
+    if rank:
+        lr = LowRankPart(rng.integers(-127, 128, (rows, rank)).astype(np.int8),
+                         rng.integers(-127, 128, (cols, rank)).astype(np.int8),
+                         rng.integers(0, max_shift, rank).astype(np.uint8))
+    return Extensions(sp, lr)
 
 
 def gaussian_case(engine: str, rows: int, cols: int, act_bits: int, seed: int = 0) -> GemvCase:

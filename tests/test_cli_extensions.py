@@ -60,8 +60,19 @@ def test_compress_with_outliers_and_rank_then_decompress(tmp_path, capsys):
     assert rc == 0, err
     d = load_file(tmp_path / "d.safetensors")["layers.0.wq.weight"]
     np.testing.assert_array_equal(d.numpy(), decode_extended(wq, ext).astype(np.float32))
-    rc, _, err = _run(capsys, "image", str(out), "--tensor", "layers.0.wq.weight", "--bus-bits", "64", "-o", str(tmp_path / "i.bin"))
-    assert rc == 2 and "has outliers or a low-rank part (format §5.5)" in err and len(err.splitlines()) == 1
+    rc, text, err = _run(capsys, "image", str(out), "--tensor", "layers.0.wq.weight", "--bus-bits", "64",
+                         "-o", str(tmp_path / "i.bin"))
+    assert rc == 0, err
+    # the extension stream beside the image (format §5.6): header rank 1, sparse, e, 8 rows; the
+    # f_0 word; 16 / 4 right-factor words; per row a left word and max(1, nnz_r) outliers
+    raw = (tmp_path / "i.ext.bin").read_bytes()
+    words = np.frombuffer(raw, "<u4")
+    assert words[0] == 1 | 1 << 3 | ext.sparse.shift << 4 | 8 << 16 and words[1] == ext.lowrank.shift[0]
+    n = 2 + 4 + 8 + sum(max(1, int(ext.sparse.row_ptr[r + 1]) - int(ext.sparse.row_ptr[r])) for r in range(8))
+    assert len(raw) == -(-n // 2) * 8 and "extension stream" in text
+    rc, _, err = _run(capsys, "image", str(out), "--tensor", "layers.0.wq.weight", "--bus-bits", "48",
+                      "-o", str(tmp_path / "j.bin"))
+    assert rc == 2 and "multiple of 32 bits" in err and len(err.splitlines()) == 1
 
 
 def _plain(tmp_path, capsys, which):

@@ -39,7 +39,7 @@ PAPER = {"rows": paper.GEMV_ROWS, "cols": paper.GEMV_COLS, "bus_bits": paper.BUS
 #: Largest GEMV a cosim runs (Verilator simulates every cycle; 65536 x 65536 is hours already).
 MAX_ROWS, MAX_COLS = 1 << 16, 1 << 20
 SHAPE_OPTIONS = ("rows", "cols", "bus_bits", "preset", "gap", "ready_gap")
-KERNEL_OPTIONS = ("mem_latency", "mem_gap", "descriptors")
+KERNEL_OPTIONS = ("mem_latency", "mem_gap", "descriptors", "outliers", "rank")
 MAX_MEM_LATENCY = 4000
 
 
@@ -75,6 +75,11 @@ def add_arguments(parser) -> None:
     kernel.add_argument("--descriptors", type=int,
                         help="K GEMVs of the shape per start through the descriptor list, sharing one activation "
                              "load (default: one GEMV from the registers)")
+    kernel.add_argument("--outliers", type=float, metavar="F",
+                        help="SeedLM GEMVs carry outliers as `compress --outliers F` keeps them (format §5.5); the "
+                             "SeedLM kernel gets the extension unit (§11.3) and runs them through descriptors")
+    kernel.add_argument("--rank", type=int, metavar="R",
+                        help="SeedLM GEMVs carry a rank-R part as `compress --rank R` makes it (1..4 on the kernel)")
 
 
 def _settings(args) -> dict:
@@ -120,6 +125,14 @@ def _kernel_settings(args, s: dict) -> dict:
     if not 0 <= k["mem_gap"] < 1:
         raise UserError(f"--mem-gap must lie in [0, 1), got {k['mem_gap']}")
     check_number("--descriptors", k["descriptors"], 0, 1024, integer=True)
+    k["outliers"], k["rank"] = args.outliers or 0.0, args.rank or 0
+    if k["outliers"] or k["rank"]:
+        from seedlm_fpga.core.extensions import MAX_OUTLIER_FRACTION
+        from seedlm_fpga.core.ext_stream import EXT_MAX_RANK
+
+        check_number("--outliers", k["outliers"], 0, MAX_OUTLIER_FRACTION)
+        check_number("--rank", k["rank"], 0, min(EXT_MAX_RANK, s["rows"], s["cols"]), integer=True)
+        k["descriptors"] = max(1, k["descriptors"])  # the extension streams come through descriptors
     return k
 
 
@@ -140,12 +153,16 @@ def _run_kernels(args, s: dict, k: dict, max_cols: int, make) -> tuple[dict, dic
     from seedlm_fpga.sim.cycle_model import kernel_models
     from seedlm_fpga.sim.kernel_runner import generated_kernel, kernel_case, read_latency, run_kernel_cases
 
+    from seedlm_fpga.core.ext_stream import ext_beats, ext_slots
     from seedlm_fpga.hdl.kernel import KINDS, KernelParams, check_kernel
 
     l_r = read_latency(k["mem_latency"])
     sized = max(DEFAULT_MEM_LATENCY, l_r)  # a kernel generated to hide the memory it meets
     n = max(1, k["descriptors"])
-    params = KernelParams(mem_latency=sized, max_descriptors=max(DEFAULT_MAX_DESCRIPTORS, n))
+    extended = bool(k.get("outliers") or k.get("rank"))
+    ext_rows = 1 << max(0, s["rows"] - 1).bit_length()  # the extension unit's Y buffer: a power of two
+    params = KernelParams(mem_latency=sized, max_descriptors=max(DEFAULT_MAX_DESCRIPTORS, n), extensions=extended,
+                          ext_max_rows=ext_rows)
     cfg = DesignConfig(preset=s["preset"], bus_bits=s["bus_bits"], act_bits=args.act_bits, max_cols=max_cols,
                        image=args.image)
     for kind in KINDS:  # refuse before generating anything
@@ -153,8 +170,14 @@ def _run_kernels(args, s: dict, k: dict, max_cols: int, make) -> tuple[dict, dic
     results, dicts = {}, {}
     for kind in (s["preset"], stim.BASELINE):
         kernel = generated_kernel(kind, s["bus_bits"], args.act_bits, max_cols, args.image, sized,
-                                  max_descriptors=params.max_descriptors, preset=s["preset"])
-        if kind == stim.BASELINE or args.stimulus != "gaussian":
+                                  max_descriptors=params.max_descriptors, preset=s["preset"], extensions=extended,
+                                  ext_max_rows=ext_rows)
+        if extended and kind != stim.BASELINE:
+            with progress.step(f"splitting and compressing {n} x {s['rows']} x {s['cols']} Gaussian weights "
+                               f"(outliers {k['outliers']}, rank {k['rank']})"):
+                gemvs = [stim.extended_case(kind, s["rows"], s["cols"], args.act_bits, args.seed + i,
+                                            k["outliers"], k["rank"]) for i in range(n)]
+        elif kind == stim.BASELINE or args.stimulus != "gaussian":
             gemvs = [make(kind, s["rows"], s["cols"], args.act_bits, args.seed + i) for i in range(n)]
         else:
             what = f"{n} GEMVs of " if n > 1 else ""
@@ -164,8 +187,11 @@ def _run_kernels(args, s: dict, k: dict, max_cols: int, make) -> tuple[dict, dic
         case = kernel_case(gemvs, descriptors=k["descriptors"] > 0)
         r = run_kernel_cases(kernel, [case], k["mem_latency"], k["mem_gap"], s["ready_gap"], args.seed)[0]
         model = kernel_models(s["preset"], s["bus_bits"], args.act_bits, args.image, sized, kernel.max_burst)
+        slots = [ext_slots(ext_beats(g.ext, (g.rows, g.cols), s["bus_bits"]), s["bus_bits"]) if g.ext else 0
+                 for g in gemvs]
         predicted = model["fp16" if kind == stim.BASELINE else kind].cycles(
-            s["cols"], [s["rows"]] * n, case.descriptors, l_r, BASE_WRITE_LATENCY, k["mem_gap"], s["ready_gap"])
+            s["cols"], [s["rows"]] * n, case.descriptors, l_r, BASE_WRITE_LATENCY, k["mem_gap"], s["ready_gap"],
+            ext_slots=slots)
         results[kind], dicts[kind] = r, _kernel_dict(r, predicted)
     return results, dicts
 
@@ -255,6 +281,8 @@ def _report_kernels(args, s: dict, k: dict, max_cols: int, results: dict, dicts:
     print(f"kernels: {n} GEMV(s) of {s['rows']} x {s['cols']} per start, W = {s['bus_bits']} bits, "
           f"A = {args.act_bits} bits, memory latency {k['mem_latency']}, memory gap {k['mem_gap']}, "
           f"output back-pressure {s['ready_gap']}, {args.stimulus} stimulus, {args.image} image")
+    if k.get("outliers") or k.get("rank"):
+        print(f"  SeedLM GEMVs with outliers {k['outliers']} and rank {k['rank']} (format §5.5) on the extension unit")
     for kind, r in results.items():
         print(f"  {r.report()} (model {dicts[kind]['model_cycles']:,.0f})")
     if speedup:

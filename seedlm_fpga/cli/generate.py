@@ -20,7 +20,7 @@ from seedlm_fpga.core.reference import PRESETS
 from seedlm_fpga.errors import UserError
 from seedlm_fpga.core.engine_shape import (ACT_BITS, DEFAULT_MAX_COLS, DEFAULT_MAX_DESCRIPTORS,
                                            DEFAULT_MEM_LATENCY, IMAGE_LAYOUTS)
-KERNEL_OPTIONS = ("mem_latency", "max_burst", "max_descriptors")
+KERNEL_OPTIONS = ("mem_latency", "max_burst", "max_descriptors", "extensions", "ext_max_rows")
 
 
 def add_arguments(parser):
@@ -51,6 +51,12 @@ def add_arguments(parser):
     parser.add_argument("--max-descriptors", type=int, metavar="D", default=None,
                         help=f"GEMVs one start may run from a descriptor list (default: {DEFAULT_MAX_DESCRIPTORS}; "
                              f"needs --kernel)")
+    parser.add_argument("--extensions", action="store_const", const=True, default=None,
+                        help="give the SeedLM kernel the extension unit: outliers and low-rank parts added "
+                             "into Y (format §5.6, §11.3; needs --kernel)")
+    parser.add_argument("--ext-max-rows", type=int, metavar="N", default=None,
+                        help="rows of a GEMV with extension parts, a power of two (default 16384; needs "
+                             "--extensions)")
     parser.add_argument("-o", "--output", metavar="DIR", required=True, help="output folder (created)")
 
 
@@ -70,6 +76,8 @@ def _kernel_params(args, cfg):
         if given:
             raise UserError(f"--{next(iter(given)).replace('_', '-')} needs --kernel")
         return None
+    if "ext_max_rows" in given and not args.extensions:
+        raise UserError("--ext-max-rows needs --extensions")
     params = KernelParams(**given)
     try:
         for kind in KINDS:

@@ -86,8 +86,12 @@ def _backend(args, model, preset: str, bus_bits: int):
     from seedlm_fpga.sim.kernel_backend import KernelDesign, checked_kernel_backend
 
     max_cols = max(e.shape[1] for e in model.compressed.values())
+    # layers with outliers / low-rank parts (format §5.5) run on the extension unit (§11.3)
+    ext_rows = max((model.compressed[n].shape[0] for n in model.extensions), default=0)
+    ext_max_rows = 1 << max(0, ext_rows - 1).bit_length() if ext_rows else 0
     try:
-        return checked_kernel_backend(model, reference, KernelDesign(preset, bus_bits, max_cols, args.mem_latency))
+        return checked_kernel_backend(model, reference, KernelDesign(preset, bus_bits, max_cols, args.mem_latency,
+                                                                     ext_max_rows=ext_max_rows))
     except ValueError as exc:  # a design the kernel generator refuses (format §10/§11 limits)
         raise UserError(f"no kernel for this model on --board {args.board}: {exc}") from None
 
@@ -96,6 +100,7 @@ def run(args) -> int:
     from seedlm_fpga.evaluation.decode import greedy_decode, load_decode_model
     from seedlm_fpga.flows.sizing import size_for_board
     from seedlm_fpga.sim.kernel_backend import KernelMismatch
+    from seedlm_fpga.core.ext_stream import ext_beats, ext_slots
     from seedlm_fpga.sim.run_cycles import MODEL_NOTE, StartModel
 
     model_path = Path(args.model)
@@ -119,6 +124,12 @@ def run(args) -> int:
         raise UserError(f"--mem-latency must lie in 0..{MAX_MEM_LATENCY}, got {args.mem_latency}")
     starts = StartModel(preset, design["bus_bits"], args.mem_latency)
 
+    def slots_of(names) -> list[int]:
+        """The format §11.4 slots of each GEMV's extension stream (0 for layers without parts)."""
+        W = design["bus_bits"]
+        return [ext_slots(ext_beats(model.extensions[n], model.compressed[n].shape, W), W)
+                if n in model.extensions else 0 for n in names]
+
     per_token: list[dict] = []
     prefill: list[dict] = []
     prev = [prompt[-1]]
@@ -127,7 +138,7 @@ def run(args) -> int:
         row = {"gemvs": record.gemvs, "starts": len(record.starts),
                "cycles": _sum(r.cycles for _, r in record.starts),
                "baseline_cycles": _sum(r.baseline_cycles for _, r in record.starts),
-               "model_cycles": sum(starts.seedlm(s.cols, s.rows) for s, _ in record.starts),
+               "model_cycles": sum(starts.seedlm(s.cols, s.rows, slots_of(s.names)) for s, _ in record.starts),
                "baseline_model_cycles": sum(starts.baseline(s.cols, s.rows) for s, _ in record.starts)}
         if new_id is None:
             prefill.append(row)

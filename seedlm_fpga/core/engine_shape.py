@@ -240,6 +240,8 @@ MAX_ROWS = (1 << 24) - 1
 #: at 300 MHz) and the GEMVs one start may chain (a layer has at most 7).
 DEFAULT_MEM_LATENCY = 128
 DEFAULT_MAX_DESCRIPTORS = 16
+#: Y-buffer rows of the kernel's extension unit (each half; a power of two >= Llama's 14,336).
+DEFAULT_EXT_MAX_ROWS = 16384
 #: `s_axi_control` (format §11.2): byte offsets of the 32-bit registers.
 KERNEL_REGISTERS = {
     "CTRL": 0x00, "GIE": 0x04, "IER": 0x08, "ISR": 0x0C,
@@ -303,7 +305,7 @@ KERNEL_TIMING = KernelTiming()
 
 def kernel_cycles(act_beats: int, beats_per_row: int, latency_cycles: int, rows: list[int],
                   descriptors: bool, read_latency: int, write_latency: int,
-                  timing: KernelTiming = KERNEL_TIMING) -> int:
+                  timing: KernelTiming = KERNEL_TIMING, ext_slots: list[int] | None = None) -> int:
     """CYCLES of one start (format §11.4): ap_start taken (cycle 0) -> ap_done reads 1.
 
     For a memory answering every AR exactly `read_latency` cycles after its handshake (R beats
@@ -312,19 +314,21 @@ def kernel_cycles(act_beats: int, beats_per_row: int, latency_cycles: int, rows:
     rows: each GEMV's rows (one entry with descriptors=False: the registers' GEMV).
     The R stream is one beat per cycle from its first slot, except where a descriptor's weight
     AR leaves later than the previous image ends (start_d below).
+    ext_slots: per GEMV, the R-stream slots of its extension stream before its weights
+    (`core.ext_stream.ext_slots`; 0 or None: none).
     """
     slot = timing.launch + read_latency + act_beats       # first weight beat's R slot
     for d, r in enumerate(rows):
         if descriptors:
             arrives = timing.desc_launch + read_latency + DESCRIPTOR_WORDS * d
             slot = max(slot, arrives + timing.desc_to_weights + read_latency)
-        slot += r * beats_per_row
+        slot += r * beats_per_row + (ext_slots[d] if ext_slots else 0)
     last_w_accepted = slot - 1 + timing.read_fifo
     return last_w_accepted + latency_cycles + write_latency + timing.done
 
 
 def kernel_cycles_for(cfg: DesignConfig, kind: str, cols: int, rows: list[int], descriptors: bool,
-                      read_latency: int, write_latency: int) -> int:
+                      read_latency: int, write_latency: int, ext_slots: list[int] | None = None) -> int:
     """`kernel_cycles` for the SeedLM ("seedlm") or baseline ("baseline") kernel of `cfg`."""
     if kind == "seedlm":
         shape, lat = cfg.seedlm, latency_of(cfg.seedlm_stages)
@@ -333,4 +337,4 @@ def kernel_cycles_for(cfg: DesignConfig, kind: str, cols: int, rows: list[int], 
     else:
         raise ValueError(f"kernel kind must be seedlm or baseline, got {kind!r}")
     return kernel_cycles(-(-cols // shape.acts_per_beat), shape.row_beats(cols), lat, rows, descriptors,
-                         read_latency, write_latency)
+                         read_latency, write_latency, ext_slots=ext_slots)

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from seedlm_fpga.compressor.checkpoints import HF_CONFIG_INFO, LLAMA2C_CONFIG_INFO
 from seedlm_fpga.compressor.container import EXTRA_PREFIX
 from seedlm_fpga.compressor.llama2c import Llama2cConfig
+from seedlm_fpga.core.extensions import Extensions, decode_extended, gemv_extensions
 from seedlm_fpga.core.reference import EncodedTensor, gemv_baseline, to_int16
 from seedlm_fpga.errors import UserError
 from seedlm_fpga.evaluation.llama_model import (RMS_EPS, ROPE_THETA, SINGLE_THREAD_DIM, IntegerSeedLMLinear,
@@ -79,6 +80,7 @@ class DecodeModel:
     tensors: dict[str, torch.Tensor]       # embedding, norms, RoPE tables, uncompressed layers
     compressed: dict[str, EncodedTensor]   # the layers the kernels run (their GEMVs)
     rms_eps: float = RMS_EPS
+    extensions: dict[str, Extensions] = field(default_factory=dict)  # format §5.5 parts of kernel layers
     _integer: dict[str, IntegerSeedLMLinear] = field(default_factory=dict, repr=False)
     _int16: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
@@ -91,7 +93,7 @@ class DecodeModel:
     def baseline_weights(self, name: str) -> np.ndarray:
         """The 16-bit baseline's weights of a layer: its decoded SeedLM weights as int16 (format §7)."""
         if name not in self._int16:
-            self._int16[name] = to_int16(self.compressed[name].decode())
+            self._int16[name] = to_int16(decode_extended(self.compressed[name], self.extensions.get(name)))
         return self._int16[name]
 
     @property
@@ -115,6 +117,9 @@ def load_decode_model(path: str | Path) -> DecodeModel:
             raise UserError(f"{path}: bad {LLAMA2C_CONFIG_KEY} metadata: {exc}") from None
     elif hf_raw is not None:
         from seedlm_fpga.evaluation.hf_llama import parse_config, to_llama2c
+        if container.extensions:  # to_llama2c permutes q/k rows of the blocks, not of the parts
+            raise UserError(f"{path}: run does not yet take outliers or low-rank parts (format §5.5) of a "
+                            f"Hugging Face model; compress it without --outliers/--rank/--budget")
         hf = parse_config(hf_raw, str(path))
         cfg, eps, theta = hf.cfg, hf.rms_eps, hf.rope_theta
         compressed, carried = to_llama2c(hf, compressed, carried)
@@ -128,7 +133,7 @@ def load_decode_model(path: str | Path) -> DecodeModel:
         if name in linear:
             on_kernel[name] = enc
         else:  # a compressed lookup table (the embedding): decoded once, used on the host
-            tensors[name] = torch.from_numpy(enc.decode().astype(np.float32))
+            tensors[name] = torch.from_numpy(decode_extended(enc, container.extensions.get(name)).astype(np.float32))
     missing = [n for n in ["tok_embeddings", "norm"] + [f"layers.{i}.{k}" for i in range(cfg.n_layers)
                                                         for k in ("attention_norm", "ffn_norm")]
                + sorted(linear - {"output"}) if n not in tensors and n not in on_kernel]
@@ -136,7 +141,19 @@ def load_decode_model(path: str | Path) -> DecodeModel:
         raise UserError(f"{path}: lacks {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}")
     if "freq_cos" not in tensors:
         tensors["freq_cos"], tensors["freq_sin"] = rope_tables(cfg, theta)
-    return DecodeModel(cfg, tensors, on_kernel, rms_eps=eps)
+    parts = {n: e for n, e in container.extensions.items() if n in on_kernel and e}
+    return DecodeModel(cfg, tensors, on_kernel, rms_eps=eps, extensions=parts)
+
+
+def extended_y(model: DecodeModel, name: str, y: np.ndarray, acts) -> np.ndarray:
+    """Y of format §6.2: the blocks' Y plus the layer's parts (int64; the kernels' Y are 64-bit words)."""
+    ext = model.extensions.get(name)
+    if not ext:
+        return y
+    total = [int(a) + int(b) for a, b in zip(y, gemv_extensions(ext, model.compressed[name].shape, acts))]
+    if any(not -(1 << 63) <= v < 1 << 63 for v in total):
+        raise ValueError(f"{name}: Y with its outliers / low-rank part leaves 64 bits")
+    return np.array(total, dtype=np.int64)
 
 
 class NumpyBackend:
@@ -149,7 +166,8 @@ class NumpyBackend:
 
     def run(self, start: GemvStart) -> StartResult:
         a = torch.from_numpy(np.asarray(start.acts, dtype=np.int64))[None]
-        Y = [self.model.integer_linear(n).integer_gemv(a)[0].numpy() for n in start.names]
+        Y = [extended_y(self.model, n, self.model.integer_linear(n).integer_gemv(a)[0].numpy(), start.acts)
+             for n in start.names]
         base = [np.asarray(gemv_baseline(self.model.baseline_weights(n), start.acts), dtype=np.int64)
                 for n in start.names]
         return StartResult(Y, base)
