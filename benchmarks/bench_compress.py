@@ -34,7 +34,7 @@ from safetensors.torch import save_file
 LLAMA3_70B_WEIGHTS = 80 * (2 * 8192 * 8192 + 2 * 1024 * 8192 + 3 * 28672 * 8192)
 
 
-def _run(cmd: list[str]) -> float:
+def run_tool(cmd: list[str]) -> float:
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -80,7 +80,7 @@ def main() -> None:
             out = tmp / f"out{len(flags)}-{hash(label) & 0xffff}.seedlm"
             cmd = [sys.executable, "-m", "seedlm_fpga.cli.main", "compress", str(tmp / "m.safetensors"),
                    "-o", str(out), *flags]
-            wall = _run(cmd)
+            wall = run_tool(cmd)
             digest = hashlib.sha256(out.read_bytes()).hexdigest()
             reference = reference or digest
             same = "" if digest == reference else "  OUTPUT DIFFERS"

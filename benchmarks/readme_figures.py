@@ -38,7 +38,7 @@ MODEL = "examples/stories260K.bin"
 VARIANTS = [("4", "auto"), ("4", "paper"), ("3", "auto"), ("3", "paper")]
 
 
-def _run(args: list[str], cwd: Path) -> tuple[str, float]:
+def run_tool(args: list[str], cwd: Path) -> tuple[str, float]:
     start = time.perf_counter()
     proc = subprocess.run(["seedlm-fpga", *args], cwd=cwd, capture_output=True, text=True)
     if proc.returncode:
@@ -56,10 +56,10 @@ def evaluation_block(work: Path) -> str:
     seconds = []
     for p, b in VARIANTS:
         print(f"compressing seedlm-{p}, bias {b} ...", file=sys.stderr)
-        seconds.append(_run(["compress", MODEL, "-o", f"s{p}-{b}.seedlm", "--preset", f"seedlm-{p}",
+        seconds.append(run_tool(["compress", MODEL, "-o", f"s{p}-{b}.seedlm", "--preset", f"seedlm-{p}",
                              "--bias", b], work)[1])
     print("evaluating ...", file=sys.stderr)
-    out, eval_s = _run(["evaluate", "s4-auto.seedlm", "--compare", "s4-paper.seedlm", "s3-auto.seedlm",
+    out, eval_s = run_tool(["evaluate", "s4-auto.seedlm", "--compare", "s4-paper.seedlm", "s3-auto.seedlm",
                         "s3-paper.seedlm", "--json"], work)
     ev = json.loads(out)
     methods = ev["methods"]
@@ -158,10 +158,10 @@ def quality_block(work: Path) -> str:
 
     (work / "examples").symlink_to(ROOT / "examples")
     print("compressing seedlm-4 ...", file=sys.stderr)
-    _run(["compress", MODEL, "-o", "s4.seedlm"], work)
+    run_tool(["compress", MODEL, "-o", "s4.seedlm"], work)
     print("evaluating every variant (slow the first time: each is a full seed search) ...", file=sys.stderr)
     args = ["evaluate", "s4.seedlm", "--extensions", "--budget", *BUDGETS, "--plot", "pareto.png"]
-    out, seconds = _run([*args, "--json"], work)
+    out, seconds = run_tool([*args, "--json"], work)
     (ROOT / "docs" / "quality_pareto.png").write_bytes((work / "pareto.png").read_bytes())
     ev = json.loads(out)
     pts = points(ev)
@@ -262,7 +262,7 @@ def _quality_findings(pts, front, ppl, ev) -> list[str]:
 
 def paper_gemv_block(work: Path) -> str:
     print("co-simulating the paper's GEMV ...", file=sys.stderr)
-    out, seconds = _run(["cosim", "--paper"], work)
+    out, seconds = run_tool(["cosim", "--paper"], work)
     return "\n".join(["```console", "$ seedlm-fpga cosim --paper", out.rstrip(), "```", "",
                       f"({seconds:.0f} s with warm Verilator caches, measured by "
                       "`python benchmarks/readme_figures.py`)"])
@@ -271,8 +271,8 @@ def paper_gemv_block(work: Path) -> str:
 def projection_block(work: Path) -> str:
     print("projecting ...", file=sys.stderr)
     args = ["project", "--board", "alveo-u280", "--model", "llama-2-7b", "--model", "llama-3-70b", "-o", "report"]
-    out, _ = _run(args, work)
-    _run(["project", "-o", "report-default"], work)  # the default run's plot is the one shown
+    out, _ = run_tool(args, work)
+    run_tool(["project", "-o", "report-default"], work)  # the default run's plot is the one shown
     (ROOT / "docs" / "projection_speedup.png").write_bytes(
         (work / "report-default" / "speedup_vs_model_size.png").read_bytes())
     text = "\n".join(line for line in out.splitlines() if not line.startswith("wrote "))
@@ -308,14 +308,14 @@ def context_block(work: Path) -> str:
     rows = ["| context | fp16 tok/s | seedlm-4 tok/s | speedup | KV bytes/token | boards (16/4/3) |",
             "|---:|---:|---:|---:|---:|---|"]
     for ctx in (0, 4096, 32768):
-        out, _ = _run(["project", "--board", "alveo-u280", "--model", "llama-2-7b", "--context", str(ctx),
+        out, _ = run_tool(["project", "--board", "alveo-u280", "--model", "llama-2-7b", "--context", str(ctx),
                        "--json", "--no-plots", "-o", f"ctx{ctx}"], work)
         by = {e["format"]: e for e in json.loads(out)["entries"]}
         fp, s4 = by["fp16"], by["seedlm-4"]
         boards = "/".join(str(by[f]["boards_needed"]) for f in ("fp16", "seedlm-4", "seedlm-3"))
         rows.append(f"| {ctx:,} | {fp['tokens_per_s']:.3g} | {s4['tokens_per_s']:.3g} | "
                     f"{s4['speedup_vs_fp16']:.2f}x | {s4['bytes_per_token']['kv_cache'] / 2**30:g} GiB | {boards} |")
-    out, _ = _run(["project", "--board", "alveo-u280", "--model", "llama-3-70b", "--context", "0", "--json",
+    out, _ = run_tool(["project", "--board", "alveo-u280", "--model", "llama-3-70b", "--context", "0", "--json",
                    "--no-plots", "-o", "big"], work)
     s4 = next(e for e in json.loads(out)["entries"] if e["format"] == "seedlm-4")
     s3 = next(e for e in json.loads(out)["entries"] if e["format"] == "seedlm-3")

@@ -97,7 +97,7 @@ class CocotbKernelPort(KernelPort):
             raise KernelTimeout
 
 
-class _PollingHost(KernelHost):
+class PollingHost(KernelHost):
     """Polls CTRL within the port's cycle budget (the plain host polls forever)."""
 
     async def wait_done(self, interrupt: bool) -> int:
@@ -119,7 +119,7 @@ def _job(case: dict, folder: Path) -> KernelJob:
                      bool(case["descriptors"]))
 
 
-async def _run_case(host: _PollingHost, port: CocotbKernelPort, memory: SharedMemory, case: dict,
+async def run_case(host: PollingHost, port: CocotbKernelPort, memory: SharedMemory, case: dict,
                     stim: dict, folder: Path) -> dict:
     job = _job(case, folder)
     layout = plan_layout(job, int(stim["bus_bits"]), int(stim.get("base", 0)), int(stim.get("skew", 0)))
@@ -151,10 +151,8 @@ async def _run_case(host: _PollingHost, port: CocotbKernelPort, memory: SharedMe
             "memory_errors": list(memory.regions.errors)}
 
 
-@cocotb.test()
-async def kernel_cases(dut):
-    stim_path = Path(os.environ["SEEDLM_COSIM_STIMULUS"])
-    stim = json.loads(stim_path.read_text())
+async def start_bench(dut, stim: dict, reset_cycles: int = 4) -> tuple[SharedMemory, CocotbKernelPort, PollingHost]:
+    """Clock, the shared AXI memory of `stim` (latency, pauses), the register port and host; reset."""
     rng = random.Random(int(stim.get("seed", 0)))
     Clock(dut.ap_clk, PERIOD_NS, unit="ns").start()
     memory = SharedMemory(int(stim["mem_bytes"]))
@@ -162,16 +160,24 @@ async def kernel_cases(dut):
                   gap=float(stim.get("gap", 0.0)), write_gap=float(stim.get("write_gap", 0.0)), rng=rng,
                   max_burst=int(stim.get("max_burst", AXI_MAX_BURST)))
     port = CocotbKernelPort(dut, memory)
-    host = _PollingHost(port, int(stim["bus_bits"]), int(stim["max_cols"]), int(stim["max_descriptors"]))
+    host = PollingHost(port, int(stim["bus_bits"]), int(stim["max_cols"]), int(stim["max_descriptors"]))
     dut.ap_rst_n.value = 0
-    await ClockCycles(dut.ap_clk, int(stim.get("reset_cycles", 4)))
+    await ClockCycles(dut.ap_clk, reset_cycles)
     dut.ap_rst_n.value = 1
     await ClockCycles(dut.ap_clk, 2)
+    return memory, port, host
+
+
+@cocotb.test()
+async def kernel_cases(dut):
+    stim_path = Path(os.environ["SEEDLM_COSIM_STIMULUS"])
+    stim = json.loads(stim_path.read_text())
+    memory, port, host = await start_bench(dut, stim, int(stim.get("reset_cycles", 4)))
     t0 = time.perf_counter()
     results = []
     for case in stim["cases"]:
         memory.regions.errors.clear()
-        results.append(await _run_case(host, port, memory, case, stim, stim_path.parent))
+        results.append(await run_case(host, port, memory, case, stim, stim_path.parent))
         if results[-1]["timeout"]:
             break
     wall = time.perf_counter() - t0

