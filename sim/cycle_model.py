@@ -20,18 +20,22 @@ efficiency; the co-simulation's throttle) makes the weight phase last rows * R /
 on average: the engine is ready every cycle of that phase, so every empty cycle is lost.
 
 `KernelCycleModel` (`kernel_models`) counts a start of the memory-mapped kernel around the
-engine (format §11.4: launch, read latency, activation load, descriptors, weights, write-back,
-from `core.engine_shape.kernel_cycles`), plus read credits, memory pauses and output
-back-pressure as rates; tests/test_kernel_cosim.py holds it to Verilator within 1%.
+engine (format §11.4: launch, read latency, activation load, descriptors, extension streams,
+weights, write-back, from `core.engine_shape.kernel_cycles`); with read credits that bind, memory
+pauses or output back-pressure it walks the read path at mean delays (sim/read_path_model.py).
+tests/test_kernel_cosim.py and tests/test_ext_kernel.py hold it to Verilator within 1%.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from seedlm_fpga.core.engine_shape import (BASELINE_WEIGHT_BITS, DEFAULT_MEM_LATENCY, IMAGE_LAYOUTS, KERNEL_TIMING,
-                                           baseline_stages, kernel_cycles, largest_divisor_at_most, latency_of,
-                                           read_buffer_depth, seedlm_beats_per_row, seedlm_lanes, seedlm_stages)
+from seedlm_fpga.core.engine_shape import (BASELINE_WEIGHT_BITS, DEFAULT_MEM_LATENCY, DESCRIPTOR_WORDS, IMAGE_LAYOUTS,
+                                           KERNEL_TIMING, baseline_stages, kernel_cycles, largest_divisor_at_most,
+                                           latency_of, read_buffer_depth, seedlm_beats_per_row, seedlm_lanes,
+                                           seedlm_stages)
+from seedlm_fpga.core.ext_stream import EXT_WORD_BITS, ext_slots
 from seedlm_fpga.core.reference import PRESETS
+from seedlm_fpga.sim.read_path_model import Segment, last_accept
 
 ENGINES = ("seedlm", "baseline")
 
@@ -140,22 +144,21 @@ def design_models(preset: str = "seedlm-4", bus_bits: int = 512, act_bits: int =
 class KernelCycleModel:
     """CYCLES of one start of the memory-mapped kernel (format §11.4) around `engine`'s core.
 
-    The exact no-pause count is `core.engine_shape.kernel_cycles` (launch, L_r, activation
-    beats, descriptors, weight beats, read FIFO, engine latency, L_w, done). Two things slow the
-    read stream below one beat per clock, and the model prices every beat at 1/rate cycles:
+    With an unpaused memory whose latency the read credits hide, the count is exactly
+    `core.engine_shape.kernel_cycles` (launch, L_r, activation beats, descriptors, extension
+    streams, weight beats, read FIFO, engine latency, L_w, done). Otherwise the read stream is
+    walked beat by beat with every random delay at its mean (`sim.read_path_model`):
 
-    - credits: a burst of B = `max_burst` beats may leave only with B free places of the
-      `read_buffer` (D, format §11.3), and a place comes back `credit_loop` cycles (AR to AR)
-      after its beat arrived. The last beat of a burst comes back L_r + B - 1 + credit_loop
-      cycles after the burst left, and floor(D / B) bursts fit the buffer, so at most
-      floor(D / B) * B beats leave per L_r + B - 1 + credit_loop cycles (1 or more: the
-      latency is hidden; kernels are sized for `mem_latency`);
-    - memory pauses: an R channel paused in a cycle with probability p delivers 1 - p beats
-      per cycle on average (an expected rate, not a bound).
-
-    Output back-pressure (W and B paused with probability q) delays the last Y's W beat and its
-    B by q / (1 - q) cycles each on average, and caps the stream at R * (1 - q) beats per
-    cycle (one Y word per R weight beats must get through W).
+    - credits: a burst of B = `max_burst` beats leaves only with B free places of the
+      `read_buffer` (D, format §11.3); a place comes back `credit_loop` cycles after its beat was
+      taken, so a memory slower than the kernel was sized for (L_r + B + credit_loop > D) caps
+      the stream below one beat per clock;
+    - memory pauses: an R channel paused in a cycle with probability p makes each beat wait
+      p / (1 - p) cycles on average; the FIFO fills ahead while the extension unit takes a beat
+      every W/32 cycles, and the weights drain that store first;
+    - output back-pressure (W and B paused with probability q): one Y word per R weight beats must
+      get through W, so weight beats take at least 1 / (R (1 - q)) cycles each, and the last Y's
+      W beat and its B wait q / (1 - q) cycles each on average.
     """
 
     engine: CycleModel
@@ -166,31 +169,40 @@ class KernelCycleModel:
     def read_buffer(self) -> int:
         return read_buffer_depth(self.mem_latency, self.max_burst)
 
-    def credit_rate(self, read_latency: int) -> float:
-        """Beats per cycle the read credits allow at read latency L_r (1: latency hidden)."""
-        bursts = self.read_buffer // self.max_burst
-        loop = read_latency + self.max_burst - 1 + KERNEL_TIMING.credit_loop
-        return min(1.0, bursts * self.max_burst / loop)
+    def latency_hidden(self, read_latency: int) -> bool:
+        """Whether the credits let one beat per clock through at read latency L_r (format §11.3)."""
+        return read_latency + self.max_burst - 1 + KERNEL_TIMING.credit_loop <= self.read_buffer // self.max_burst * self.max_burst
 
     def cycles(self, cols: int, rows: list[int], descriptors: bool, read_latency: int, write_latency: int,
-               read_gap: float = 0.0, write_gap: float = 0.0, ext_slots: list[int] | None = None) -> float:
+               read_gap: float = 0.0, write_gap: float = 0.0, ext_beats: list[int] | None = None) -> float:
         """CYCLES for GEMVs of `rows` sharing `cols` (exact with no pauses and hidden latency).
 
-        `ext_slots`: each GEMV's extension-stream slots (`core.ext_stream.ext_slots`, format §11.4).
-        They are not scaled by the read rate: the extension unit takes a beat every W/32 cycles,
-        slower than the memory, which refills the read buffer meanwhile.
+        `ext_beats`: each GEMV's extension-stream beats (`core.ext_stream.ext_beats`, format §5.6;
+        0: none), read before its weights.
         """
         for name, p in (("read_gap", read_gap), ("write_gap", write_gap)):
             if not 0 <= p < 1:
                 raise ValueError(f"{name} must lie in [0, 1), got {p}")
-        R = self.engine.beats_per_row(cols)
-        rate = min(self.credit_rate(read_latency), 1 - read_gap, R * (1 - write_gap))
+        W = self.engine.bus_bits
+        ext_beats = ext_beats or [0] * len(rows)
+        R, acts = self.engine.beats_per_row(cols), self.engine.act_beats(cols)
+        if read_gap == write_gap == 0 and self.latency_hidden(read_latency):  # integers: the exact formula
+            return kernel_cycles(acts, R, self.engine.latency, rows, descriptors, read_latency, write_latency,
+                                 ext_slots=[ext_slots(b, W) for b in ext_beats])
+        t = KERNEL_TIMING
+        wait = read_gap / (1 - read_gap)
+        segments = [Segment(acts)]
+        for d, (r, e) in enumerate(zip(rows, ext_beats)):
+            # descriptor d's word 0 arrives on m_axi_io (paused like gmem), then its jobs may leave
+            earliest = (t.desc_launch + read_latency + wait + DESCRIPTOR_WORDS * d / (1 - read_gap)
+                        + t.desc_to_weights) if descriptors else 0.0
+            if e:
+                segments.append(Segment(e, W // EXT_WORD_BITS, earliest))
+            segments.append(Segment(r * R, max(1.0, 1 / (R * (1 - write_gap))), earliest))
+        last = last_accept(segments, depth=self.read_buffer, max_burst=self.max_burst, read_latency=read_latency,
+                           pause=read_gap, first_ar=t.launch)
         late_write = 2 * write_gap / (1 - write_gap)  # the last W beat and its B, each paused
-        if rate == 1 and not late_write:  # integers: the exact formula
-            return kernel_cycles(self.engine.act_beats(cols), R, self.engine.latency, rows, descriptors,
-                                 read_latency, write_latency, ext_slots=ext_slots)
-        return kernel_cycles(self.engine.act_beats(cols) / rate, R / rate, self.engine.latency, rows, descriptors,
-                             read_latency, write_latency + late_write, ext_slots=ext_slots)
+        return last + self.engine.latency + write_latency + late_write + t.done
 
 
 def kernel_models(preset: str = "seedlm-4", bus_bits: int = 512, act_bits: int = 8, image: str = "beat",

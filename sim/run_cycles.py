@@ -33,14 +33,14 @@ class StartModel:
     def _models(self) -> dict[str, KernelCycleModel]:
         return kernel_models(self.preset, self.bus_bits, self.act_bits, "beat", self.mem_latency)
 
-    def cycles(self, kind: str, cols: int, rows: tuple[int, ...], ext_slots: list[int] | None = None) -> int:
+    def cycles(self, kind: str, cols: int, rows: tuple[int, ...], ext_beats: list[int] | None = None) -> int:
         model = self._models["fp16" if kind == "baseline" else self.preset]
         return round(model.cycles(cols, list(rows), True, read_latency(self.mem_latency), BASE_WRITE_LATENCY,
-                                  ext_slots=ext_slots))
+                                  ext_beats=ext_beats))
 
-    def seedlm(self, cols: int, rows: tuple[int, ...], ext_slots: list[int] | None = None) -> int:
-        """`ext_slots`: each GEMV's extension-stream slots (format §11.4; layers with parts)."""
-        return self.cycles("seedlm", cols, rows, ext_slots)
+    def seedlm(self, cols: int, rows: tuple[int, ...], ext_beats: list[int] | None = None) -> int:
+        """`ext_beats`: each GEMV's extension-stream beats (format §5.6; layers with parts)."""
+        return self.cycles("seedlm", cols, rows, ext_beats)
 
     def baseline(self, cols: int, rows: tuple[int, ...]) -> int:
         return self.cycles("baseline", cols, rows)

@@ -100,7 +100,7 @@ def run(args) -> int:
     from seedlm_fpga.evaluation.decode import greedy_decode, load_decode_model
     from seedlm_fpga.flows.sizing import size_for_board
     from seedlm_fpga.sim.kernel_backend import KernelMismatch
-    from seedlm_fpga.core.ext_stream import ext_beats, ext_slots
+    from seedlm_fpga.core.ext_stream import ext_beats
     from seedlm_fpga.sim.run_cycles import MODEL_NOTE, StartModel
 
     model_path = Path(args.model)
@@ -124,10 +124,9 @@ def run(args) -> int:
         raise UserError(f"--mem-latency must lie in 0..{MAX_MEM_LATENCY}, got {args.mem_latency}")
     starts = StartModel(preset, design["bus_bits"], args.mem_latency)
 
-    def slots_of(names) -> list[int]:
-        """The format §11.4 slots of each GEMV's extension stream (0 for layers without parts)."""
-        W = design["bus_bits"]
-        return [ext_slots(ext_beats(model.extensions[n], model.compressed[n].shape, W), W)
+    def streams_of(names) -> list[int]:
+        """The beats of each GEMV's extension stream (format §5.6; 0 for layers without parts)."""
+        return [ext_beats(model.extensions[n], model.compressed[n].shape, design["bus_bits"])
                 if n in model.extensions else 0 for n in names]
 
     per_token: list[dict] = []
@@ -138,7 +137,7 @@ def run(args) -> int:
         row = {"gemvs": record.gemvs, "starts": len(record.starts),
                "cycles": _sum(r.cycles for _, r in record.starts),
                "baseline_cycles": _sum(r.baseline_cycles for _, r in record.starts),
-               "model_cycles": sum(starts.seedlm(s.cols, s.rows, slots_of(s.names)) for s, _ in record.starts),
+               "model_cycles": sum(starts.seedlm(s.cols, s.rows, streams_of(s.names)) for s, _ in record.starts),
                "baseline_model_cycles": sum(starts.baseline(s.cols, s.rows) for s, _ in record.starts)}
         if new_id is None:
             prefill.append(row)
