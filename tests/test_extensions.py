@@ -15,7 +15,8 @@ from seedlm_fpga.compressor.container import (bits_per_weight, read_container, r
 from seedlm_fpga.compressor.encoder import auto_bias
 from seedlm_fpga.core.extension_cost import extension_cycles, extension_macs
 from seedlm_fpga.core.extensions import (Extensions, LowRankPart, SparsePart, decode_extended, extension_bits,
-                                         gemv_extended, lowrank_bits, seedlm_unit, sparse_bits, split_tensor)
+                                         extension_int_matrix, gemv_extended, lowrank_bits, seedlm_unit, sparse_bits,
+                                         split_tensor)
 from seedlm_fpga.core.reference import PRESETS
 from seedlm_fpga.errors import UserError
 
@@ -110,6 +111,16 @@ def test_integer_gemv_is_exact_and_matches_the_float_reconstruction():
     got = np.array([float(v) for v in y]) * u
     bound = 1e-13 * (np.abs(w_hat) @ np.abs(a))
     assert np.all(np.abs(got - w_hat @ a) <= bound)
+
+
+def test_taking_rows_reorders_both_parts_as_the_matrix():
+    rng = np.random.default_rng(5)
+    ext = _random_ext(rng, 9, 13, nnz=6, rank=2)
+    codes = extension_int_matrix(ext, (9, 13))
+    for idx in (np.array([8, 0, 3, 3, 1]), np.arange(9)[::-1], np.zeros(0, dtype=np.int64)):
+        taken = ext.take_rows(idx)
+        assert np.array_equal(extension_int_matrix(taken, (len(idx), 13)), codes[idx])
+        assert taken.sparse.row_ptr.dtype == ext.sparse.row_ptr.dtype and taken.sparse.shift == ext.sparse.shift
 
 
 def test_bits_counted_by_hand():

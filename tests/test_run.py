@@ -1,6 +1,7 @@
 """`seedlm-fpga run`: KV-cache decoding against the full-sequence forward, the numpy backend
 against the reference bit for bit, the JSON report, cycles by format §10's table, bad input."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -231,9 +232,9 @@ def test_verilator_mismatch_stops_with_a_diagnosis(seedlm_files):
     assert f"block 0: seed {int(e.seeds[5, 0]):#06x} x {int(e.x[5, 0])} q {[int(v) for v in e.q[5, 0]]}" in msg
 
 
-def test_a_hugging_face_llama_folder_decodes_as_its_llama2c_original(seedlm_files, tmp_path, capsys):
+def _hf_folder(tmp_path) -> Path:
     """stories260K written as a Hugging Face Llama folder (HF names, q/k rows in rotate-half order,
-    config.json): compressed and run, it gives the llama2.c file's tokens (rows encode alone)."""
+    config.json)."""
     from safetensors.numpy import save_file
 
     cfg, t = read_llama2c(example_file("stories260K.bin"))
@@ -257,6 +258,12 @@ def test_a_hugging_face_llama_folder_decodes_as_its_llama2c_original(seedlm_file
         "num_hidden_layers": cfg.n_layers, "num_attention_heads": cfg.n_heads, "num_key_value_heads": cfg.n_kv_heads,
         "vocab_size": cfg.vocab_size, "max_position_embeddings": cfg.seq_len, "rms_norm_eps": 1e-5,
         "rope_theta": 10000.0, "tie_word_embeddings": True, "hidden_act": "silu"}))
+    return folder
+
+
+def test_a_hugging_face_llama_folder_decodes_as_its_llama2c_original(seedlm_files, tmp_path, capsys):
+    """Compressed and run, the Hugging Face folder gives the llama2.c file's tokens (rows encode alone)."""
+    folder = _hf_folder(tmp_path)
     assert main(["compress", str(folder), "-o", str(tmp_path / "hf.seedlm")]) == 0
     capsys.readouterr()
     argv = ["--json", "--tokens", "12", "--tokenizer", str(example_file("tok512.bin"))]
@@ -269,3 +276,25 @@ def test_a_hugging_face_llama_folder_decodes_as_its_llama2c_original(seedlm_file
     assert main(["compress", str(folder), "-o", str(tmp_path / "bad.seedlm")]) == 0
     capsys.readouterr()
     assert "config.json is not a Llama config" in _fails(capsys, str(tmp_path / "bad.seedlm"))
+
+
+def test_a_hugging_face_folder_with_parts_decodes_as_its_llama2c_original(tmp_path, capsys):
+    """Outliers and a rank-1 part follow the q/k rows' reordering: the same parts and the same tokens
+    as the llama2.c file compressed alike (outliers and factors do not depend on row order)."""
+    from seedlm_fpga.evaluation.decode import load_decode_model
+
+    parts = ["--outliers", "0.005", "--rank", "1"]
+    assert main(["compress", str(_hf_folder(tmp_path)), "-o", str(tmp_path / "hf.seedlm"), *parts]) == 0
+    assert main(["compress", str(example_file("stories260K.bin")), "-o", str(tmp_path / "l2c.seedlm"), *parts]) == 0
+    hf, l2c = load_decode_model(tmp_path / "hf.seedlm"), load_decode_model(tmp_path / "l2c.seedlm")
+    assert sorted(hf.extensions) == sorted(l2c.extensions) and len(l2c.extensions) == 35
+    for name, want in l2c.extensions.items():
+        got, shape = hf.extensions[name], l2c.compressed[name].shape
+        assert np.array_equal(got.sparse.dense_codes(shape), want.sparse.dense_codes(shape)), name
+        assert np.array_equal(got.lowrank.left, want.lowrank.left) and np.array_equal(got.lowrank.right, want.lowrank.right)
+    capsys.readouterr()
+    argv = ["--json", "--tokens", "8", "--tokenizer", str(example_file("tok512.bin"))]
+    assert main(["run", str(tmp_path / "hf.seedlm"), *argv]) == 0
+    hf_run = json.loads(capsys.readouterr().out)
+    assert main(["run", str(tmp_path / "l2c.seedlm"), *argv]) == 0
+    assert hf_run["tokens"] == json.loads(capsys.readouterr().out)["tokens"]

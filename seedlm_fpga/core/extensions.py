@@ -60,6 +60,15 @@ class SparsePart:
     def nnz(self) -> int:
         return int(len(self.val))
 
+    def take_rows(self, idx: np.ndarray) -> SparsePart:
+        """The part of the matrix whose row i is this part's row idx[i]."""
+        ptr = self.row_ptr.astype(np.int64)
+        counts = np.diff(ptr)[idx]
+        pick = np.concatenate([np.arange(ptr[r], ptr[r + 1]) for r in idx]) if len(idx) else np.zeros(0, np.int64)
+        new_ptr = np.concatenate([[0], np.cumsum(counts)])
+        return SparsePart(new_ptr.astype(self.row_ptr.dtype), self.col[pick.astype(np.int64)],
+                          self.val[pick.astype(np.int64)], self.shift)
+
     def dense_codes(self, shape: tuple[int, int]) -> np.ndarray:
         """The integer codes as a dense int64 [rows, cols] matrix (zeros elsewhere)."""
         out = np.zeros(shape, dtype=np.int64)
@@ -80,6 +89,10 @@ class LowRankPart:
     def rank(self) -> int:
         return int(self.left.shape[1])
 
+    def take_rows(self, idx: np.ndarray) -> LowRankPart:
+        """The part of the matrix whose row i is this part's row idx[i] (rows live in the left factor)."""
+        return LowRankPart(self.left[idx], self.right, self.shift)
+
 
 @dataclass
 class Extensions:
@@ -90,6 +103,11 @@ class Extensions:
 
     def __bool__(self) -> bool:
         return self.sparse is not None or self.lowrank is not None
+
+    def take_rows(self, idx: np.ndarray) -> Extensions:
+        """The parts of the matrix whose row i is row idx[i] of this one (a permutation or selection)."""
+        return Extensions(self.sparse.take_rows(idx) if self.sparse is not None else None,
+                          self.lowrank.take_rows(idx) if self.lowrank is not None else None)
 
 
 def seedlm_unit(bias: int, K: int) -> float:

@@ -108,7 +108,7 @@ def load_decode_model(path: str | Path) -> DecodeModel:
 
     container = read_container(path)
     raw, hf_raw = container.extra.get(LLAMA2C_CONFIG_KEY), container.extra.get(HF_CONFIG_KEY)
-    compressed, carried = container.compressed, container.carried
+    compressed, carried, extensions = container.compressed, container.carried, container.extensions
     eps, theta = RMS_EPS, ROPE_THETA
     if raw is not None:
         try:
@@ -117,12 +117,9 @@ def load_decode_model(path: str | Path) -> DecodeModel:
             raise UserError(f"{path}: bad {LLAMA2C_CONFIG_KEY} metadata: {exc}") from None
     elif hf_raw is not None:
         from seedlm_fpga.evaluation.hf_llama import parse_config, to_llama2c
-        if container.extensions:  # to_llama2c permutes q/k rows of the blocks, not of the parts
-            raise UserError(f"{path}: run does not yet take outliers or low-rank parts (format §5.5) of a "
-                            f"Hugging Face model; compress it without --outliers/--rank/--budget")
         hf = parse_config(hf_raw, str(path))
         cfg, eps, theta = hf.cfg, hf.rms_eps, hf.rope_theta
-        compressed, carried = to_llama2c(hf, compressed, carried)
+        compressed, carried, extensions = to_llama2c(hf, compressed, carried, extensions)
     else:
         raise UserError(f"{path}: no model configuration (metadata {LLAMA2C_CONFIG_KEY!r} or {HF_CONFIG_KEY!r}); "
                         f"run needs a .seedlm compressed from a llama2.c checkpoint or a Hugging Face Llama folder")
@@ -133,7 +130,7 @@ def load_decode_model(path: str | Path) -> DecodeModel:
         if name in linear:
             on_kernel[name] = enc
         else:  # a compressed lookup table (the embedding): decoded once, used on the host
-            tensors[name] = torch.from_numpy(decode_extended(enc, container.extensions.get(name)).astype(np.float32))
+            tensors[name] = torch.from_numpy(decode_extended(enc, extensions.get(name)).astype(np.float32))
     missing = [n for n in ["tok_embeddings", "norm"] + [f"layers.{i}.{k}" for i in range(cfg.n_layers)
                                                         for k in ("attention_norm", "ffn_norm")]
                + sorted(linear - {"output"}) if n not in tensors and n not in on_kernel]
@@ -141,7 +138,7 @@ def load_decode_model(path: str | Path) -> DecodeModel:
         raise UserError(f"{path}: lacks {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}")
     if "freq_cos" not in tensors:
         tensors["freq_cos"], tensors["freq_sin"] = rope_tables(cfg, theta)
-    parts = {n: e for n, e in container.extensions.items() if n in on_kernel and e}
+    parts = {n: e for n, e in extensions.items() if n in on_kernel and e}
     return DecodeModel(cfg, tensors, on_kernel, rms_eps=eps, extensions=parts)
 
 

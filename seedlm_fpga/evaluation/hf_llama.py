@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from seedlm_fpga.compressor.llama2c import Llama2cConfig
+from seedlm_fpga.core.extensions import Extensions
 from seedlm_fpga.core.reference import EncodedTensor
 from seedlm_fpga.errors import UserError
 
@@ -76,15 +77,17 @@ def llama2c_name(name: str) -> str | None:
     return None
 
 
-def to_llama2c(hf: HfLlama, compressed: dict[str, EncodedTensor], carried: dict) -> tuple[dict, dict]:
-    """(compressed, carried) under llama2.c names, q/k rows interleaved; unknown tensors are dropped."""
+def to_llama2c(hf: HfLlama, compressed: dict[str, EncodedTensor], carried: dict,
+               extensions: dict[str, Extensions] | None = None) -> tuple[dict, dict, dict]:
+    """(compressed, carried, extensions) under llama2.c names, q/k rows interleaved (the blocks', the
+    carried tensors' and the format §5.5 parts' alike); unknown tensors are dropped."""
     cfg = hf.cfg
     rows = {"wq": interleaved_rows(cfg.n_heads, cfg.head_size), "wk": interleaved_rows(cfg.n_kv_heads, cfg.head_size)}
 
     def order(name: str):
         return rows.get(name.rsplit(".", 1)[-1])
 
-    out_c, out_t = {}, {}
+    out_c, out_t, out_e = {}, {}, {}
     for name, enc in compressed.items():
         if (new := llama2c_name(name)) is not None:
             idx = order(new)
@@ -94,4 +97,8 @@ def to_llama2c(hf: HfLlama, compressed: dict[str, EncodedTensor], carried: dict)
         if (new := llama2c_name(name)) is not None:
             idx = order(new)
             out_t[new] = t if idx is None else t[idx]
-    return out_c, out_t
+    for name, ext in (extensions or {}).items():
+        if (new := llama2c_name(name)) is not None:
+            idx = order(new)
+            out_e[new] = ext if idx is None else ext.take_rows(idx)
+    return out_c, out_t, out_e
