@@ -46,7 +46,7 @@ from amaranth.lib import data, enum, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from seedlm_fpga.core.engine_shape import FIFO_LATENCY, EngineShape
+from seedlm_fpga.core.engine_shape import FIFO_LATENCY, EngineShape, y_fifo_depth
 from seedlm_fpga.hdl.dot_unit import RowAccumulator, y_layout
 from seedlm_fpga.hdl.pipeline import delay
 
@@ -65,14 +65,6 @@ def datapath_input_layout(shape: EngineShape) -> data.StructLayout:
 class Phase(enum.Enum, shape=1):
     ACT = 0
     WEIGHTS = 1
-
-
-def fifo_depth_for(latency: int) -> int:
-    """Smallest power of two > latency + 2: enough credits for every row in flight."""
-    depth = 4
-    while depth <= latency + 2:
-        depth *= 2
-    return depth
 
 
 class GemvCore(wiring.Component):
@@ -96,7 +88,7 @@ class GemvCore(wiring.Component):
         # beat register (1) + gearbox + datapath + row accumulator (1) + FIFO (write to r_rdy)
         self.latency_cycles = (1 + self.gear_latency + datapath_latency + RowAccumulator.latency
                                + self.FIFO_LATENCY)
-        self.y_fifo_depth = fifo_depth_for(self.latency_cycles)
+        self.y_fifo_depth = y_fifo_depth(self.latency_cycles)
         super().__init__({
             "cols": In(range(shape.max_cols + 1)),
             # (only if asked for: the stream engines' Verilog stays as it was)

@@ -74,6 +74,7 @@ class ExtUnit(wiring.Component):
         super().__init__({
             "start": In(1),
             "cols": In(max_cols.bit_length()),
+            "acts_ready": In(1),
             "act_valid": In(1), "act_data": In(N * act_bits),
             "beat": In(stream.Signature(bus_bits)), "first": In(1),
             "gemv": In(stream.Signature(gemv_info_layout())),
@@ -106,7 +107,7 @@ class ExtUnit(wiring.Component):
 
         # --- beats in, one word per cycle ---------------------------------------------------
         beat, widx, holding = Signal(W), Signal(range(max(E, 2))), Signal()
-        blocked = self.first & ((started - y_done)[:2] == 2)
+        blocked = self.first & (((started - y_done)[:2] == 2) | ~self.acts_ready)
         m.d.comb += self.beat.ready.eq((~holding | (widx == E - 1)) & ~blocked)
         fire = self.beat.valid & self.beat.ready
         word = beat.word_select(widx, EXT_WORD_BITS) if E > 1 else beat[:EXT_WORD_BITS]
@@ -202,9 +203,9 @@ class ExtUnit(wiring.Component):
         rows_done, rows_ok = Signal(16), Signal(16)
         with m.If(yw.en & (s2_parity == parity)):  # not the previous stream's last row
             m.d.sync += rows_done.eq(rows_done + 1)
-        with m.If(fire & self.first):
-            m.d.sync += rows_done.eq(0)
         m.d.sync += rows_ok.eq(rows_done)
+        with m.If(fire & self.first):  # both: the Y path may look at this stream from the next cycle
+            m.d.sync += [rows_done.eq(0), rows_ok.eq(0)]
         # the row's word is in the buffer from the next cycle on; count the stream done after that
         wrote_last = Signal()
         m.d.sync += wrote_last.eq(s2_end & s2_final)

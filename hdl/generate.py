@@ -136,8 +136,9 @@ def kernel_describe(kernels: dict[str, GemvKernel]) -> dict:
         "mem_latency": any_k.mem_latency, "max_burst": any_k.max_burst, "max_descriptors": any_k.max_descriptors,
         "read_buffer_beats": any_k.read_depth,
         **({"extensions": True, "ext_max_rows": any_k.ext_max_rows,
-            "extension_slots": (f"a GEMV whose descriptor names an extension stream of n beats (format §5.6) has "
-                                f"(n - 1) * {any_k.cfg.bus_bits // 32} + 1 slots before its rows * R (format §11.4)")}
+            "extension_streams": ("a GEMV whose descriptor names an extension stream (format §5.6) has it read on "
+                                  "m_axi_io beside its weights, a 32-bit word per cycle; a row's Y waits for its "
+                                  "sum (format §11.4, core.engine_shape.extension_last_y)")}
            if any(k.extensions for k in kernels.values()) else {}),
         "registers": {name: f"0x{off:02X}" for name, off in KERNEL_REGISTERS.items()},
         "timing": {**asdict(KERNEL_TIMING), "note": (

@@ -20,11 +20,12 @@ The read master's stream goes through the router to the engine: the first nA bea
 ``act`` (tlast on the last), then each GEMV's rows x R beats to ``w`` (tlast on its last,
 with ``keep_acts`` high unless it is the start's last GEMV: the engine keeps its activation
 buffer). Y (sign-extended to 64 bits) goes to `AxiYWriter`. With `extensions` (SeedLM only)
-a GEMV whose descriptor names an extension stream pushes that stream's job and segment one
-cycle before its weights'; the router gives those beats to `ExtUnit`, which also sees the
-activation beats and adds its rows into Y on the way to the writer (hdl/ext_unit.py). ap_done is raised when every
-GEMV is pushed and the writer is idle (every B received). Timing: format §11.4,
-`core.engine_shape.kernel_cycles`.
+a GEMV whose descriptor names an extension stream also pushes that stream's job to a second
+read master on `m_axi_io` (its R channel is idle once the descriptors are in): `ExtUnit`
+takes the stream a word per cycle while the engine takes the weights, sees the activation
+beats, and adds its rows into Y on the way to the writer (hdl/ext_unit.py). ap_done is raised
+when every GEMV is pushed, the writer is idle (every B received) and every stream is read.
+Timing: format §11.4, `core.engine_shape.kernel_cycles`.
 """
 from __future__ import annotations
 
@@ -164,6 +165,10 @@ class GemvKernel(wiring.Component):
         desc_reader = m.submodules.desc_issuer = BurstIssuer(IO_BITS // 8, self.max_burst, desc_bits)
         writer = m.submodules.y_writer = AxiYWriter(self.max_burst, MAX_ROWS.bit_length(), self.max_descriptors)
         _wire(m, self, "m_axi_io", writer, write_ports(IO_BITS))
+        if self.extensions:
+            # the extension streams, read on m_axi_io after the descriptors (format §11.3)
+            ext_reader = m.submodules.ext_reader = AxiBurstReader(IO_BITS, self.max_burst, self.read_depth,
+                                                                  self.count_bits)
 
         # --- sequencer ---------------------------------------------------------------------
         word = Signal(range(DESCRIPTOR_WORDS))  # which word of a descriptor the next io R beat is
@@ -188,22 +193,41 @@ class GemvKernel(wiring.Component):
         # them from the end of that cycle on (word 0, then 1, then 2), never before
         push_beats = Signal(self.count_bits)
         # extensions: descriptor +20 (ext stream beats) and +24 (its address); 0 beats from the registers
-        ext_beats, ext_addr, push_w = Signal(self.count_bits), Signal(64), Signal(64)
-        push_ext, push_was_ext = Signal(), Signal()
+        ext_beats, ext_addr = Signal(self.count_bits), Signal(64)
         if self.extensions:
             with m.If(take):
                 m.d.sync += ext_beats.eq(0)
         pushed = Signal(range(self.max_descriptors + 1))
         all_pushed = Signal()
+        ext_idle = Signal()              # every extension stream read (1 without extensions)
 
         desc_job = Signal(job_layout(desc_bits))
         desc_job_valid = Signal()
         m.d.comb += [desc_reader.job.valid.eq(desc_job_valid), desc_reader.job.payload.eq(desc_job),
                      desc_reader.allow.eq(1), desc_reader.ready.eq(self.m_axi_io_arready),
-                     self.m_axi_io_araddr.eq(desc_reader.addr), self.m_axi_io_arlen.eq(desc_reader.len),
-                     self.m_axi_io_arvalid.eq(desc_reader.valid),
                      self.m_axi_io_arsize.eq((IO_BITS // 8).bit_length() - 1), self.m_axi_io_arburst.eq(1),
                      self.m_axi_io_arid.eq(0), self.m_axi_io_rready.eq(1)]
+        desc_word = self.m_axi_io_rvalid  # an io R beat is a descriptor word
+        if self.extensions:
+            # stream bursts wait until every descriptor burst has left: R returns in AR order, so
+            # the descriptor words come first, counted by desc_left
+            desc_left = Signal(desc_bits)
+            ext_ar = ext_reader.arvalid & ~desc_reader.busy
+            desc_word = self.m_axi_io_rvalid & desc_left.any()
+            with m.If(take):
+                m.d.sync += desc_left.eq(ctrl.n_descriptors * DESCRIPTOR_WORDS)
+            with m.Elif(desc_word):
+                m.d.sync += desc_left.eq(desc_left - 1)
+            m.d.comb += [self.m_axi_io_araddr.eq(Mux(ext_ar, ext_reader.araddr, desc_reader.addr)),
+                         self.m_axi_io_arlen.eq(Mux(ext_ar, ext_reader.arlen, desc_reader.len)),
+                         self.m_axi_io_arvalid.eq(desc_reader.valid | ext_ar),
+                         ext_reader.arready.eq(self.m_axi_io_arready & ~desc_reader.busy),
+                         ext_reader.rvalid.eq(self.m_axi_io_rvalid & ~desc_left.any()),
+                         ext_reader.rdata.eq(self.m_axi_io_rdata), ext_reader.rlast.eq(self.m_axi_io_rlast),
+                         ext_reader.rresp.eq(self.m_axi_io_rresp), ext_reader.rid.eq(self.m_axi_io_rid)]
+        else:
+            m.d.comb += [self.m_axi_io_araddr.eq(desc_reader.addr), self.m_axi_io_arlen.eq(desc_reader.len),
+                         self.m_axi_io_arvalid.eq(desc_reader.valid)]
         with m.If(desc_reader.job.ready):
             m.d.sync += desc_job_valid.eq(0)
 
@@ -224,13 +248,13 @@ class GemvKernel(wiring.Component):
             m.d.comb += gemv_ready.eq(~n_desc.any())
             m.d.sync += stage.eq(Stage.RUN)
         with m.Elif(stage == Stage.RUN):
-            with m.If(all_pushed & writer.idle):
+            with m.If(all_pushed & writer.idle & ext_idle):
                 m.d.comb += ctrl.done.eq(1)
                 m.d.sync += [busy.eq(0), stage.eq(Stage.IDLE)]
 
         # descriptor words, one per R beat: weights address, Y address, rows, reserved
         rdata = self.m_axi_io_rdata
-        with m.If(self.m_axi_io_rvalid):
+        with m.If(desc_word):
             m.d.sync += word.eq(word + 1)
             with m.If(~word.any()):  # word 0 (not `== 0`: see Stage)
                 m.d.sync += gemv_w.eq(rdata)
@@ -244,15 +268,7 @@ class GemvKernel(wiring.Component):
                 m.d.comb += gemv_ready.eq(1)
                 if self.extensions:
                     m.d.sync += ext_addr.eq(rdata)
-        if self.extensions:
-            # a GEMV with a stream pushes its extension job a cycle before its weight job; the
-            # next descriptor's word 0 overwrites gemv_w in between, so its address is kept
-            m.d.sync += [push.eq(gemv_ready & ~ext_beats.any() | push_ext), push_ext.eq(gemv_ready & ext_beats.any()),
-                         push_was_ext.eq(push_ext)]
-            with m.If(gemv_ready):
-                m.d.sync += push_w.eq(gemv_w)
-        else:
-            m.d.sync += push.eq(gemv_ready)
+        m.d.sync += push.eq(gemv_ready)
         with m.If(gemv_ready):
             m.d.sync += push_beats.eq(gemv_rows * row_beats)
         with m.If(push):
@@ -263,29 +279,24 @@ class GemvKernel(wiring.Component):
         # --- read jobs and router segments: the activations, then one per GEMV --------------
         # max_descriptors entries suffice: the reader and the router take the activations' entry
         # in cycle 3, before any GEMV is pushed (cycle 3 at the earliest, descriptors from 7)
-        n_jobs = self.max_descriptors * (2 if self.extensions else 1)  # extensions: a stream and weights
+        n_jobs = self.max_descriptors
         jobs = m.submodules.read_jobs = fifo.SyncFIFO(width=len(reader.job.payload.as_value()), depth=n_jobs)
-        seg_layout = data.StructLayout({"beats": self.count_bits, "act": 1, "keep": 1,
-                                        **({"ext": 1} if self.extensions else {})})
+        seg_layout = data.StructLayout({"beats": self.count_bits, "act": 1, "keep": 1})
         segs = m.submodules.segments = fifo.SyncFIFO(width=seg_layout.size, depth=n_jobs)
         job_in = Signal(job_layout(self.count_bits))
         seg_in = Signal(seg_layout)
         act_job = stage == Stage.ACT_JOB
         m.d.comb += [
-            jobs.w_en.eq(act_job | push | push_ext), jobs.w_data.eq(job_in),
-            segs.w_en.eq(act_job | push | push_ext), segs.w_data.eq(seg_in),
+            jobs.w_en.eq(act_job | push), jobs.w_data.eq(job_in),
+            segs.w_en.eq(act_job | push), segs.w_data.eq(seg_in),
             reader.job.valid.eq(jobs.r_rdy), reader.job.payload.eq(jobs.r_data), jobs.r_en.eq(reader.job.ready),
             writer.job.valid.eq(push), writer.job.payload.addr.eq(gemv_y), writer.job.payload.beats.eq(gemv_rows),
         ]
         with m.If(act_job):
             m.d.comb += [job_in.addr.eq(acts_addr), job_in.beats.eq(act_beats),
                          seg_in.beats.eq(act_beats), seg_in.act.eq(1)]
-        if self.extensions:
-            with m.Elif(push_ext):
-                m.d.comb += [job_in.addr.eq(ext_addr), job_in.beats.eq(ext_beats),
-                             seg_in.beats.eq(ext_beats), seg_in.keep.eq(pushed + 1 < n_desc), seg_in.ext.eq(1)]
         with m.Else():
-            m.d.comb += [job_in.addr.eq(push_w if self.extensions else gemv_w), job_in.beats.eq(push_beats),
+            m.d.comb += [job_in.addr.eq(gemv_w), job_in.beats.eq(push_beats),
                          seg_in.beats.eq(push_beats), seg_in.keep.eq(pushed + 1 < n_desc)]
 
         # --- router: read beats -> engine act / w ------------------------------------------
@@ -294,49 +305,77 @@ class GemvKernel(wiring.Component):
         have = seg_left.any()
         fire = Signal()
         seg_out = seg_layout(segs.r_data)
-        seg_ext = Signal()
-        w_ready = engine.w.ready
-        if self.extensions:
-            ext = m.submodules.ext_unit = ExtUnit(cfg.bus_bits, A, N, cfg.max_cols, self.ext_max_rows,
-                                                  self.max_descriptors)
-            seg_first = Signal()
-            m.d.comb += [ext.start.eq(take), ext.cols.eq(cols),
-                         ext.act_valid.eq(engine.act.valid & engine.act.ready),
-                         ext.act_data.eq(engine.act.payload.data),
-                         ext.beat.valid.eq(reader.data.valid & have & seg_ext), ext.beat.payload.eq(reader.data.payload),
-                         ext.first.eq(seg_first),
-                         ext.gemv.valid.eq(push), ext.gemv.payload.rows.eq(gemv_rows),
-                         ext.gemv.payload.ext.eq(push_was_ext)]
-            w_ready = Mux(seg_ext, ext.beat.ready, engine.w.ready)
         m.d.comb += [
             engine.act.payload.data.eq(reader.data.payload[:N * A]), engine.act.payload.last.eq(seg_left == 1),
             engine.w.payload.data.eq(reader.data.payload), engine.w.payload.last.eq(seg_left == 1),
             engine.act.valid.eq(reader.data.valid & have & seg_act),
-            engine.w.valid.eq(reader.data.valid & have & ~seg_act & ~seg_ext),
+            engine.w.valid.eq(reader.data.valid & have & ~seg_act),
             engine.keep_acts.eq(seg_keep),
-            reader.data.ready.eq(have & Mux(seg_act, engine.act.ready, w_ready)),
+            reader.data.ready.eq(have & Mux(seg_act, engine.act.ready, engine.w.ready)),
             fire.eq(reader.data.valid & reader.data.ready),
         ]
         next_seg = ~have | (fire & (seg_left == 1))
         with m.If(fire):
             m.d.sync += seg_left.eq(seg_left - 1)
-            if self.extensions:
-                m.d.sync += seg_first.eq(0)
         with m.If(next_seg & segs.r_rdy):
             m.d.sync += [seg_left.eq(seg_out.beats), seg_act.eq(seg_out.act), seg_keep.eq(seg_out.keep)]
-            if self.extensions:
-                m.d.sync += [seg_ext.eq(seg_out.ext), seg_first.eq(1)]
         m.d.comb += segs.r_en.eq(next_seg)
+
+        if self.extensions:
+            m.d.comb += ext_idle.eq(self._extension_unit(m, take, cols, push, gemv_rows, ext_beats, ext_addr, engine, ext_reader,
+                                            seg_act & fire & (seg_left == 1)))
+        else:
+            m.d.comb += ext_idle.eq(1)
 
         # --- Y: sign-extended to 64 bits (plus the extension unit's rows) --------------------
         if self.extensions:
-            m.d.comb += [ext.y_in.valid.eq(engine.y.valid), ext.y_in.payload.eq(engine.y.payload.data),
-                         engine.y.ready.eq(ext.y_in.ready), writer.y.valid.eq(ext.y_out.valid),
-                         writer.y.payload.eq(ext.y_out.payload), ext.y_out.ready.eq(writer.y.ready)]
+            ext = m.submodules.ext_unit
+            m.d.comb += [writer.y.valid.eq(ext.y_out.valid), writer.y.payload.eq(ext.y_out.payload),
+                         ext.y_out.ready.eq(writer.y.ready)]
         else:
             m.d.comb += [writer.y.valid.eq(engine.y.valid), writer.y.payload.eq(engine.y.payload.data),
                          engine.y.ready.eq(writer.y.ready)]
         return m
+
+    def _extension_unit(self, m, take, cols, push, gemv_rows, ext_beats, ext_addr, engine, ext_reader, acts_end):
+        """ExtUnit fed by the io read master: a GEMV with a stream (ext_beats 64-bit beats at ext_addr)
+        pushes its read job; returns 'every stream read'."""
+        cfg, sh = self.cfg, self.shape
+        ext = m.submodules.ext_unit = ExtUnit(IO_BITS, sh.act_bits, sh.acts_per_beat, cfg.max_cols, self.ext_max_rows,
+                                              self.max_descriptors)
+        jobs = m.submodules.ext_jobs = fifo.SyncFIFO(width=len(ext_reader.job.payload.as_value()),
+                                                     depth=self.max_descriptors)
+        segs = m.submodules.ext_segments = fifo.SyncFIFO(width=self.count_bits, depth=self.max_descriptors)
+        job_in = Signal(job_layout(self.count_bits))
+        has_stream = push & ext_beats.any()
+        m.d.comb += [job_in.addr.eq(ext_addr), job_in.beats.eq(ext_beats),
+                     jobs.w_en.eq(has_stream), jobs.w_data.eq(job_in), segs.w_en.eq(has_stream), segs.w_data.eq(ext_beats),
+                     ext_reader.job.valid.eq(jobs.r_rdy), ext_reader.job.payload.eq(jobs.r_data),
+                     jobs.r_en.eq(ext_reader.job.ready)]
+        # the activation copy is complete before a stream's first beat (the streams may come first)
+        acts_in = Signal()
+        with m.If(take):
+            m.d.sync += acts_in.eq(0)
+        with m.Elif(acts_end):
+            m.d.sync += acts_in.eq(1)
+        left, first = Signal(self.count_bits), Signal()
+        have = left.any()
+        fire = ext_reader.data.valid & ext_reader.data.ready
+        m.d.comb += [ext.start.eq(take), ext.cols.eq(cols), ext.acts_ready.eq(acts_in),
+                     ext.act_valid.eq(engine.act.valid & engine.act.ready), ext.act_data.eq(engine.act.payload.data),
+                     ext.beat.valid.eq(ext_reader.data.valid & have), ext.beat.payload.eq(ext_reader.data.payload),
+                     ext.first.eq(first), ext_reader.data.ready.eq(have & ext.beat.ready),
+                     ext.gemv.valid.eq(push), ext.gemv.payload.rows.eq(gemv_rows),
+                     ext.gemv.payload.ext.eq(ext_beats.any())]
+        next_seg = ~have | (fire & (left == 1))
+        with m.If(fire):
+            m.d.sync += [left.eq(left - 1), first.eq(0)]
+        with m.If(next_seg & segs.r_rdy):
+            m.d.sync += [left.eq(segs.r_data), first.eq(1)]
+        m.d.comb += segs.r_en.eq(next_seg)
+        m.d.comb += [ext.y_in.valid.eq(engine.y.valid), ext.y_in.payload.eq(engine.y.payload.data),
+                     engine.y.ready.eq(ext.y_in.ready)]
+        return ~ext_reader.busy & ~have & ~segs.r_rdy
 
     def _row_beats(self, cols, cols_bits: int):
         """R from cols (format §10 item 3), following `EngineShape.row_beats_ops`."""

@@ -30,12 +30,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from seedlm_fpga.core.engine_shape import (BASELINE_WEIGHT_BITS, DEFAULT_MEM_LATENCY, DESCRIPTOR_WORDS, IMAGE_LAYOUTS,
-                                           KERNEL_TIMING, baseline_stages, kernel_cycles, largest_divisor_at_most,
-                                           latency_of, read_buffer_depth, seedlm_beats_per_row, seedlm_lanes,
-                                           seedlm_stages)
-from seedlm_fpga.core.ext_stream import EXT_WORD_BITS, ext_slots
+                                           KERNEL_TIMING, StreamTiming, baseline_stages, extension_last_y,
+                                           kernel_cycles, largest_divisor_at_most, latency_of, read_buffer_depth,
+                                           seedlm_beats_per_row, seedlm_lanes, seedlm_stages)
 from seedlm_fpga.core.reference import PRESETS
-from seedlm_fpga.sim.read_path_model import Segment, last_accept
+from seedlm_fpga.sim.read_path_model import Segment, accept_times
 
 ENGINES = ("seedlm", "baseline")
 
@@ -174,35 +173,38 @@ class KernelCycleModel:
         return read_latency + self.max_burst - 1 + KERNEL_TIMING.credit_loop <= self.read_buffer // self.max_burst * self.max_burst
 
     def cycles(self, cols: int, rows: list[int], descriptors: bool, read_latency: int, write_latency: int,
-               read_gap: float = 0.0, write_gap: float = 0.0, ext_beats: list[int] | None = None) -> float:
+               read_gap: float = 0.0, write_gap: float = 0.0,
+               streams: list[StreamTiming | None] | None = None) -> float:
         """CYCLES for GEMVs of `rows` sharing `cols` (exact with no pauses and hidden latency).
 
-        `ext_beats`: each GEMV's extension-stream beats (`core.ext_stream.ext_beats`, format §5.6;
-        0: none), read before its weights.
+        `streams`: each GEMV's extension stream (`core.ext_stream.stream_timing`, format §11.4) or
+        None; read on m_axi_io beside the weights, so under pauses only its first beat waits more.
         """
         for name, p in (("read_gap", read_gap), ("write_gap", write_gap)):
             if not 0 <= p < 1:
                 raise ValueError(f"{name} must lie in [0, 1), got {p}")
-        W = self.engine.bus_bits
-        ext_beats = ext_beats or [0] * len(rows)
         R, acts = self.engine.beats_per_row(cols), self.engine.act_beats(cols)
         if read_gap == write_gap == 0 and self.latency_hidden(read_latency):  # integers: the exact formula
             return kernel_cycles(acts, R, self.engine.latency, rows, descriptors, read_latency, write_latency,
-                                 ext_slots=[ext_slots(b, W) for b in ext_beats])
+                                 streams=streams)
         t = KERNEL_TIMING
         wait = read_gap / (1 - read_gap)
         segments = [Segment(acts)]
-        for d, (r, e) in enumerate(zip(rows, ext_beats)):
-            # descriptor d's word 0 arrives on m_axi_io (paused like gmem), then its jobs may leave
+        for d, r in enumerate(rows):
+            # descriptor d's word 0 arrives on m_axi_io (paused like gmem), then its weights may leave
             earliest = (t.desc_launch + read_latency + wait + DESCRIPTOR_WORDS * d / (1 - read_gap)
                         + t.desc_to_weights) if descriptors else 0.0
-            if e:
-                segments.append(Segment(e, W // EXT_WORD_BITS, earliest))
             segments.append(Segment(r * R, max(1.0, 1 / (R * (1 - write_gap))), earliest))
-        last = last_accept(segments, depth=self.read_buffer, max_burst=self.max_burst, read_latency=read_latency,
-                           pause=read_gap, first_ar=t.launch)
+        taken = accept_times(segments, depth=self.read_buffer, max_burst=self.max_burst, read_latency=read_latency,
+                             pause=read_gap, first_ar=t.launch)
+        if streams and any(streams):
+            firsts, lasts = taken[acts::R], taken[acts + R - 1::R]
+            last_y = extension_last_y(firsts, lasts, R, self.engine.latency, rows, taken[acts - 1], read_latency,
+                                      streams, read_wait=wait)
+        else:
+            last_y = taken[-1] + self.engine.latency
         late_write = 2 * write_gap / (1 - write_gap)  # the last W beat and its B, each paused
-        return last + self.engine.latency + write_latency + late_write + t.done
+        return last_y + write_latency + late_write + t.done
 
 
 def kernel_models(preset: str = "seedlm-4", bus_bits: int = 512, act_bits: int = 8, image: str = "beat",

@@ -151,7 +151,7 @@ class VerilatorKernels:
         seed_images = {f"{n}.seedlm.bin": ref.memory_image(e.seeds, e.x, e.q, e.preset, W) for n, e in layers.items()}
         # format §5.6 streams of the layers with parts, beside their images
         self.ext_files = {n: f"{n}.ext.bin" for n, e in (extensions or {}).items() if e}
-        seed_images.update({self.ext_files[n]: extension_stream(extensions[n], layers[n].shape, W)
+        seed_images.update({self.ext_files[n]: extension_stream(extensions[n], layers[n].shape)
                             for n in self.ext_files})
         base_images = {f"{n}.baseline.bin": ref.baseline_image(w, W) for n, w in int16.items()}
         kernels = {kind: design.kernel(kind) for kind in ("seedlm", "baseline")}

@@ -34,8 +34,8 @@ Y_POISON = 0xA5
 
 
 def pack_descriptor(weights_addr: int, y_addr: int, rows: int, ext_beats: int = 0, ext_addr: int = 0) -> bytes:
-    """One format §11.3 descriptor: u64 weights, u64 Y, u32 rows, u32 extension-stream beats
-    (0: none), u64 extension-stream address (format §5.6)."""
+    """One format §11.3 descriptor: u64 weights, u64 Y, u32 rows, u32 extension-stream length in
+    64-bit words (0: none), u64 extension-stream address (format §5.6)."""
     return struct.pack("<QQIIQ", weights_addr, y_addr, rows, ext_beats, ext_addr)
 
 
@@ -176,7 +176,7 @@ def plan_layout(job: KernelJob, bus_bits: int, base: int = 0, skew: int = 0) -> 
         put("descriptors", DESCRIPTOR_BYTES * len(job.gemvs), WORD_BYTES)
     for i, g in enumerate(job.gemvs):
         if g.ext:
-            put(ext_buffer(i), len(g.ext), align, skew)
+            put(ext_buffer(i), len(g.ext), WORD_BYTES, skew - skew % WORD_BYTES)  # read on m_axi_io
         put(weights_buffer(i), len(g.weights), align, skew)
         put(y_buffer(i), WORD_BYTES * g.rows, WORD_BYTES)
     return KernelLayout(buffers)
@@ -195,10 +195,10 @@ def check_job(job: KernelJob, layout: KernelLayout, bus_bits: int, max_cols: int
     if not job.descriptors and job.gemvs and job.gemvs[0].ext:
         problems.append("a GEMV with an extension stream needs a descriptor list")
     for i, g in enumerate(job.gemvs):
-        if g.ext and len(g.ext) % image_align(bus_bits):
-            problems.append(f"GEMV {i}: extension stream of {len(g.ext)} bytes is not whole {bus_bits}-bit beats")
-        elif g.ext and ext_buffer(i) in layout.buffers and layout.addr(ext_buffer(i)) % image_align(bus_bits):
-            problems.append(f"GEMV {i} extension stream is not aligned to {image_align(bus_bits)} bytes")
+        if g.ext and len(g.ext) % WORD_BYTES:
+            problems.append(f"GEMV {i}: extension stream of {len(g.ext)} bytes is not whole 64-bit words")
+        elif g.ext and ext_buffer(i) in layout.buffers and layout.addr(ext_buffer(i)) % WORD_BYTES:
+            problems.append(f"GEMV {i} extension stream is not aligned to {WORD_BYTES} bytes")
     if job.descriptors and len(job.gemvs) > max_descriptors:
         problems.append(f"{len(job.gemvs)} descriptors, the kernel takes at most {max_descriptors}")
     gemvs = [(layout.addr(weights_buffer(i)), layout.addr(y_buffer(i)), g.rows) for i, g in enumerate(job.gemvs)]
@@ -240,7 +240,7 @@ class KernelHost:
         for i, g in enumerate(job.gemvs):
             self.port.write_mem(layout.addr(weights_buffer(i)), g.weights)
             self.port.write_mem(layout.addr(y_buffer(i)), bytes([Y_POISON]) * (WORD_BYTES * g.rows))
-            ext = (len(g.ext) * 8 // self.bus_bits, layout.addr(ext_buffer(i))) if g.ext else (0, 0)
+            ext = (len(g.ext) // 8, layout.addr(ext_buffer(i))) if g.ext else (0, 0)
             if g.ext:
                 self.port.write_mem(layout.addr(ext_buffer(i)), g.ext)
             descriptors += pack_descriptor(layout.addr(weights_buffer(i)), layout.addr(y_buffer(i)), g.rows, *ext)

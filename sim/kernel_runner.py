@@ -173,7 +173,7 @@ def _act_image(case: GemvCase, kernel: Kernel) -> bytes:
 def job_of(kernel: Kernel, case: KernelCase) -> KernelJob:
     image = kernel.image if kernel.kind != BASELINE else "beat"
     gemvs = tuple(KernelGemv(g.image(kernel.bus_bits, image), g.rows,
-                             extension_stream(g.ext, (g.rows, g.cols), kernel.bus_bits) if g.ext else b"")
+                             extension_stream(g.ext, (g.rows, g.cols)) if g.ext else b"")
                   for g in case.gemvs)
     return KernelJob(case.cols, _act_image(case.gemvs[0], kernel), gemvs, case.descriptors)
 
@@ -181,7 +181,7 @@ def job_of(kernel: Kernel, case: KernelCase) -> KernelJob:
 def _max_cycles(job: KernelJob, bus_bits: int, latency: int, gap: float, write_gap: float) -> int:
     """A deadlock guard far above any sane kernel's time: 8x one beat per cycle, plus slack."""
     beats = (len(job.acts) + sum(len(g.weights) for g in job.gemvs)) * 8 // bus_bits
-    beats += sum(len(g.ext) for g in job.gemvs) // 4  # the extension unit: a 32-bit word a cycle
+    beats += sum(len(g.ext) for g in job.gemvs) // 4  # the extension unit: a 32-bit word a cycle (if it binds)
     rows = sum(g.rows for g in job.gemvs)
     return int(8 * (beats + rows) / ((1 - gap) * (1 - write_gap))) + 40 * latency * (len(job.gemvs) + 1) + 20000
 

@@ -1,10 +1,10 @@
 """The kernel's read path under random memory pauses: expected cycles, beat by beat.
 
 `KernelCycleModel` (sim/cycle_model.py) counts an unpaused start exactly by format §11.4. With
-R pauses a rate is not enough once a start mixes consumers of different speeds: while the
-extension unit takes a beat every W/32 cycles the memory runs ahead into the read FIFO, and the
-weights that follow drain that store at one beat per clock before the pauses show again. So this
-walks the read path of format §11.3 once, with every random delay at its mean:
+R pauses, read credits that bind, or a consumer slower than one beat per clock (output
+back-pressure), it walks the `m_axi_gmem` read path of format §11.3 once, with every random delay
+at its mean, and hands the per-beat times to §11.4's extension recurrence where a start has
+extension streams:
 
 - burst j (at most `max_burst` beats, in stream order) leaves once the previous one has (one AR a
   cycle), the FIFO has `max_burst` places not yet reserved (a place comes back `credit_loop`
@@ -13,12 +13,13 @@ walks the read path of format §11.3 once, with every random delay at its mean:
 - beat k arrives at max(AR_j + L_r, arrival_{k-1} + 1) + p / (1 - p): a channel paused with
   probability p in each cycle waits 1 / (1 - p) - 1 cycles on average before a transfer;
 - the consumer takes beat k at max(arrival_k + read_fifo, take_{k-1} + interval_{k-1}), where
-  the interval is the consumer's cycles per beat (1: the engine; W/32: the extension unit).
+  the interval is the consumer's cycles per beat (1: the engine at full speed; more when its Y
+  words cannot leave faster), so the FIFO fills ahead of a slow consumer and a fast one drains it.
 
 With p = 0 and the latency hidden this is §11.4's count (tests check it); with pauses it is a
 mean-value estimate: Jensen's inequality makes the max of means a little short of the mean of
-maxes where memory and consumer race (tests/test_ext_kernel.py holds it to Verilator within 1%).
-Cost: a few microseconds per beat.
+maxes where memory and consumer race (tests/test_kernel_cosim.py and tests/test_ext_kernel.py
+hold the model to Verilator within 1%). Cost: a few microseconds per beat.
 """
 from __future__ import annotations
 
@@ -38,9 +39,9 @@ class Segment:
     earliest_ar: float = 0.0
 
 
-def last_accept(segments: list[Segment], *, depth: int, max_burst: int, read_latency: int, pause: float,
-                first_ar: int, timing: KernelTiming = KERNEL_TIMING) -> float:
-    """The expected cycle in which the consumer takes the stream's last beat."""
+def accept_times(segments: list[Segment], *, depth: int, max_burst: int, read_latency: int, pause: float,
+                 first_ar: int, timing: KernelTiming = KERNEL_TIMING) -> list[float]:
+    """The expected cycle in which the consumer takes each beat of the stream, in order."""
     if not 0 <= pause < 1:
         raise ValueError(f"pause must lie in [0, 1), got {pause}")
     wait = pause / (1 - pause)
@@ -64,4 +65,4 @@ def last_accept(segments: list[Segment], *, depth: int, max_burst: int, read_lat
                 next_interval = seg.interval if (left - i > 1) else 1.0
             left -= n
             earliest = 0.0
-    return take[-1] if take else float(first_ar)
+    return take

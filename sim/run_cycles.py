@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
+from seedlm_fpga.core.engine_shape import StreamTiming
 from seedlm_fpga.sim.axi_memory import BASE_WRITE_LATENCY
 from seedlm_fpga.sim.cycle_model import KernelCycleModel, kernel_models
 from seedlm_fpga.sim.kernel_runner import read_latency
@@ -33,14 +34,14 @@ class StartModel:
     def _models(self) -> dict[str, KernelCycleModel]:
         return kernel_models(self.preset, self.bus_bits, self.act_bits, "beat", self.mem_latency)
 
-    def cycles(self, kind: str, cols: int, rows: tuple[int, ...], ext_beats: list[int] | None = None) -> int:
+    def cycles(self, kind: str, cols: int, rows: tuple[int, ...], streams: list[StreamTiming | None] | None = None) -> int:
         model = self._models["fp16" if kind == "baseline" else self.preset]
         return round(model.cycles(cols, list(rows), True, read_latency(self.mem_latency), BASE_WRITE_LATENCY,
-                                  ext_beats=ext_beats))
+                                  streams=streams))
 
-    def seedlm(self, cols: int, rows: tuple[int, ...], ext_beats: list[int] | None = None) -> int:
-        """`ext_beats`: each GEMV's extension-stream beats (format §5.6; layers with parts)."""
-        return self.cycles("seedlm", cols, rows, ext_beats)
+    def seedlm(self, cols: int, rows: tuple[int, ...], streams: list[StreamTiming | None] | None = None) -> int:
+        """`streams`: each GEMV's extension stream (format §11.4; layers with parts) or None."""
+        return self.cycles("seedlm", cols, rows, streams)
 
     def baseline(self, cols: int, rows: tuple[int, ...]) -> int:
         return self.cycles("baseline", cols, rows)

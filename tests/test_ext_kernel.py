@@ -3,7 +3,8 @@
 The stream layout is checked against the format's hand-written example; under cocotb + Verilator
 (W = 64, a memory with latency and pauses) every Y is compared bit for bit with
 core.extensions' integer reference (GemvCase.expected adds `gemv_extensions`), and with an
-unpaused memory CYCLES is format §11.4's count with the streams' slots, as is the cycle model's.
+unpaused memory CYCLES is format §11.4's count with the streams read beside the weights, as is
+the cycle model's (within 1% under pauses).
 """
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ import pytest
 
 from seedlm_fpga.cli.main import main
 from seedlm_fpga.compressor.container import read_container
-from seedlm_fpga.core.engine_shape import DesignConfig, kernel_cycles, kernel_cycles_for
-from seedlm_fpga.core.ext_stream import ext_beats, ext_slots, ext_words, extension_stream
+from seedlm_fpga.core.engine_shape import DesignConfig, StreamTiming, kernel_cycles, kernel_cycles_for
+from seedlm_fpga.core.ext_stream import ext_words, extension_stream, stream_timing
 from seedlm_fpga.core.extensions import Extensions, SparsePart, gemv_extended
 from seedlm_fpga.sim import stimulus as stim
 from seedlm_fpga.sim.axi_memory import BASE_WRITE_LATENCY
@@ -29,19 +30,30 @@ W, MAX_COLS, MEM_LATENCY, EXT_ROWS = 64, 256, 16, 64
 def test_stream_matches_the_format_example():
     # format §5.6: W = 64, rows 1, cols 3, outliers -2 at col 1 and 5 at col 2, e = 3
     sp = SparsePart(np.array([0, 2], np.uint16), np.array([1, 2], np.uint16), np.array([-2, 5], np.int16), 3)
-    raw = extension_stream(Extensions(sp, None), (1, 3), 64)
+    raw = extension_stream(Extensions(sp, None), (1, 3))
     assert raw.hex() == "38000100" "00000000" "feff0100" "05000280"
-    assert ext_beats(Extensions(sp, None), (1, 3), 64) == 2 and ext_slots(2, 64) == 3
+    # the row's sum is complete with word 3; two 64-bit beats on m_axi_io
+    assert stream_timing(Extensions(sp, None), (1, 3)) == StreamTiming((3,), 2)
+    # 5 words (3 rows, an outlier each) pad to a whole 64-bit word
+    three = Extensions(SparsePart(np.arange(4, dtype=np.uint16), np.arange(3, dtype=np.uint16),
+                                  np.ones(3, np.int16), 0), None)
+    assert len(extension_stream(three, (3, 3))) == 24 and stream_timing(three, (3, 3)).io_beats == 3
 
 
-def test_slots_in_the_cycle_formula_by_hand():
-    # format §11.4's example: 12 rows, 7 outliers in 7 rows -> 14 words, 7 beats, 13 slots at W = 64
-    ptr = np.array([0, 1, 2, 3, 4, 5, 6, 7, 7, 7, 7, 7, 7], np.uint16)
-    ext = Extensions(SparsePart(ptr, np.arange(7, dtype=np.uint16), np.ones(7, np.int16), 0), None)
-    assert ext_words(ext, (12, 100)) == 14 and ext_beats(ext, (12, 100), 64) == 7 and ext_slots(7, 64) == 13
-    # one GEMV, registers' timing with the descriptor list: the slots go before rows * R
-    plain = kernel_cycles(13, 7, 10, [12], True, 2, 2)
-    assert kernel_cycles(13, 7, 10, [12], True, 2, 2, ext_slots=[13]) == plain + 13
+def test_streams_in_the_cycle_formula_by_hand():
+    # format §11.4's example: 12 rows of 3 outliers each -> 2 + 36 words; row k ends at word 4 + 3k
+    ptr = np.arange(0, 37, 3, dtype=np.uint16)
+    ext = Extensions(SparsePart(ptr, np.zeros(36, np.uint16), np.ones(36, np.int16), 0), None)
+    timing = stream_timing(ext, (12, 100))
+    assert ext_words(ext, (12, 100)) == 38 and timing == StreamTiming(tuple(4 + 3 * k for k in range(12)), 19)
+    # nA 13, R 1, latency 10, L_r = L_w = 2: the last act beat is taken in 5 + 2 + 13 - 1 + 2 = 21, so
+    # the unit takes the stream's first beat in 22 (its arrival, 3 + 2 + 7 + 2 + 2 = 16, is earlier);
+    # row k may leave from 22 + 4 + 4 + 3k = 30 + 3k, the engine's Y is ready in 32 + k: the unit
+    # binds from row 2 on, the last Y leaves in 63, and ap_done reads 1 in 63 + 2 + 2
+    assert kernel_cycles(13, 1, 10, [12], True, 2, 2) == 20 + 12 - 1 + 2 + 10 + 2 + 2 == 47
+    assert kernel_cycles(13, 1, 10, [12], True, 2, 2, streams=[timing]) == 67
+    # with R = 7 the engine's Y (38 + 7k) is later than every row's sum: the plain count
+    assert kernel_cycles(13, 7, 10, [12], True, 2, 2, streams=[timing]) == kernel_cycles(13, 7, 10, [12], True, 2, 2)
 
 
 def test_host_refuses_a_stream_without_descriptors():
@@ -72,11 +84,13 @@ def _cases():
         kernel_case([_gemv(9, 256, 20, 2, 4)]),                      # both, a full row of columns
         kernel_case([_gemv(12, 100, 30, 1, 5, first), _gemv(5, 100, 0, 0, 6, first),
                      _gemv(12, 100, 3, 2, 7, first)]),               # mixed with a plain GEMV
+        kernel_case([dense := _gemv(3, 256, 200, 0, 8), _gemv(2, 256, 0, 4, 9, dense),
+                     _gemv(3, 256, 30, 3, 10, dense)]),              # the unit binds: Ys wait for it
     ]
 
 
-def _beats(case):
-    return [ext_beats(g.ext, (g.rows, g.cols), W) if g.ext else 0 for g in case.gemvs]
+def _streams(case):
+    return [stream_timing(g.ext, (g.rows, g.cols)) if g.ext else None for g in case.gemvs]
 
 
 @pytest.mark.parametrize("latency", [0, 14])
@@ -88,11 +102,10 @@ def test_extensions_bit_exact_with_exact_cycles(latency):
         assert r.ok, r.report()
         assert r.y == [g.expected() for g in case.gemvs]
         want = kernel_cycles_for(cfg, "seedlm", case.cols, [g.rows for g in case.gemvs], True,
-                                 read_latency(latency), BASE_WRITE_LATENCY,
-                                 ext_slots=[ext_slots(b, W) for b in _beats(case)])
+                                 read_latency(latency), BASE_WRITE_LATENCY, streams=_streams(case))
         assert r.cycles == want, case.label
         assert model.cycles(case.cols, [g.rows for g in case.gemvs], True, read_latency(latency),
-                            BASE_WRITE_LATENCY, ext_beats=_beats(case)) == want
+                            BASE_WRITE_LATENCY, streams=_streams(case)) == want
 
 
 def test_extensions_bit_exact_under_pauses():
@@ -106,9 +119,8 @@ PAUSED_POINTS = [(14, 0.1, 0.0), (14, 0.3, 0.0), (0, 0.2, 0.2)]
 
 
 def test_cycle_model_with_parts_under_pauses():
-    """While the unit takes a beat every W/32 cycles the memory runs ahead into the read FIFO and
-    the weights drain that store first: the model walks the read path at mean delays
-    (sim/read_path_model.py) and stays within 1% of Verilator (a rate alone was 4% high)."""
+    """Under pauses the model walks the read path at mean delays (sim/read_path_model.py) and
+    feeds that schedule to §11.4's extension recurrence: within 1% of Verilator."""
     kernel = _kernel()
     first = _gemv(64, 256, 80, 2, 11)
     case = kernel_case([first, _gemv(64, 256, 40, 0, 12, first), _gemv(64, 256, 0, 1, 13, first),
@@ -118,7 +130,7 @@ def test_cycle_model_with_parts_under_pauses():
         r = run_kernel_cases(kernel, [case], latency, gap, write_gap, seed=n)[0]
         assert r.ok, r.report()
         predicted = model.cycles(case.cols, r.rows, True, read_latency(latency), BASE_WRITE_LATENCY, gap,
-                                 write_gap, ext_beats=_beats(case))
+                                 write_gap, streams=_streams(case))
         assert predicted == pytest.approx(r.cycles, rel=0.01), (latency, gap, write_gap)
 
 
@@ -153,7 +165,7 @@ def test_generate_kernel_with_extensions(tmp_path, capsys):
 
     design = json.loads((out / "design.json").read_text())
     assert design["kernel"]["extensions"] is True and design["kernel"]["ext_max_rows"] == 64
-    assert "(n - 1) * 2 + 1 slots" in design["kernel"]["extension_slots"]
+    assert "beside its weights" in design["kernel"]["extension_streams"]
     assert "ext_unit" in (out / "seedlm_kernel.v").read_text()
     assert "ext_unit" not in (out / "baseline_kernel.v").read_text()
     capsys.readouterr()

@@ -4,18 +4,23 @@ from __future__ import annotations
 import pytest
 
 from seedlm_fpga.core.engine_shape import KERNEL_TIMING, kernel_cycles
-from seedlm_fpga.sim.read_path_model import Segment, last_accept
+from seedlm_fpga.sim.read_path_model import Segment, accept_times
 
 BIG = 1 << 12  # a read FIFO no credit ever waits for
 
 
+def last_accept(segments, **kw) -> float:
+    return accept_times(segments, **kw)[-1]
+
+
 def test_unpaused_stream_is_format_11_4():
-    # 13 act beats, a 7-beat extension stream (13 slots at W = 64), 12 rows of 7 beats: §11.4's
-    # last weight acceptance is launch + L_r + acts + slots + rows * R - 1 + read_fifo
-    last = last_accept([Segment(13), Segment(7, 2), Segment(84)], depth=BIG, max_burst=16, read_latency=20,
-                       pause=0, first_ar=KERNEL_TIMING.launch)
-    whole = kernel_cycles(13, 7, 10, [12], False, 20, 2, ext_slots=[13])
-    assert last + 10 + 2 + KERNEL_TIMING.done == whole == 5 + 20 + 13 + 13 + 84 - 1 + 2 + 10 + 2 + 2
+    # 13 act beats, 12 rows of 7 beats: §11.4's last weight acceptance is
+    # launch + L_r + acts + rows * R - 1 + read_fifo, every beat one cycle after the one before
+    taken = accept_times([Segment(13), Segment(84)], depth=BIG, max_burst=16, read_latency=20, pause=0,
+                         first_ar=KERNEL_TIMING.launch)
+    assert taken == list(range(5 + 20 + 2, 5 + 20 + 2 + 97))
+    whole = kernel_cycles(13, 7, 10, [12], False, 20, 2)
+    assert taken[-1] + 10 + 2 + KERNEL_TIMING.done == whole == 5 + 20 + 13 + 84 - 1 + 2 + 10 + 2 + 2
 
 
 def test_paused_stream_takes_a_mean_wait_per_beat():

@@ -153,7 +153,7 @@ def _run_kernels(args, s: dict, k: dict, max_cols: int, make) -> tuple[dict, dic
     from seedlm_fpga.sim.cycle_model import kernel_models
     from seedlm_fpga.sim.kernel_runner import generated_kernel, kernel_case, read_latency, run_kernel_cases
 
-    from seedlm_fpga.core.ext_stream import ext_beats
+    from seedlm_fpga.core.ext_stream import stream_timing
     from seedlm_fpga.hdl.kernel import KINDS, KernelParams, check_kernel
 
     l_r = read_latency(k["mem_latency"])
@@ -187,10 +187,10 @@ def _run_kernels(args, s: dict, k: dict, max_cols: int, make) -> tuple[dict, dic
         case = kernel_case(gemvs, descriptors=k["descriptors"] > 0)
         r = run_kernel_cases(kernel, [case], k["mem_latency"], k["mem_gap"], s["ready_gap"], args.seed)[0]
         model = kernel_models(s["preset"], s["bus_bits"], args.act_bits, args.image, sized, kernel.max_burst)
-        streams = [ext_beats(g.ext, (g.rows, g.cols), s["bus_bits"]) if g.ext else 0 for g in gemvs]
+        streams = [stream_timing(g.ext, (g.rows, g.cols)) if g.ext else None for g in gemvs]
         predicted = model["fp16" if kind == stim.BASELINE else kind].cycles(
             s["cols"], [s["rows"]] * n, case.descriptors, l_r, BASE_WRITE_LATENCY, k["mem_gap"], s["ready_gap"],
-            ext_beats=streams)
+            streams=streams)
         results[kind], dicts[kind] = r, _kernel_dict(r, predicted)
     return results, dicts
 

@@ -12,7 +12,7 @@ from seedlm_fpga.errors import UserError
 
 from seedlm_fpga.compressor.container import read_container
 from seedlm_fpga.core.engine_shape import MAX_BUS_BITS
-from seedlm_fpga.core.ext_stream import EXT_WORD_BITS, ext_problems, ext_words, extension_stream
+from seedlm_fpga.core.ext_stream import ext_problems, ext_words, extension_stream
 from seedlm_fpga.core.files import check_not_input, check_output_file, write_bytes_atomic
 from seedlm_fpga.core.numeric import check_allocation, check_number
 from seedlm_fpga.core.reference import (ImageLayout, PackedImageLayout, blocks_per_row, image_memory, memory_image,
@@ -45,9 +45,6 @@ def run(args) -> int:
     ext = container.extensions.get(args.tensor)
     ext_out = None
     if ext:
-        if args.bus_bits % EXT_WORD_BITS:
-            raise UserError(f"--bus-bits {args.bus_bits}: the extension stream of {args.tensor!r} (format §5.6) "
-                            f"needs a multiple of {EXT_WORD_BITS} bits")
         problems = ext_problems(ext, enc.shape)
         if problems:
             raise UserError(f"tensor {args.tensor!r}: the kernel's extension unit cannot take its parts: "
@@ -65,7 +62,7 @@ def run(args) -> int:
     image = (packed_memory_image if packed else memory_image)(enc.seeds, enc.x, enc.q, enc.preset, args.bus_bits)
     write_bytes_atomic(output, image)
     if ext_out is not None:
-        stream = extension_stream(ext, enc.shape, args.bus_bits)
+        stream = extension_stream(ext, enc.shape)
         write_bytes_atomic(ext_out, stream)
     beats = rows * lay.beats_per_row
     print(f"{args.tensor}: {rows}x{cols}, {enc.preset.name} ({enc.preset.block_bits}-bit blocks), "
@@ -75,7 +72,6 @@ def run(args) -> int:
           f"{beats:,} beats, {len(image):,} bytes, {lay.bits_per_weight(cols):.3f} bits/weight")
     print(f"wrote {output}")
     if ext_out is not None:
-        n = len(stream) * 8 // args.bus_bits
-        print(f"extension stream (format §5.6): {ext_words(ext, enc.shape):,} words, {n:,} beats, "
+        print(f"extension stream (format §5.6): {ext_words(ext, enc.shape):,} words, {len(stream) // 8:,} 64-bit beats, "
               f"{len(stream):,} bytes, {len(stream) * 8 / (rows * cols):.3f} bits/weight; wrote {ext_out}")
     return 0

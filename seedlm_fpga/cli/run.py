@@ -100,7 +100,7 @@ def run(args) -> int:
     from seedlm_fpga.evaluation.decode import greedy_decode, load_decode_model
     from seedlm_fpga.flows.sizing import size_for_board
     from seedlm_fpga.sim.kernel_backend import KernelMismatch
-    from seedlm_fpga.core.ext_stream import ext_beats
+    from seedlm_fpga.core.ext_stream import stream_timing
     from seedlm_fpga.sim.run_cycles import MODEL_NOTE, StartModel
 
     model_path = Path(args.model)
@@ -124,10 +124,10 @@ def run(args) -> int:
         raise UserError(f"--mem-latency must lie in 0..{MAX_MEM_LATENCY}, got {args.mem_latency}")
     starts = StartModel(preset, design["bus_bits"], args.mem_latency)
 
-    def streams_of(names) -> list[int]:
-        """The beats of each GEMV's extension stream (format §5.6; 0 for layers without parts)."""
-        return [ext_beats(model.extensions[n], model.compressed[n].shape, design["bus_bits"])
-                if n in model.extensions else 0 for n in names]
+    def streams_of(names) -> list:
+        """Each GEMV's extension stream (format §11.4; None for layers without parts)."""
+        return [stream_timing(model.extensions[n], model.compressed[n].shape)
+                if n in model.extensions else None for n in names]
 
     per_token: list[dict] = []
     prefill: list[dict] = []

@@ -290,6 +290,9 @@ class KernelTiming:
     read_fifo:       an R beat arrives -> the engine accepts it (read FIFO)
     done:            the last B handshake -> the first cycle CTRL reads ap_done = 1
     credit_loop:     an R beat arrives -> its credit can let a burst's AR be handshaken
+    ext_row:         the extension unit takes a stream's first beat (cycle f) -> the row whose
+                     sum stream word j completes may leave from f + ext_row + j (parse, MAC,
+                     row count, its register)
     """
 
     launch: int = 5
@@ -298,14 +301,34 @@ class KernelTiming:
     read_fifo: int = 2
     done: int = 2
     credit_loop: int = 4
+    ext_row: int = 4
 
 
 KERNEL_TIMING = KernelTiming()
 
 
+def y_fifo_depth(latency_cycles: int) -> int:
+    """The engine's Y FIFO (hdl.engine_core), and its row credits: the smallest power of two
+    > latency + 2, so that every row in flight has a place."""
+    depth = 4
+    while depth <= latency_cycles + 2:
+        depth *= 2
+    return depth
+
+
+@dataclass(frozen=True)
+class StreamTiming:
+    """What format §11.4 needs of a GEMV's extension stream (`core.ext_stream.stream_timing`):
+    per row, the index of the stream word that completes the row's sum, and the stream's
+    64-bit `m_axi_io` beats (padding included)."""
+
+    row_last_words: tuple[int, ...]
+    io_beats: int
+
+
 def kernel_cycles(act_beats: int, beats_per_row: int, latency_cycles: int, rows: list[int],
                   descriptors: bool, read_latency: int, write_latency: int,
-                  timing: KernelTiming = KERNEL_TIMING, ext_slots: list[int] | None = None) -> int:
+                  timing: KernelTiming = KERNEL_TIMING, streams: list[StreamTiming | None] | None = None) -> int:
     """CYCLES of one start (format §11.4): ap_start taken (cycle 0) -> ap_done reads 1.
 
     For a memory answering every AR exactly `read_latency` cycles after its handshake (R beats
@@ -314,21 +337,81 @@ def kernel_cycles(act_beats: int, beats_per_row: int, latency_cycles: int, rows:
     rows: each GEMV's rows (one entry with descriptors=False: the registers' GEMV).
     The R stream is one beat per cycle from its first slot, except where a descriptor's weight
     AR leaves later than the previous image ends (start_d below).
-    ext_slots: per GEMV, the R-stream slots of its extension stream before its weights
-    (`core.ext_stream.ext_slots`; 0 or None: none).
+    streams: per GEMV, its extension stream's timing or None (descriptors only); a row's Y
+    then waits for the row's sum, the engine for row credits (`extension_last_y`).
     """
     slot = timing.launch + read_latency + act_beats       # first weight beat's R slot
+    starts = []
     for d, r in enumerate(rows):
         if descriptors:
             arrives = timing.desc_launch + read_latency + DESCRIPTOR_WORDS * d
             slot = max(slot, arrives + timing.desc_to_weights + read_latency)
-        slot += r * beats_per_row + (ext_slots[d] if ext_slots else 0)
+        starts.append(slot)
+        slot += r * beats_per_row
+    if streams and any(streams):
+        firsts = [s + k * beats_per_row + timing.read_fifo for s, r in zip(starts, rows) for k in range(r)]
+        acts_taken = timing.launch + read_latency + act_beats - 1 + timing.read_fifo
+        last_y = extension_last_y(firsts, [f + beats_per_row - 1 for f in firsts], beats_per_row, latency_cycles,
+                                  rows, acts_taken, read_latency, streams, timing)
+        return last_y + write_latency + timing.done
     last_w_accepted = slot - 1 + timing.read_fifo
     return last_w_accepted + latency_cycles + write_latency + timing.done
 
 
+def extension_last_y(row_first: list[float], row_last: list[float], beats_per_row: int, latency_cycles: int,
+                     rows: list[int], acts_taken: float, read_latency: int, streams: list[StreamTiming | None],
+                     timing: KernelTiming = KERNEL_TIMING, read_wait: float = 0.0) -> float:
+    """The cycle the last Y leaves the extension unit (format §11.4, kernels with extension streams).
+
+    row_first / row_last: per row of the start, in order, the earliest cycle the engine can take
+    its first / last weight beat (the unstalled R schedule + read_fifo; a row started late takes
+    its buffered beats one per clock); acts_taken: the cycle the last activation beat is taken;
+    `read_wait`: a mean wait added to a stream's first beat (sim.cycle_model, paused memories).
+
+    The unit takes stream e's first 64-bit beat at f_e = the latest of: its arrival + read_fifo
+    (the stream's AR leaves desc_to_weights after its descriptor's word 0, after every descriptor
+    word and every earlier stream's beat on m_axi_io R); the activations' last beat + 1; the
+    previous stream's first beat + 2 per beat (a word per cycle); and, from the third stream on,
+    the last Y of stream e - 2 + 1 (its Y-buffer half). Word j of the stream then completes in
+    cycle f_e + 2 + j, and the row it ends may leave from f_e + ext_row + j. The engine takes a row's
+    first weight beat no earlier than its R slot + read_fifo, the cycle after the previous row's
+    last beat, and the cycle after the Y of the row `y_fifo_depth` rows back left (row credits);
+    its Y is ready latency_cycles after the row's last beat, and Ys leave one per cycle.
+    """
+    t = timing
+    depth = y_fifo_depth(latency_cycles)
+    n = len(rows)
+    desc_end = t.desc_launch + read_latency + DESCRIPTOR_WORDS * n - 1
+    acts_in = acts_taken + 1
+    y_out: list[int] = []            # every row's Y, in order
+    last_y_of_stream: list[int] = []
+    accepted = -1                    # the previous row's last weight beat
+    arrival = first = prev_beats = None
+    for d, (r, stream) in enumerate(zip(rows, streams)):
+        ready = None
+        if stream is not None:
+            arrives = t.desc_launch + read_latency + DESCRIPTOR_WORDS * d   # its descriptor's word 0
+            arrival = max(arrives + t.desc_to_weights + read_latency + read_wait, desc_end + 1,
+                          arrival + prev_beats if arrival is not None else 0)
+            e = len(last_y_of_stream)
+            # the unit takes a word per cycle: a 64-bit beat every IO_BITS / 32 cycles
+            first = max(arrival + t.read_fifo, acts_in, first + IO_BITS // 32 * prev_beats if first is not None else 0,
+                        last_y_of_stream[e - 2] + 1 if e >= 2 else 0)
+            prev_beats = stream.io_beats
+            ready = [first + t.ext_row + j for j in stream.row_last_words]
+        for k in range(r):
+            i = len(y_out)
+            start = max(row_first[i], accepted + 1, y_out[i - depth] + 1 if i >= depth else 0)
+            accepted = max(row_last[i], start + beats_per_row - 1)
+            y = max(accepted + latency_cycles, y_out[-1] + 1 if y_out else 0, ready[k] if ready else 0)
+            y_out.append(y)
+        if stream is not None:
+            last_y_of_stream.append(y_out[-1])
+    return y_out[-1]
+
+
 def kernel_cycles_for(cfg: DesignConfig, kind: str, cols: int, rows: list[int], descriptors: bool,
-                      read_latency: int, write_latency: int, ext_slots: list[int] | None = None) -> int:
+                      read_latency: int, write_latency: int, streams: list[StreamTiming | None] | None = None) -> int:
     """`kernel_cycles` for the SeedLM ("seedlm") or baseline ("baseline") kernel of `cfg`."""
     if kind == "seedlm":
         shape, lat = cfg.seedlm, latency_of(cfg.seedlm_stages)
@@ -337,4 +420,4 @@ def kernel_cycles_for(cfg: DesignConfig, kind: str, cols: int, rows: list[int], 
     else:
         raise ValueError(f"kernel kind must be seedlm or baseline, got {kind!r}")
     return kernel_cycles(-(-cols // shape.acts_per_beat), shape.row_beats(cols), lat, rows, descriptors,
-                         read_latency, write_latency, ext_slots=ext_slots)
+                         read_latency, write_latency, streams=streams)

@@ -1,9 +1,10 @@
 """The extension stream: a tensor's outliers and low-rank factors as the kernel's extension unit
 reads them (format §5.6), and its size and cycles. numpy only.
 
-The stream is a sequence of 32-bit little-endian words, W/32 to a W-bit beat, zero-padded to a
-whole beat. The unit takes one word per cycle (so the layout spends a word where the unit
-spends a cycle: four int8 right factors, up to four int8 left factors, one outlier):
+The stream is a sequence of 32-bit little-endian words, zero-padded to a whole 64-bit word: the
+kernel reads it on its 64-bit `m_axi_io` port beside the weights (format §11.3), whatever the
+weight bus W. The unit takes one word per cycle (so the layout spends a word where the unit spends a cycle: four int8
+right factors, up to four int8 left factors, one outlier):
 
     word 0            rank R (bits 0..2), has-sparse (bit 3), e (bits 4..9), rows (bits 16..31)
     word 1            f_k at bits 6k .. 6k+5 (k < R)
@@ -15,6 +16,8 @@ spends a cycle: four int8 right factors, up to four int8 left factors, one outli
 from __future__ import annotations
 
 import numpy as np
+
+from seedlm_fpga.core.engine_shape import IO_BITS, StreamTiming
 
 from seedlm_fpga.core.extensions import Extensions
 
@@ -77,19 +80,26 @@ def ext_words_bound(rows: int, cols: int, nnz: int = 0, rank: int = 0) -> int:
             + (nnz + rows if nnz else 0))
 
 
-def ext_beats(ext: Extensions, shape: tuple[int, int], bus_bits: int) -> int:
-    per_beat = bus_bits // EXT_WORD_BITS
-    return -(-ext_words(ext, shape) // per_beat)
+def io_beats(words: int) -> int:
+    """64-bit `m_axi_io` beats of a stream of `words` words (descriptor +20, format §11.3)."""
+    return -(-words * EXT_WORD_BITS // IO_BITS)
 
 
-def ext_slots(beats: int, bus_bits: int) -> int:
-    """R-stream slots an extension segment of `beats` beats occupies (format §11.4): the unit takes
-    a beat every W/32 cycles; the weights follow the cycle after its last beat."""
-    return 0 if beats == 0 else (beats - 1) * (bus_bits // EXT_WORD_BITS) + 1
+def stream_timing(ext: Extensions, shape: tuple[int, int]) -> StreamTiming:
+    """Format §11.4's view of the stream: the word completing each row's sum, and its io beats."""
+    rows, cols = shape
+    rank = ext.lowrank.rank if ext.lowrank is not None else 0
+    per_row = np.zeros(rows, dtype=np.int64)
+    if rank:
+        per_row += 1
+    if ext.sparse is not None:
+        per_row += np.maximum(np.diff(ext.sparse.row_ptr.astype(np.int64)), 1)
+    ends = HEADER_WORDS + rank * -(-cols // RIGHT_PER_WORD) + np.cumsum(per_row) - 1
+    return StreamTiming(tuple(int(j) for j in ends), io_beats(ext_words(ext, shape)))
 
 
-def extension_stream(ext: Extensions, shape: tuple[int, int], bus_bits: int) -> bytes:
-    """The stream's bytes (the module text), ext_beats(...) * W / 8 of them."""
+def extension_stream(ext: Extensions, shape: tuple[int, int]) -> bytes:
+    """The stream's bytes (the module text), 8 * io_beats(ext_words(...)) of them."""
     problems = ext_problems(ext, shape)
     if problems:
         raise ValueError("; ".join(problems))
@@ -122,7 +132,6 @@ def extension_stream(ext: Extensions, shape: tuple[int, int], bus_bits: int) -> 
         per_row.extend(row)
     all_words = np.concatenate([np.array(words, dtype=np.uint64)] + [b.astype(np.uint64) for b in body]
                                + [np.array(per_row, dtype=np.uint64)]).astype(np.uint32)
-    per_beat = bus_bits // EXT_WORD_BITS
-    padded = np.zeros(-(-len(all_words) // per_beat) * per_beat, dtype="<u4")
+    padded = np.zeros(io_beats(len(all_words)) * IO_BITS // EXT_WORD_BITS, dtype="<u4")
     padded[:len(all_words)] = all_words
     return padded.tobytes()
