@@ -5,19 +5,21 @@ into Y exactly as format §6.2 defines.
 
 It keeps its own copy of the activation vector (written from the activation beats the router
 gives the engine: the engine's buffer has one read port, busy every cycle), takes a GEMV's
-extension stream (format §5.6) before the GEMV's weights, one 32-bit word per cycle, and
-writes each row's extension sum into a Y buffer: two halves of max_rows 64-bit words, by GEMV
-parity, so one GEMV's stream may fill a half while the previous GEMV's Y still reads the other.
-On the Y path it adds the buffer's word to the engine's Y for GEMVs that have a stream.
+extension stream (format §5.6) in `bus_bits`-wide beats (the kernel's 64-bit `m_axi_io`) while
+the engine takes the weights, one 32-bit word per cycle, and writes each row's extension sum into
+a Y buffer: two halves of max_rows 64-bit words, by stream parity, so one stream may fill a half
+while the previous GEMV's Y still reads the other. On the Y path it adds the buffer's word to the
+engine's Y for GEMVs that have a stream.
 
 Two stages per word: (1) parse (header, right factors, left word, outlier) and address the
 activation copy; (2) multiply-accumulate: T_k += 4 products (right factors), a row's low-rank
 sum sum_k (l_k T_k) << f_k (left word), the row's outlier sum (entries; << e at the row's last).
 Arithmetic is modulo 2^64 like the Y words; the host refuses parts whose exact bound does not fit.
 
-Interlocks (they never bind for a GEMV whose rows * R + latency exceeds W/32 + 3 cycles, which the
-cycle formula assumes): a stream's first beat waits while the Y buffer half it would write is
-still being read (two GEMVs ahead), and a row's Y waits until the row's sum is in the buffer.
+Interlocks (format §11.4 counts them): a stream's first beat waits until the activation copy is
+complete (`acts_ready`) and while the Y buffer half it would write is still being read (two
+streams ahead); a row's Y waits until the row's sum is in the buffer, `EXT_ROW_STAGES` after the
+stream's first beat plus one cycle per word before the row's last.
 """
 from __future__ import annotations
 
@@ -26,11 +28,14 @@ from amaranth.lib import data, enum, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from seedlm_fpga.core.engine_shape import IO_BITS, MAX_ROWS
+from seedlm_fpga.core.engine_shape import IO_BITS, KERNEL_TIMING, MAX_ROWS
 from seedlm_fpga.core.ext_stream import EXT_MAX_COLS, EXT_MAX_RANK, EXT_MAX_ROWS, EXT_WORD_BITS, RIGHT_PER_WORD
 
 #: |T_k| <= 127 * cols * 2^(A-1) < 2^(7 + 15 + 15): 40 signed bits hold it for A <= 16
 T_BITS = 40
+#: a stream's first beat taken (cycle f) -> the row ending with word j may leave from f + 4 + j:
+#: the word's parse, its multiply-accumulate and buffer write, the row count, its register
+EXT_ROW_STAGES = (("parse", 1), ("mac", 1), ("rows_done", 1), ("rows_ok", 1))
 
 
 def gemv_info_layout() -> data.StructLayout:
@@ -69,6 +74,7 @@ class ExtUnit(wiring.Component):
                  max_gemvs: int):
         N = acts_per_beat
         check_ext_unit(N, max_cols, max_rows)
+        assert sum(c for _, c in EXT_ROW_STAGES) == KERNEL_TIMING.ext_row, "hdl.ext_unit and core.engine_shape disagree"
         self.W, self.A, self.N = bus_bits, act_bits, N
         self.max_cols, self.max_rows, self.max_gemvs = max_cols, max_rows, max_gemvs
         super().__init__({

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 
 from seedlm_fpga.flows.sizing import SLACK  # bandwidth share a bus may leave unused rather than double
 from seedlm_fpga.core.ext_stream import EXT_WORD_BITS, ext_words_bound
+from seedlm_fpga.core.extension_cost import extension_cycles, instance_stream, stream_beat_share
 from seedlm_fpga.core.numeric import pow2_at_least
 from seedlm_fpga.core.reference import PRESETS
 from seedlm_fpga.sim.cycle_model import CycleModel
@@ -102,9 +103,14 @@ class EnginePlan:
         return self.bus_bits / 8 * self.clock_mhz * 1e6 / 1e9
 
     @property
+    def channel_rate(self) -> float:
+        """W-bit beats a channel could deliver per engine clock (above 1: bandwidth to spare)."""
+        return self.channel_gbps / self.engine_gbps
+
+    @property
     def beat_rate(self) -> float:
         """e: weight beats a channel delivers per engine clock (at most 1)."""
-        return min(1.0, self.channel_gbps / self.engine_gbps)
+        return min(1.0, self.channel_rate)
 
     @property
     def memory_gbps(self) -> float:
@@ -169,24 +175,25 @@ def gemv_time(plan: EnginePlan, rows: int, cols: int, instances: int | None = No
     With batch B > 1 every weight beat is used B times: B activation loads, and each beat holds
     the engine max(1/e, B) cycles (memory stall or one multiply per sequence).
     `ext_nnz`, `ext_rank`: the tensor's outliers and low-rank part (format §5.5): each engine's
-    extension unit takes its rows' share of the §5.6 stream, one 32-bit word a cycle before the
-    weights (format §11.4; outlier words bounded by nnz + rows, `ext_words_bound`), and the
-    words are streamed bytes; once per batch (the unit holds one activation vector).
+    extension unit reads its share of the §5.6 stream beside the weights (format §11.3): its bytes
+    share the channel with the weights', and `core.extension_cost` gives the cycles it adds; once
+    per sequence of the batch (the unit holds one activation vector).
     """
     model = plan.model
     per_instance = -(-rows // (instances or plan.instances))
     parts = model.breakdown(per_instance, cols, plan.beat_rate)
+    beats = parts["weights"]
+    stream = instance_stream(rows, cols, ext_nnz, ext_rank, per_instance) if ext_nnz or ext_rank else None
+    # W-bit beats the channel must deliver per sequence: the image, and the stream's bytes beside it
+    fetched = beats + (stream_beat_share(stream, model.bus_bits) * batch if stream else 0.0)
+    parts["stalls"] = max(0.0, fetched / plan.channel_rate - beats * batch)
     if batch > 1:
-        beats = parts["weights"]
-        parts = {"act": parts["act"] * batch, "weights": beats * batch,
-                 "stalls": max(0.0, beats / plan.beat_rate - beats * batch), "latency": parts["latency"]}
+        parts.update(act=parts["act"] * batch, weights=beats * batch)
     n_inst = -(-rows // per_instance)
-    if ext_nnz or ext_rank:
-        # every instance reads the whole right factors and header, its share of the row words
-        row_words = ext_words_bound(rows, cols, ext_nnz, ext_rank) - ext_words_bound(0, cols, 0, ext_rank)
-        words = ext_words_bound(0, cols, 0, ext_rank) + -(-row_words * per_instance // rows)
-        parts["extensions"] = float(words * batch)
-        ext_bytes = n_inst * words * EXT_WORD_BITS // 8
+    if stream:
+        weight_cycles = (parts["weights"] + parts["stalls"]) / batch
+        parts["extensions"] = extension_cycles(stream, weight_cycles, model.latency) * batch
+        ext_bytes = n_inst * stream.io_bytes
     else:
         ext_bytes = 0
     cycles = sum(parts.values())

@@ -70,9 +70,11 @@ def test_compress_with_outliers_and_rank_then_decompress(tmp_path, capsys):
     assert words[0] == 1 | 1 << 3 | ext.sparse.shift << 4 | 8 << 16 and words[1] == ext.lowrank.shift[0]
     n = 2 + 4 + 8 + sum(max(1, int(ext.sparse.row_ptr[r + 1]) - int(ext.sparse.row_ptr[r])) for r in range(8))
     assert len(raw) == -(-n // 2) * 8 and "extension stream" in text
+    # the stream is read on the kernel's 64-bit m_axi_io whatever the weight bus: the same bytes
     rc, _, err = _run(capsys, "image", str(out), "--tensor", "layers.0.wq.weight", "--bus-bits", "48",
                       "-o", str(tmp_path / "j.bin"))
-    assert rc == 2 and "multiple of 32 bits" in err and len(err.splitlines()) == 1
+    assert rc == 0, err
+    assert (tmp_path / "j.ext.bin").read_bytes() == raw
 
 
 def _plain(tmp_path, capsys, which):

@@ -177,20 +177,33 @@ def test_generate_kernel_with_extensions(tmp_path, capsys):
 
 
 def test_projection_counts_the_extension_stream():
-    """gemv_time adds each instance's §5.6 words as cycles (one a cycle) and bytes (4 each)."""
-    from seedlm_fpga.sim.projection import gemv_time, plan_board
+    """gemv_time adds each instance's §5.6 stream as bytes (padded to 64-bit words) and the cycles
+    format §11.4's exact recurrence gives for the same stream with its row words spread evenly."""
+    from seedlm_fpga.sim.projection import EnginePlan, gemv_time, plan_board
 
     plan = plan_board("alveo-u280").engines["seedlm-4"]
     plain = gemv_time(plan, 4096, 4096)
     ext = gemv_time(plan, 4096, 4096, None, 1, 800, 2)
-    n, rows_pi = plain["rows_per_instance"], plain["rows_per_instance"]
+    rows_pi = plain["rows_per_instance"]
     instances = -(-4096 // rows_pi)
     # per instance: 2 header words, 2 * 1024 right-factor words, its rows' left words, and at most
-    # (800 + 4096) outlier words shared out by rows
+    # (800 + 4096) outlier words shared out by rows; 4 bytes each, padded to 8
     words = 2 + 2 * 1024 + -(-(4096 + 800 + 4096) * rows_pi // 4096)
-    assert ext["cycles"] == pytest.approx(plain["cycles"] + words)
-    assert ext["bytes"] == plain["bytes"] + instances * words * 4 and ext["extension_bytes"] == instances * words * 4
-    assert n > 0 and gemv_time(plan, 4096, 4096, None, 1, 0, 0) == plain
+    assert ext["extension_bytes"] == instances * -(-words // 2) * 8
+    assert ext["bytes"] == plain["bytes"] + ext["extension_bytes"] and ext["cycles"] > plain["cycles"]
+    assert gemv_time(plan, 4096, 4096, None, 1, 0, 0) == plain
+
+    fast = EnginePlan("seedlm-4", 300, 512, 1, 1, 1000.0)  # a memory that never stalls the engine
+    m = fast.model
+    for rows, cols, nnz, rank in [(256, 4096, 0, 4), (256, 512, 6000, 0), (1024, 4096, 20000, 1),
+                                  (900, 8192, 0, 4), (900, 28672, 128000, 0)]:
+        head = 2 + rank * cols // 4
+        per_row = ((rows if rank else 0) + (nnz + rows if nnz else 0)) / rows
+        ends = tuple(int(head - 1 + np.ceil((k + 1) * per_row)) for k in range(rows))
+        args = (m.act_beats(cols), m.beats_per_row(cols), m.latency, [rows], True, 2, 0)
+        exact = kernel_cycles(*args, streams=[StreamTiming(ends, 0)]) - kernel_cycles(*args)
+        added = gemv_time(fast, rows, cols, None, 1, nnz, rank)["cycles"] - gemv_time(fast, rows, cols)["cycles"]
+        assert added == pytest.approx(exact, abs=0.01 * kernel_cycles(*args)), (rows, cols, nnz, rank)
 
 
 def test_checkpoint_projection_includes_the_parts(tmp_path, capsys):

@@ -13,7 +13,6 @@ from seedlm_samples import random_encoded
 from seedlm_fpga.compressor.container import (bits_per_weight, read_container, read_header, write_container,
                                               write_safetensors)
 from seedlm_fpga.compressor.encoder import auto_bias
-from seedlm_fpga.core.extension_cost import extension_cycles, extension_macs
 from seedlm_fpga.core.extensions import (Extensions, LowRankPart, SparsePart, decode_extended, extension_bits,
                                          extension_int_matrix, gemv_extended, lowrank_bits, seedlm_unit, sparse_bits,
                                          split_tensor)
@@ -134,8 +133,6 @@ def test_bits_counted_by_hand():
     ext = _random_ext(np.random.default_rng(0), 10, 40, nnz=4, rank=2)
     assert extension_bits((10, 40), ext) == 312 + 816
     assert bits_per_weight(enc, ext) == (10 * 5 * 32 + 312 + 816) / 400
-    assert extension_macs(10, 40, nnz=4, rank=2) == 4 + 100
-    assert extension_cycles(10, 40, 4, 2, macs_per_cycle=8, bus_bits=512) == max(13, 3)
 
 
 def test_container_round_trip_with_extensions(tmp_path):

@@ -360,7 +360,7 @@ def kernel_cycles(act_beats: int, beats_per_row: int, latency_cycles: int, rows:
 
 def extension_last_y(row_first: list[float], row_last: list[float], beats_per_row: int, latency_cycles: int,
                      rows: list[int], acts_taken: float, read_latency: int, streams: list[StreamTiming | None],
-                     timing: KernelTiming = KERNEL_TIMING, read_wait: float = 0.0) -> float:
+                     timing: KernelTiming = KERNEL_TIMING, read_wait: float = 0) -> float:
     """The cycle the last Y leaves the extension unit (format §11.4, kernels with extension streams).
 
     row_first / row_last: per row of the start, in order, the earliest cycle the engine can take

@@ -1,30 +1,65 @@
-"""What the extensions (format §5.5, §6.2) cost a GEMV beside the SeedLM blocks: multiply-accumulates,
-bytes streamed and cycles, for the cycle model and projections to add.
+"""What a tensor's extension stream (format §5.6) adds to one engine's GEMV on the §11 kernel, for the
+projections, from a file header's counts (nnz and rank; no per-row counts). numpy-free.
 
-The model (until the engine's side streams exist, issue #18): the sparse part is one MAC per
-stored outlier; the low-rank part is R*cols MACs for T = R^T a, then R*rows for L T. Both are
-streamed from memory like the blocks (`extension_bits` is exactly what they store), so a side
-unit of `macs_per_cycle` multipliers on a `bus_bits` bus needs the larger of the two counts.
+The kernel reads the stream on `m_axi_io` beside the weights and its extension unit takes a word per
+cycle (format §11.3, §11.4):
+
+- bytes: the stream (padded to 64-bit words) shares the memory channel with the weight image;
+- cycles: the unit runs beside the engine. No row's sum exists before the header and the right
+  factors (H words) are in, and the engine runs at most `y_fifo_depth` rows ahead of the Ys it
+  has sent, so H holds it back by H - depth * R' cycles where that is positive (R': the engine's
+  cycles per row); a unit slower per row than the engine sets the pace instead:
+
+      added = max(0, H - depth * R', H + rows * w - weight_cycles)
+
+  with w the stream words per row. §11.4's recurrence (`core.engine_shape.kernel_cycles` with
+  streams) is exact and matches the RTL; tests/test_ext_kernel.py holds this estimate to it.
+
+Outlier words are bounded by nnz + rows (one per outlier, one per row without any), spread evenly
+over the rows.
 """
 from __future__ import annotations
 
-from seedlm_fpga.core.extensions import lowrank_bits, sparse_bits
+from dataclasses import dataclass
+
+from seedlm_fpga.core.engine_shape import IO_BITS, y_fifo_depth
+from seedlm_fpga.core.ext_stream import HEADER_WORDS, RIGHT_PER_WORD, io_beats
 
 
-def extension_macs(rows: int, cols: int, nnz: int = 0, rank: int = 0) -> int:
-    """nnz + R * (rows + cols): the side stream's multiply-accumulates for one GEMV."""
-    return nnz + rank * (rows + cols)
+@dataclass(frozen=True)
+class InstanceStream:
+    """The part of a tensor's stream one engine reads: every header and right-factor word (`head`),
+    and its share of the row words (`row_words` over `rows` rows)."""
+
+    head: int
+    row_words: int
+    rows: int
+
+    @property
+    def words(self) -> int:
+        return self.head + self.row_words
+
+    @property
+    def io_bytes(self) -> int:
+        return io_beats(self.words) * IO_BITS // 8
 
 
-def extension_stream_bits(rows: int, cols: int, nnz: int = 0, rank: int = 0) -> int:
-    """Bits the side stream reads per GEMV: the stored sparse and low-rank parts."""
-    return ((sparse_bits(rows, cols, nnz) if nnz else 0) + (lowrank_bits(rows, cols, rank) if rank else 0))
+def instance_stream(rows: int, cols: int, nnz: int, rank: int, rows_per_instance: int) -> InstanceStream:
+    """One engine's stream for `rows_per_instance` of the tensor's `rows` (format §5.6 layout)."""
+    head = HEADER_WORDS + rank * -(-cols // RIGHT_PER_WORD)
+    total_row_words = (rows if rank else 0) + (nnz + rows if nnz else 0)
+    share = min(rows, rows_per_instance)
+    return InstanceStream(head, -(-total_row_words * share // rows), share)
 
 
-def extension_cycles(rows: int, cols: int, nnz: int, rank: int, macs_per_cycle: int, bus_bits: int) -> int:
-    """Cycles of the side stream, compute- or memory-bound, whichever is longer (ceil of each)."""
-    if macs_per_cycle < 1 or bus_bits < 8:
-        raise ValueError("macs_per_cycle must be >= 1 and bus_bits >= 8")
-    macs = extension_macs(rows, cols, nnz, rank)
-    bits = extension_stream_bits(rows, cols, nnz, rank)
-    return max(-(-macs // macs_per_cycle), -(-bits // bus_bits))
+def extension_cycles(stream: InstanceStream, weight_cycles: float, latency_cycles: int) -> float:
+    """Cycles the stream adds to an engine whose weights take `weight_cycles` (module text)."""
+    per_row = weight_cycles / stream.rows
+    held = stream.head - y_fifo_depth(latency_cycles) * per_row
+    paced = stream.words - weight_cycles
+    return max(0.0, held, paced)
+
+
+def stream_beat_share(stream: InstanceStream, bus_bits: int) -> float:
+    """The stream's bytes in W-bit weight beats: what it takes from the channel the weights share."""
+    return stream.io_bytes * 8 / bus_bits
