@@ -3,10 +3,12 @@ the bare engine <= 10% LUTs), per submodule, with yosys.
 
     .venv/bin/python benchmarks/bench_kernel_area.py [--bus-bits 512] [--family xcup|ecp5]
                                                      [--report synth-alveo-u280/report.json]
+                                                     [--extensions]
 
 The kernel is synthesized with its hierarchy kept and the engine as a black box, so each row
 is one block of the kernel's own logic (control registers, burst issuers, job FIFOs, the read
-buffer, the sequencer in the top row). Counted as `seedlm-fpga synth` counts (LUTs used as
+buffer, the sequencer in the top row; with --extensions the extension unit, its stream reader
+and job FIFOs too, format §11.3). Counted as `seedlm-fpga synth` counts (LUTs used as
 memory included). Without -flatten yosys optimizes less across the blocks than `synth
 --kernel` (which synthesizes the kernel flat and subtracts the bare engine), so the total is
 close to, not equal to, that figure; ``--report`` prints the latter from a `synth --kernel`
@@ -36,10 +38,10 @@ SYNTH = {
 }
 
 
-def breakdown(bus_bits: int, family: str, preset: str = "seedlm-4") -> dict[str, dict]:
+def breakdown(bus_bits: int, family: str, preset: str = "seedlm-4", extensions: bool = False) -> dict[str, dict]:
     """Submodule (the kernel's top: "sequencer") -> resources, the engine left out."""
     cmd, rule, platform = SYNTH[family]
-    kernel = GemvKernel(DesignConfig(preset=preset, bus_bits=bus_bits, act_bits=8))
+    kernel = GemvKernel(DesignConfig(preset=preset, bus_bits=bus_bits, act_bits=8), extensions=extensions)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         (work / "k.v").write_text(verilog.convert(kernel, name="k", platform=platform))
@@ -64,13 +66,16 @@ def main(argv=None) -> int:
     ap.add_argument("--family", default="xcup", choices=sorted(SYNTH))
     ap.add_argument("--report", type=Path, help="a `seedlm-fpga synth --kernel` report.json: its kernel "
                                                 "extra beside the target")
+    ap.add_argument("--extensions", action="store_true", help="the kernel with the extension unit (format §11.3)")
     args = ap.parse_args(argv)
-    rows = breakdown(args.bus_bits, args.family)
-    print(f"kernel's own logic, W = {args.bus_bits}, {args.family}, hierarchy kept, engine left out")
-    print(f"{'block':28} {'LUT':>6} {'FF':>6}")
+    rows = breakdown(args.bus_bits, args.family, extensions=args.extensions)
+    what = " with the extension unit" if args.extensions else ""
+    print(f"kernel's own logic{what}, W = {args.bus_bits}, {args.family}, hierarchy kept, engine left out")
+    keys = [k for k in next(iter(rows.values()))]  # the family's counts: LUT, FF, DSP, block RAM
+    print(f"{'block':28} " + " ".join(f"{k.upper():>8}" for k in keys))
     for name, r in sorted(rows.items(), key=lambda kv: -kv[1]["lut"]):
-        print(f"{name:28} {r['lut']:6,} {r['ff']:6,}")
-    print(f"{'total':28} {sum(r['lut'] for r in rows.values()):6,} {sum(r['ff'] for r in rows.values()):6,}")
+        print(f"{name:28} " + " ".join(f"{r[k]:8,g}" for k in keys))
+    print(f"{'total':28} " + " ".join(f"{sum(r[k] for r in rows.values()):8,g}" for k in keys))
     if args.report:
         k = json.loads(args.report.read_text())["kernel"]
         lut, bare = k["extra"]["lut"], k["engine_resources"]["lut"]

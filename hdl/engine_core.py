@@ -78,7 +78,8 @@ class GemvCore(wiring.Component):
     follows ``beat`` by exactly `datapath_latency` cycles.
     """
 
-    def __init__(self, shape: EngineShape, make_datapath, datapath_latency: int, keep_acts: bool = False):
+    def __init__(self, shape: EngineShape, make_datapath, datapath_latency: int, keep_acts: bool = False,
+                 min_y_rows: int = 0):
         self.shape = shape
         self.has_keep_acts = keep_acts
         self.make_datapath = make_datapath
@@ -88,7 +89,7 @@ class GemvCore(wiring.Component):
         # beat register (1) + gearbox + datapath + row accumulator (1) + FIFO (write to r_rdy)
         self.latency_cycles = (1 + self.gear_latency + datapath_latency + RowAccumulator.latency
                                + self.FIFO_LATENCY)
-        self.y_fifo_depth = y_fifo_depth(self.latency_cycles)
+        self.y_fifo_depth = y_fifo_depth(self.latency_cycles, min_y_rows)
         super().__init__({
             "cols": In(range(shape.max_cols + 1)),
             # (only if asked for: the stream engines' Verilog stays as it was)

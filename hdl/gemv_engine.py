@@ -98,10 +98,10 @@ class SeedLMBeat(wiring.Component):
 class GemvEngine(GemvCore):
     """The SeedLM engine for `cfg` (a `DesignConfig`): see the module docstring."""
 
-    def __init__(self, cfg: DesignConfig, keep_acts: bool = False):
+    def __init__(self, cfg: DesignConfig, keep_acts: bool = False, min_y_rows: int = 0):
         self.cfg = cfg
         super().__init__(cfg.seedlm, lambda: SeedLMBeat(cfg), SeedLMBeat.latency_for(cfg),
-                         keep_acts)
+                         keep_acts, min_y_rows)
         assert self.latency_cycles == latency_of(cfg.seedlm_stages), "hdl and core.engine_shape disagree"
 
     def pipeline_stages(self) -> list[dict]:

@@ -36,7 +36,8 @@ from amaranth.lib import data, enum, fifo, wiring
 from amaranth.lib.wiring import In, Out
 
 from seedlm_fpga.core.engine_shape import (DEFAULT_MAX_DESCRIPTORS, DEFAULT_MEM_LATENCY, DESCRIPTOR_WORDS, IO_BITS, KERNEL_TIMING, MAX_ROWS, AXI_BOUNDARY,
-                                           AXI_MAX_BURST, DEFAULT_EXT_MAX_ROWS, DesignConfig, check_kernel_params, read_buffer_depth)
+                                           AXI_MAX_BURST, DEFAULT_EXT_MAX_ROWS, DesignConfig, check_kernel_params, ext_y_rows,
+                                           read_buffer_depth)
 from seedlm_fpga.hdl.axi_burst import AxiBurstReader, BurstIssuer, job_layout, read_ports, write_ports
 from seedlm_fpga.hdl.axi_lite_control import ControlRegisters, lite_ports
 from seedlm_fpga.hdl.axi_y_writer import AxiYWriter
@@ -129,7 +130,10 @@ class GemvKernel(wiring.Component):
         self.mem_latency, self.max_burst, self.max_descriptors = mem_latency, max_burst, max_descriptors
         # the baseline kernel has no extension parts to add (its weights are int16 already)
         self.extensions, self.ext_max_rows = extensions and kind == "seedlm", ext_max_rows
-        self.engine = (GemvEngine if kind == "seedlm" else BaselineEngine)(cfg, keep_acts=True)
+        if self.extensions:  # a Y FIFO deep enough to run ahead of the stream's right factors (format §11.4)
+            self.engine = GemvEngine(cfg, keep_acts=True, min_y_rows=ext_y_rows(cfg.seedlm.acts_per_word))
+        else:
+            self.engine = (GemvEngine if kind == "seedlm" else BaselineEngine)(cfg, keep_acts=True)
         self.shape = self.engine.shape
         self.read_depth = read_buffer_depth(mem_latency, max_burst)
         self.row_beats_max = self.shape.row_beats(cfg.max_cols)
@@ -322,8 +326,9 @@ class GemvKernel(wiring.Component):
         m.d.comb += segs.r_en.eq(next_seg)
 
         if self.extensions:
-            m.d.comb += ext_idle.eq(self._extension_unit(m, take, cols, push, gemv_rows, ext_beats, ext_addr, engine, ext_reader,
-                                            seg_act & fire & (seg_left == 1)))
+            acts_end = seg_act & fire & (seg_left == 1)
+            m.d.comb += ext_idle.eq(self._extension_unit(m, take, cols, push, gemv_rows, ext_beats, ext_addr, engine,
+                                                         ext_reader, acts_end))
         else:
             m.d.comb += ext_idle.eq(1)
 

@@ -30,9 +30,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from seedlm_fpga.core.engine_shape import (BASELINE_WEIGHT_BITS, DEFAULT_MEM_LATENCY, DESCRIPTOR_WORDS, IMAGE_LAYOUTS,
-                                           KERNEL_TIMING, StreamTiming, baseline_stages, extension_last_y,
+                                           KERNEL_TIMING, StreamTiming, baseline_stages, ext_y_rows, extension_last_y,
                                            kernel_cycles, largest_divisor_at_most, latency_of, read_buffer_depth,
-                                           seedlm_beats_per_row, seedlm_lanes, seedlm_stages)
+                                           seedlm_beats_per_row, seedlm_lanes, seedlm_stages, y_fifo_depth)
 from seedlm_fpga.core.reference import PRESETS
 from seedlm_fpga.sim.read_path_model import Segment, accept_times
 
@@ -153,11 +153,12 @@ class KernelCycleModel:
       taken, so a memory slower than the kernel was sized for (L_r + B + credit_loop > D) caps
       the stream below one beat per clock;
     - memory pauses: an R channel paused in a cycle with probability p makes each beat wait
-      p / (1 - p) cycles on average; the FIFO fills ahead while the extension unit takes a beat
-      every W/32 cycles, and the weights drain that store first;
+      p / (1 - p) cycles on average;
     - output back-pressure (W and B paused with probability q): one Y word per R weight beats must
       get through W, so weight beats take at least 1 / (R (1 - q)) cycles each, and the last Y's
-      W beat and its B wait q / (1 - q) cycles each on average.
+      W beat and its B wait q / (1 - q) cycles each on average;
+    - extension streams: the walk's per-row times go through §11.4's recurrence
+      (`extension_last_y`), each stream's first beat waiting p / (1 - p) more on average.
     """
 
     engine: CycleModel
@@ -167,6 +168,11 @@ class KernelCycleModel:
     @property
     def read_buffer(self) -> int:
         return read_buffer_depth(self.mem_latency, self.max_burst)
+
+    @property
+    def ext_y_depth(self) -> int:
+        """The engine's Y FIFO in a kernel with the extension unit (format §11.4)."""
+        return y_fifo_depth(self.engine.latency, ext_y_rows(self.engine.weights_per_beat))
 
     def latency_hidden(self, read_latency: int) -> bool:
         """Whether the credits let one beat per clock through at read latency L_r (format §11.3)."""
@@ -186,7 +192,7 @@ class KernelCycleModel:
         R, acts = self.engine.beats_per_row(cols), self.engine.act_beats(cols)
         if read_gap == write_gap == 0 and self.latency_hidden(read_latency):  # integers: the exact formula
             return kernel_cycles(acts, R, self.engine.latency, rows, descriptors, read_latency, write_latency,
-                                 streams=streams)
+                                 streams=streams, y_depth=self.ext_y_depth)
         t = KERNEL_TIMING
         wait = read_gap / (1 - read_gap)
         segments = [Segment(acts)]
@@ -200,7 +206,7 @@ class KernelCycleModel:
         if streams and any(streams):
             firsts, lasts = taken[acts::R], taken[acts + R - 1::R]
             last_y = extension_last_y(firsts, lasts, R, self.engine.latency, rows, taken[acts - 1], read_latency,
-                                      streams, read_wait=wait)
+                                      streams, read_wait=wait, y_depth=self.ext_y_depth)
         else:
             last_y = taken[-1] + self.engine.latency
         late_write = 2 * write_gap / (1 - write_gap)  # the last W beat and its B, each paused

@@ -192,7 +192,7 @@ def gemv_time(plan: EnginePlan, rows: int, cols: int, instances: int | None = No
     n_inst = -(-rows // per_instance)
     if stream:
         weight_cycles = (parts["weights"] + parts["stalls"]) / batch
-        parts["extensions"] = extension_cycles(stream, weight_cycles, model.latency) * batch
+        parts["extensions"] = extension_cycles(stream, weight_cycles, model.latency, model.weights_per_beat) * batch
         ext_bytes = n_inst * stream.io_bytes
     else:
         ext_bytes = 0

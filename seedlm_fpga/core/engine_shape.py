@@ -307,13 +307,21 @@ class KernelTiming:
 KERNEL_TIMING = KernelTiming()
 
 
-def y_fifo_depth(latency_cycles: int) -> int:
+def y_fifo_depth(latency_cycles: int, min_rows: int = 0) -> int:
     """The engine's Y FIFO (hdl.engine_core), and its row credits: the smallest power of two
-    > latency + 2, so that every row in flight has a place."""
+    > latency + 2 (every row in flight has a place) and >= min_rows."""
     depth = 4
-    while depth <= latency_cycles + 2:
+    while depth <= latency_cycles + 2 or depth < min_rows:
         depth *= 2
     return depth
+
+
+def ext_y_rows(weights_per_beat: int) -> int:
+    """Rows the engine of a kernel with the extension unit may run ahead of the Ys it sent (its Y
+    FIFO's minimum depth): 2E. A stream's header and right factors (at most cols + 6 words) come
+    before any row's sum, and 2E rows of R >= cols / E beats take at least 2 cols cycles, so the
+    engine does not wait for them (format §11.4)."""
+    return 2 * weights_per_beat
 
 
 @dataclass(frozen=True)
@@ -328,7 +336,8 @@ class StreamTiming:
 
 def kernel_cycles(act_beats: int, beats_per_row: int, latency_cycles: int, rows: list[int],
                   descriptors: bool, read_latency: int, write_latency: int,
-                  timing: KernelTiming = KERNEL_TIMING, streams: list[StreamTiming | None] | None = None) -> int:
+                  timing: KernelTiming = KERNEL_TIMING, streams: list[StreamTiming | None] | None = None,
+                  y_depth: int | None = None) -> int:
     """CYCLES of one start (format §11.4): ap_start taken (cycle 0) -> ap_done reads 1.
 
     For a memory answering every AR exactly `read_latency` cycles after its handshake (R beats
@@ -338,7 +347,8 @@ def kernel_cycles(act_beats: int, beats_per_row: int, latency_cycles: int, rows:
     The R stream is one beat per cycle from its first slot, except where a descriptor's weight
     AR leaves later than the previous image ends (start_d below).
     streams: per GEMV, its extension stream's timing or None (descriptors only); a row's Y
-    then waits for the row's sum, the engine for row credits (`extension_last_y`).
+    then waits for the row's sum, the engine for row credits (`extension_last_y`; y_depth: the
+    engine's Y FIFO depth, default `y_fifo_depth(latency_cycles)`).
     """
     slot = timing.launch + read_latency + act_beats       # first weight beat's R slot
     starts = []
@@ -352,7 +362,7 @@ def kernel_cycles(act_beats: int, beats_per_row: int, latency_cycles: int, rows:
         firsts = [s + k * beats_per_row + timing.read_fifo for s, r in zip(starts, rows) for k in range(r)]
         acts_taken = timing.launch + read_latency + act_beats - 1 + timing.read_fifo
         last_y = extension_last_y(firsts, [f + beats_per_row - 1 for f in firsts], beats_per_row, latency_cycles,
-                                  rows, acts_taken, read_latency, streams, timing)
+                                  rows, acts_taken, read_latency, streams, timing, y_depth=y_depth)
         return last_y + write_latency + timing.done
     last_w_accepted = slot - 1 + timing.read_fifo
     return last_w_accepted + latency_cycles + write_latency + timing.done
@@ -360,7 +370,8 @@ def kernel_cycles(act_beats: int, beats_per_row: int, latency_cycles: int, rows:
 
 def extension_last_y(row_first: list[float], row_last: list[float], beats_per_row: int, latency_cycles: int,
                      rows: list[int], acts_taken: float, read_latency: int, streams: list[StreamTiming | None],
-                     timing: KernelTiming = KERNEL_TIMING, read_wait: float = 0) -> float:
+                     timing: KernelTiming = KERNEL_TIMING, read_wait: float = 0,
+                     y_depth: int | None = None) -> float:
     """The cycle the last Y leaves the extension unit (format §11.4, kernels with extension streams).
 
     row_first / row_last: per row of the start, in order, the earliest cycle the engine can take
@@ -375,11 +386,11 @@ def extension_last_y(row_first: list[float], row_last: list[float], beats_per_ro
     the last Y of stream e - 2 + 1 (its Y-buffer half). Word j of the stream then completes in
     cycle f_e + 2 + j, and the row it ends may leave from f_e + ext_row + j. The engine takes a row's
     first weight beat no earlier than its R slot + read_fifo, the cycle after the previous row's
-    last beat, and the cycle after the Y of the row `y_fifo_depth` rows back left (row credits);
+    last beat, and the cycle after the Y of the row `y_depth` rows back left (row credits);
     its Y is ready latency_cycles after the row's last beat, and Ys leave one per cycle.
     """
     t = timing
-    depth = y_fifo_depth(latency_cycles)
+    depth = y_depth or y_fifo_depth(latency_cycles)
     n = len(rows)
     desc_end = t.desc_launch + read_latency + DESCRIPTOR_WORDS * n - 1
     acts_in = acts_taken + 1
@@ -420,4 +431,5 @@ def kernel_cycles_for(cfg: DesignConfig, kind: str, cols: int, rows: list[int], 
     else:
         raise ValueError(f"kernel kind must be seedlm or baseline, got {kind!r}")
     return kernel_cycles(-(-cols // shape.acts_per_beat), shape.row_beats(cols), lat, rows, descriptors,
-                         read_latency, write_latency, streams=streams)
+                         read_latency, write_latency, streams=streams,
+                         y_depth=y_fifo_depth(lat, ext_y_rows(shape.acts_per_word)) if streams else None)

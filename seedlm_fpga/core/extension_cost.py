@@ -6,9 +6,10 @@ cycle (format §11.3, §11.4):
 
 - bytes: the stream (padded to 64-bit words) shares the memory channel with the weight image;
 - cycles: the unit runs beside the engine. No row's sum exists before the header and the right
-  factors (H words) are in, and the engine runs at most `y_fifo_depth` rows ahead of the Ys it
-  has sent, so H holds it back by H - depth * R' cycles where that is positive (R': the engine's
-  cycles per row); a unit slower per row than the engine sets the pace instead:
+  factors (H words) are in, and the engine runs at most `depth` rows ahead of the Ys it has sent
+  (its Y FIFO: at least `ext_y_rows` = 2E in such a kernel), so H holds it back by H - depth * R'
+  cycles where that is positive (R': the engine's cycles per row; with a memory that keeps up,
+  never); a unit slower per row than the engine sets the pace instead:
 
       added = max(0, H - depth * R', H + rows * w - weight_cycles)
 
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from seedlm_fpga.core.engine_shape import IO_BITS, y_fifo_depth
+from seedlm_fpga.core.engine_shape import IO_BITS, ext_y_rows, y_fifo_depth
 from seedlm_fpga.core.ext_stream import HEADER_WORDS, RIGHT_PER_WORD, io_beats
 
 
@@ -52,10 +53,10 @@ def instance_stream(rows: int, cols: int, nnz: int, rank: int, rows_per_instance
     return InstanceStream(head, -(-total_row_words * share // rows), share)
 
 
-def extension_cycles(stream: InstanceStream, weight_cycles: float, latency_cycles: int) -> float:
+def extension_cycles(stream: InstanceStream, weight_cycles: float, latency_cycles: int, weights_per_beat: int) -> float:
     """Cycles the stream adds to an engine whose weights take `weight_cycles` (module text)."""
     per_row = weight_cycles / stream.rows
-    held = stream.head - y_fifo_depth(latency_cycles) * per_row
+    held = stream.head - y_fifo_depth(latency_cycles, ext_y_rows(weights_per_beat)) * per_row
     paced = stream.words - weight_cycles
     return max(0.0, held, paced)
 
