@@ -36,8 +36,8 @@ from amaranth.lib import data, enum, fifo, wiring
 from amaranth.lib.wiring import In, Out
 
 from seedlm_fpga.core.engine_shape import (DEFAULT_MAX_DESCRIPTORS, DEFAULT_MEM_LATENCY, DESCRIPTOR_WORDS, IO_BITS, KERNEL_TIMING, MAX_ROWS, AXI_BOUNDARY,
-                                           AXI_MAX_BURST, DEFAULT_EXT_MAX_ROWS, DesignConfig, check_kernel_params, ext_y_rows,
-                                           read_buffer_depth)
+                                           AXI_MAX_BURST, DEFAULT_EXT_MAX_ROWS, DesignConfig, check_kernel_params,
+                                           ext_y_rows, read_buffer_depth)
 from seedlm_fpga.hdl.axi_burst import AxiBurstReader, BurstIssuer, job_layout, read_ports, write_ports
 from seedlm_fpga.hdl.axi_lite_control import ControlRegisters, lite_ports
 from seedlm_fpga.hdl.axi_y_writer import AxiYWriter
@@ -354,7 +354,8 @@ class GemvKernel(wiring.Component):
         job_in = Signal(job_layout(self.count_bits))
         has_stream = push & ext_beats.any()
         m.d.comb += [job_in.addr.eq(ext_addr), job_in.beats.eq(ext_beats),
-                     jobs.w_en.eq(has_stream), jobs.w_data.eq(job_in), segs.w_en.eq(has_stream), segs.w_data.eq(ext_beats),
+                     jobs.w_en.eq(has_stream), jobs.w_data.eq(job_in),
+                     segs.w_en.eq(has_stream), segs.w_data.eq(ext_beats),
                      ext_reader.job.valid.eq(jobs.r_rdy), ext_reader.job.payload.eq(jobs.r_data),
                      jobs.r_en.eq(ext_reader.job.ready)]
         # the activation copy is complete before a stream's first beat (the streams may come first)

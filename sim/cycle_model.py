@@ -176,7 +176,8 @@ class KernelCycleModel:
 
     def latency_hidden(self, read_latency: int) -> bool:
         """Whether the credits let one beat per clock through at read latency L_r (format §11.3)."""
-        return read_latency + self.max_burst - 1 + KERNEL_TIMING.credit_loop <= self.read_buffer // self.max_burst * self.max_burst
+        room = self.read_buffer // self.max_burst * self.max_burst
+        return read_latency + self.max_burst - 1 + KERNEL_TIMING.credit_loop <= room
 
     def cycles(self, cols: int, rows: list[int], descriptors: bool, read_latency: int, write_latency: int,
                read_gap: float = 0.0, write_gap: float = 0.0,

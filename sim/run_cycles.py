@@ -34,7 +34,8 @@ class StartModel:
     def _models(self) -> dict[str, KernelCycleModel]:
         return kernel_models(self.preset, self.bus_bits, self.act_bits, "beat", self.mem_latency)
 
-    def cycles(self, kind: str, cols: int, rows: tuple[int, ...], streams: list[StreamTiming | None] | None = None) -> int:
+    def cycles(self, kind: str, cols: int, rows: tuple[int, ...],
+               streams: list[StreamTiming | None] | None = None) -> int:
         model = self._models["fp16" if kind == "baseline" else self.preset]
         return round(model.cycles(cols, list(rows), True, read_latency(self.mem_latency), BASE_WRITE_LATENCY,
                                   streams=streams))

@@ -201,7 +201,8 @@ def test_projection_counts_the_extension_stream():
         ends = tuple(int(head - 1 + np.ceil((k + 1) * per_row)) for k in range(rows))
         cfg = DesignConfig(preset="seedlm-4", bus_bits=512, act_bits=8, max_cols=cols)
         plain_cycles = kernel_cycles_for(cfg, "seedlm", cols, [rows], True, 2, 0)
-        exact = kernel_cycles_for(cfg, "seedlm", cols, [rows], True, 2, 0, streams=[StreamTiming(ends, 0)]) - plain_cycles
+        exact = kernel_cycles_for(cfg, "seedlm", cols, [rows], True, 2, 0,
+                                  streams=[StreamTiming(ends, 0)]) - plain_cycles
         added = gemv_time(fast, rows, cols, None, 1, nnz, rank)["cycles"] - gemv_time(fast, rows, cols)["cycles"]
         assert added == pytest.approx(exact, abs=0.01 * plain_cycles), (rows, cols, nnz, rank)
 

@@ -72,6 +72,7 @@ def run(args) -> int:
           f"{beats:,} beats, {len(image):,} bytes, {lay.bits_per_weight(cols):.3f} bits/weight")
     print(f"wrote {output}")
     if ext_out is not None:
-        print(f"extension stream (format §5.6): {ext_words(ext, enc.shape):,} words, {len(stream) // 8:,} 64-bit beats, "
+        print(f"extension stream (format §5.6): {ext_words(ext, enc.shape):,} words, "
+              f"{len(stream) // 8:,} 64-bit beats, "
               f"{len(stream):,} bytes, {len(stream) * 8 / (rows * cols):.3f} bits/weight; wrote {ext_out}")
     return 0

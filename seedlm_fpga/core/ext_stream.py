@@ -3,8 +3,8 @@ reads them (format §5.6), and its size and cycles. numpy only.
 
 The stream is a sequence of 32-bit little-endian words, zero-padded to a whole 64-bit word: the
 kernel reads it on its 64-bit `m_axi_io` port beside the weights (format §11.3), whatever the
-weight bus W. The unit takes one word per cycle (so the layout spends a word where the unit spends a cycle: four int8
-right factors, up to four int8 left factors, one outlier):
+weight bus W. The unit takes one word per cycle (so the layout spends a word where the unit
+spends a cycle: four int8 right factors, up to four int8 left factors, one outlier):
 
     word 0            rank R (bits 0..2), has-sparse (bit 3), e (bits 4..9), rows (bits 16..31)
     word 1            f_k at bits 6k .. 6k+5 (k < R)
@@ -18,7 +18,6 @@ from __future__ import annotations
 import numpy as np
 
 from seedlm_fpga.core.engine_shape import IO_BITS, StreamTiming
-
 from seedlm_fpga.core.extensions import Extensions
 
 #: the unit's limits: 4 components (one left word), 15-bit columns, 16-bit rows in the header
