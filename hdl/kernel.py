@@ -196,7 +196,7 @@ class GemvKernel(wiring.Component):
         # pushed from gemv_* the cycle after gemv_ready: the next descriptor's words overwrite
         # them from the end of that cycle on (word 0, then 1, then 2), never before
         push_beats = Signal(self.count_bits)
-        # extensions: descriptor +20 (ext stream beats) and +24 (its address); 0 beats from the registers
+        # extensions: descriptor +20 (the stream's 64-bit words) and +24 (its address); none from the registers
         ext_beats, ext_addr = Signal(self.count_bits), Signal(64)
         if self.extensions:
             with m.If(take):

@@ -33,10 +33,10 @@ DESCRIPTOR_BYTES = DESCRIPTOR_WORDS * WORD_BYTES
 Y_POISON = 0xA5
 
 
-def pack_descriptor(weights_addr: int, y_addr: int, rows: int, ext_beats: int = 0, ext_addr: int = 0) -> bytes:
+def pack_descriptor(weights_addr: int, y_addr: int, rows: int, ext_io_beats: int = 0, ext_addr: int = 0) -> bytes:
     """One format §11.3 descriptor: u64 weights, u64 Y, u32 rows, u32 extension-stream length in
     64-bit words (0: none), u64 extension-stream address (format §5.6)."""
-    return struct.pack("<QQIIQ", weights_addr, y_addr, rows, ext_beats, ext_addr)
+    return struct.pack("<QQIIQ", weights_addr, y_addr, rows, ext_io_beats, ext_addr)
 
 
 def image_align(bus_bits: int) -> int:
