@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from seedlm_fpga.core.engine_shape import IO_BITS, ext_y_rows, y_fifo_depth
-from seedlm_fpga.core.ext_stream import HEADER_WORDS, RIGHT_PER_WORD, io_beats
+from seedlm_fpga.core.ext_stream import ext_words_bound, io_beats
 
 
 @dataclass(frozen=True)
@@ -47,8 +47,8 @@ class InstanceStream:
 
 def instance_stream(rows: int, cols: int, nnz: int, rank: int, rows_per_instance: int) -> InstanceStream:
     """One engine's stream for `rows_per_instance` of the tensor's `rows` (format §5.6 layout)."""
-    head = HEADER_WORDS + rank * -(-cols // RIGHT_PER_WORD)
-    total_row_words = (rows if rank else 0) + (nnz + rows if nnz else 0)
+    head = ext_words_bound(0, cols, 0, rank)  # the header and every right factor
+    total_row_words = ext_words_bound(rows, cols, nnz, rank) - head
     share = min(rows, rows_per_instance)
     return InstanceStream(head, -(-total_row_words * share // rows), share)
 
