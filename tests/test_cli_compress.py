@@ -15,6 +15,7 @@ from seedlm_fpga.compressor import encoder
 from seedlm_fpga.compressor.container import read_container
 from seedlm_fpga.core.reference import PRESETS, decode_tensor
 from example_data import example_file
+from cli_util import run_cli
 
 
 
@@ -34,16 +35,11 @@ def _checkpoint(path: Path, **overrides) -> dict[str, torch.Tensor]:
     return sd
 
 
-def _run(capsys, *argv):
-    rc = main(list(argv))
-    out, err = capsys.readouterr()
-    return rc, out, err
-
 
 def test_compress_prints_table_and_writes_a_complete_container(tmp_path, capsys):
     sd = _checkpoint(tmp_path / "m.safetensors")
     out_path = tmp_path / "m.seedlm"
-    rc, out, err = _run(capsys, "compress", str(tmp_path / "m.safetensors"), "-o", str(out_path))
+    rc, out, err = run_cli(capsys, "compress", str(tmp_path / "m.safetensors"), "-o", str(out_path))
     assert rc == 0, err
     assert err == ""  # tqdm stays quiet when stderr is not a terminal
     c = read_container(out_path)
@@ -81,7 +77,7 @@ def test_compress_prints_table_and_writes_a_complete_container(tmp_path, capsys)
 def test_flags_reach_the_encoder(tmp_path, capsys):
     _checkpoint(tmp_path / "m.safetensors")
     out_path = tmp_path / "m.seedlm"
-    rc, out, err = _run(capsys, "compress", str(tmp_path / "m.safetensors"), "-o", str(out_path),
+    rc, out, err = run_cli(capsys, "compress", str(tmp_path / "m.safetensors"), "-o", str(out_path),
                         "--bias", "paper", "--include", r"layers\.\d\.wq", "--exclude", "layers.1")
     assert rc == 0, err
     c = read_container(out_path)
@@ -105,7 +101,7 @@ def test_resume_skips_finished_tensors(tmp_path, capsys, monkeypatch):
     out_path = tmp_path / "m.seedlm"
     argv = ["compress", str(tmp_path / "m.safetensors"), "-o", str(out_path)]
     capsys.readouterr()
-    rc, _, err = _run(capsys, *argv)
+    rc, _, err = run_cli(capsys, *argv)
     assert rc == 130
     assert err.splitlines() == [f"finished tensors are kept in {tmp_path / 'm.seedlm.partial'}; rerun with "
                                 f"--resume to continue", "seedlm-fpga compress: interrupted"]
@@ -114,7 +110,7 @@ def test_resume_skips_finished_tensors(tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr(encoder, "encode_tensor", lambda w, *a, **kw: calls.append(w.shape) or real(w, *a, **kw))
     calls.clear()
-    rc, out, err = _run(capsys, *argv, "--resume")
+    rc, out, err = run_cli(capsys, *argv, "--resume")
     assert rc == 0, err
     assert len(calls) == 2  # the two unfinished tensors only
     assert out_path.read_bytes() == reference.read_bytes()
@@ -133,9 +129,9 @@ def test_resume_refuses_other_flags_and_fresh_run_discards_partial(tmp_path, cap
 
     monkeypatch.setattr(encoder, "encode_tensor", interrupted_on_second)
     argv = ["compress", str(tmp_path / "m.safetensors"), "-o", str(tmp_path / "m.seedlm")]
-    assert _run(capsys, *argv)[0] == 130
+    assert run_cli(capsys, *argv)[0] == 130
     partial = tmp_path / "m.seedlm.partial"
-    rc, _, err = _run(capsys, *argv, "--resume", "--bias", "paper")
+    rc, _, err = run_cli(capsys, *argv, "--resume", "--bias", "paper")
     assert rc == 2
     assert err == (f"seedlm-fpga compress: error: {partial} holds a run with another input or other flags; "
                    f"delete it or run without --resume\n")
@@ -148,12 +144,12 @@ def test_resume_refuses_other_flags_and_fresh_run_discards_partial(tmp_path, cap
 def test_stories260k_subset_then_inspect_decompress_image(tmp_path, capsys):
     src = example_file("stories260K.bin")
     s = tmp_path / "s.seedlm"
-    rc, out, err = _run(capsys, "compress", str(src), "-o", str(s), "--include", r"layers\.0\.w[qk]$")
+    rc, out, err = run_cli(capsys, "compress", str(src), "-o", str(s), "--include", r"layers\.0\.w[qk]$")
     assert rc == 0, err
     assert [line.split()[:2] for line in out.splitlines()[2:4]] == [["layers.0.wk", "32x64"], ["layers.0.wq", "64x64"]]
-    rc, out, err = _run(capsys, "inspect", str(s))
+    rc, out, err = run_cli(capsys, "inspect", str(s))
     assert rc == 0 and "carried tensors (47):" in out
-    rc, out, err = _run(capsys, "decompress", str(s), "-o", str(tmp_path / "s.safetensors"))
+    rc, out, err = run_cli(capsys, "decompress", str(s), "-o", str(tmp_path / "s.safetensors"))
     assert rc == 0, err
     from safetensors.torch import load_file
     from seedlm_fpga.compressor.llama2c import read_llama2c
@@ -165,7 +161,7 @@ def test_stories260k_subset_then_inspect_decompress_image(tmp_path, capsys):
     wq = torch.from_numpy(original["layers.0.wq"])
     rel = float((back["layers.0.wq"] - wq).norm() / wq.norm())
     assert 0 < rel < 0.5
-    rc, out, err = _run(capsys, "image", str(s), "--tensor", "layers.0.wk", "--bus-bits", "512",
+    rc, out, err = run_cli(capsys, "image", str(s), "--tensor", "layers.0.wk", "--bus-bits", "512",
                         "-o", str(tmp_path / "wk.bin"))
     assert rc == 0, err
     assert (tmp_path / "wk.bin").stat().st_size == 32 * 64  # 32 rows x 1 beat of 64 bytes (8 blocks/row)
@@ -175,7 +171,7 @@ def test_stories260k_subset_then_inspect_decompress_image(tmp_path, capsys):
 
 def _expect_error(capsys, tmp_path, argv, message):
     out_path = tmp_path / "out.seedlm"
-    rc, _, err = _run(capsys, "compress", *argv, "-o", str(out_path))
+    rc, _, err = run_cli(capsys, "compress", *argv, "-o", str(out_path))
     assert (rc, err) == (2, f"seedlm-fpga compress: error: {message}\n")
     assert not out_path.exists() and not (tmp_path / "out.seedlm.partial").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.seedlm")]

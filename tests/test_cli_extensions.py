@@ -7,13 +7,13 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from seedlm_fpga.cli.main import main
 from seedlm_fpga.compressor.container import bits_per_weight, read_container
 from seedlm_fpga.compressor.extend import allocate
 from seedlm_fpga.core.extensions import decode_extended
 from seedlm_fpga.core.numeric import relative_error
 from seedlm_fpga.evaluation import library_baselines
 from seedlm_fpga.evaluation.library_baselines import HQQ, NF4
+from cli_util import run_cli
 
 
 def _checkpoint(path):
@@ -26,16 +26,11 @@ def _checkpoint(path):
     return sd
 
 
-def _run(capsys, *argv):
-    rc = main(list(argv))
-    out, err = capsys.readouterr()
-    return rc, out, err
-
 
 def test_compress_with_outliers_and_rank_then_decompress(tmp_path, capsys):
     sd = _checkpoint(tmp_path / "m.safetensors")
     out = tmp_path / "m.seedlm"
-    rc, text, err = _run(capsys, "compress", str(tmp_path / "m.safetensors"), "-o", str(out),
+    rc, text, err = run_cli(capsys, "compress", str(tmp_path / "m.safetensors"), "-o", str(out),
                          "--outliers", "0.05", "--rank", "1")
     assert rc == 0, err
     c = read_container(out)
@@ -56,11 +51,11 @@ def test_compress_with_outliers_and_rank_then_decompress(tmp_path, capsys):
     assert enc2.bias == wq.bias and np.array_equal(ext2.lowrank.left, ext.lowrank.left)
     w = sd["layers.0.wq.weight"].double().numpy()
     assert relative_error(w, decode_extended(wq, ext)) < 0.7 * relative_error(w, _plain(tmp_path, capsys, "wq"))
-    rc, _, err = _run(capsys, "decompress", str(out), "-o", str(tmp_path / "d.safetensors"))
+    rc, _, err = run_cli(capsys, "decompress", str(out), "-o", str(tmp_path / "d.safetensors"))
     assert rc == 0, err
     d = load_file(tmp_path / "d.safetensors")["layers.0.wq.weight"]
     np.testing.assert_array_equal(d.numpy(), decode_extended(wq, ext).astype(np.float32))
-    rc, text, err = _run(capsys, "image", str(out), "--tensor", "layers.0.wq.weight", "--bus-bits", "64",
+    rc, text, err = run_cli(capsys, "image", str(out), "--tensor", "layers.0.wq.weight", "--bus-bits", "64",
                          "-o", str(tmp_path / "i.bin"))
     assert rc == 0, err
     # the extension stream beside the image (format §5.6): header rank 1, sparse, e, 8 rows; the
@@ -71,7 +66,7 @@ def test_compress_with_outliers_and_rank_then_decompress(tmp_path, capsys):
     n = 2 + 4 + 8 + sum(max(1, int(ext.sparse.row_ptr[r + 1]) - int(ext.sparse.row_ptr[r])) for r in range(8))
     assert len(raw) == -(-n // 2) * 8 and "extension stream" in text
     # the stream is read on the kernel's 64-bit m_axi_io whatever the weight bus: the same bytes
-    rc, _, err = _run(capsys, "image", str(out), "--tensor", "layers.0.wq.weight", "--bus-bits", "48",
+    rc, _, err = run_cli(capsys, "image", str(out), "--tensor", "layers.0.wq.weight", "--bus-bits", "48",
                       "-o", str(tmp_path / "j.bin"))
     assert rc == 0, err
     assert (tmp_path / "j.ext.bin").read_bytes() == raw
@@ -79,14 +74,14 @@ def test_compress_with_outliers_and_rank_then_decompress(tmp_path, capsys):
 
 def _plain(tmp_path, capsys, which):
     out = tmp_path / "plain.seedlm"
-    assert _run(capsys, "compress", str(tmp_path / "m.safetensors"), "-o", str(out))[0] == 0
+    assert run_cli(capsys, "compress", str(tmp_path / "m.safetensors"), "-o", str(out))[0] == 0
     return read_container(out).compressed[f"layers.0.{which}.weight"].decode()
 
 
 def test_budget_picks_per_tensor_within_the_budget(tmp_path, capsys):
     _checkpoint(tmp_path / "m.safetensors")
     out = tmp_path / "b.seedlm"
-    rc, text, err = _run(capsys, "compress", str(tmp_path / "m.safetensors"), "-o", str(out), "--budget", "4.5")
+    rc, text, err = run_cli(capsys, "compress", str(tmp_path / "m.safetensors"), "-o", str(out), "--budget", "4.5")
     assert rc == 0, err
     c = read_container(out)
     stored = sum(bits_per_weight(e, c.extensions.get(n)) * e.shape[0] * e.shape[1] for n, e in c.compressed.items())
@@ -109,7 +104,7 @@ def test_budget_picks_per_tensor_within_the_budget(tmp_path, capsys):
 def test_bad_extension_flags_exit_2_with_one_line(tmp_path, capsys, argv, message):
     _checkpoint(tmp_path / "m.safetensors")
     out = tmp_path / "out.seedlm"
-    rc, _, err = _run(capsys, "compress", str(tmp_path / "m.safetensors"), "-o", str(out), *argv)
+    rc, _, err = run_cli(capsys, "compress", str(tmp_path / "m.safetensors"), "-o", str(out), *argv)
     assert (rc, err) == (2, f"seedlm-fpga compress: error: {message}\n")
     assert not out.exists() and not (tmp_path / "out.seedlm.partial").exists()
 
@@ -145,15 +140,15 @@ def test_hqq_and_nf4_bits_and_codes():
 
 def test_evaluate_names_the_missing_extra(tmp_path, capsys, monkeypatch):
     sd = _checkpoint(tmp_path / "m.safetensors")
-    assert _run(capsys, "compress", str(tmp_path / "m.safetensors"), "-o", str(tmp_path / "m.seedlm"))[0] == 0
+    assert run_cli(capsys, "compress", str(tmp_path / "m.safetensors"), "-o", str(tmp_path / "m.seedlm"))[0] == 0
     args = ["evaluate", str(tmp_path / "m.seedlm"), "--reference", str(tmp_path / "m.safetensors"), "--json"]
-    rc, out, err = _run(capsys, *args)
+    rc, out, err = run_cli(capsys, *args)
     import json
 
     methods = [m["method"] for m in json.loads(out)["methods"]]
     assert rc == 0 and {"HQQ int4 g64", "HQQ int4 g128", "NF4 g64"} <= set(methods)
     monkeypatch.setattr(library_baselines, "missing_extra", lambda: "HQQ and NF4 baselines skipped: torchao not installed")
-    rc, out, err = _run(capsys, *args)
+    rc, out, err = run_cli(capsys, *args)
     report = json.loads(out)
     assert not any(m["method"].startswith(("HQQ", "NF4")) for m in report["methods"])
     assert "HQQ and NF4 baselines skipped: torchao not installed" in report["notes"]
@@ -166,9 +161,9 @@ def test_evaluate_names_the_missing_extra(tmp_path, capsys, monkeypatch):
 ])
 def test_evaluate_bad_flags_exit_2_with_one_line(tmp_path, capsys, argv, message):
     _checkpoint(tmp_path / "m.safetensors")
-    assert _run(capsys, "compress", str(tmp_path / "m.safetensors"), "-o", str(tmp_path / "m.seedlm"))[0] == 0
+    assert run_cli(capsys, "compress", str(tmp_path / "m.safetensors"), "-o", str(tmp_path / "m.seedlm"))[0] == 0
     argv = [a.replace("p.png", str(tmp_path / "p.png")) for a in argv]
-    rc, _, err = _run(capsys, "evaluate", str(tmp_path / "m.seedlm"), "--reference", str(tmp_path / "m.safetensors"),
+    rc, _, err = run_cli(capsys, "evaluate", str(tmp_path / "m.seedlm"), "--reference", str(tmp_path / "m.safetensors"),
                       *argv)
     assert (rc, err) == (2, f"seedlm-fpga evaluate: error: {message}\n")
     assert not (tmp_path / "p.png").exists()

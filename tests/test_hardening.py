@@ -15,16 +15,12 @@ from seedlm_fpga.cli.main import main
 from seedlm_fpga.compressor.container import write_safetensors
 from seedlm_fpga.errors import UserError
 from seedlm_samples import sample_container
+from cli_util import run_cli
 
-
-def _run(capsys, *argv):
-    rc = main(list(map(str, argv)))
-    out, err = capsys.readouterr()
-    return rc, out, err
 
 
 def _one_line_error(capsys, *argv) -> str:
-    rc, _, err = _run(capsys, *argv)
+    rc, _, err = run_cli(capsys, *argv)
     assert rc == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     return err.strip()
 
